@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from trials.config import ModelConfig
+from trials.shared_prefix import block_on_rows, plan_prefixes, take
 
 
 class RMSNorm(nn.Module):
@@ -155,9 +156,19 @@ class Transformer(nn.Module):
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.activation_checkpointing = False
+        self.share_prefixes = True
+        """Compute each distinct prefix of a batch once (trials/shared_prefix.py) when exact."""
         init_weights(self, cfg)
 
+    def can_share_prefixes(self) -> bool:
+        """Prefix sharing is exact only when no dropout mask is drawn."""
+        c = self.cfg
+        dropout = self.training and max(c.dropout_emb, c.dropout_attn, c.dropout_resid, c.dropout_ff) > 0
+        return self.share_prefixes and not dropout and not (self.activation_checkpointing and self.training)
+
     def forward(self, x: torch.Tensor, last_only: bool = True) -> torch.Tensor:
+        if last_only and self.can_share_prefixes():
+            return self._forward_shared(x)
         B, T = x.shape
         h = self.embed(x)  # (B, T, C)
         if self.pos is not None:
@@ -174,6 +185,23 @@ class Transformer(nn.Module):
         if last_only:
             h = h[:, -1]  # (B, C): only the answer position is scored
         return self.head(self.norm(h))  # (B, V) or (B, T, V)
+
+    def _forward_shared(self, x: torch.Tensor) -> torch.Tensor:
+        """Answer logits (B, V) computing every distinct prefix of the batch once."""
+        plan = plan_prefixes(x)
+        T = x.shape[1]
+        h = self.embed(plan.input_tok)  # (U, C): one row per distinct (position, token)
+        if self.pos is not None:
+            h = h + self.pos.weight[plan.input_pos]
+        rope = (self.rope_cos[:T], self.rope_sin[:T]) if self.pos is None else None
+        gather = plan.input_row
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            queries = slice(plan.last_start, None) if last else slice(None)
+            h = block_on_rows(block, h, plan, rope, gather, queries)
+            gather = None
+        logits = self.head(self.norm(h))  # (distinct sequences, V)
+        return take(logits, plan.example_row)
 
 
 class MLP(nn.Module):

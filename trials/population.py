@@ -17,8 +17,9 @@ Equality with separate runs (tests/trials/test_population.py): the stacked optim
 round exactly as trials.optim and trials.filters do, so with vectorize="loop" (one
 functional_call per member) every record is bitwise its separate run's on CPU. With
 vectorize="vmap" (the default: one batched kernel per op for all members) the batched matrix
-products, CPU math attention and vmap's LayerNorm decomposition change a few gradient bits from
-step 1 on, and Adam amplifies those along the trajectory: ~1e-7 relative at first, ~1e-5 on
+products, CPU math attention, vmap's LayerNorm decomposition and the plain forward instead of
+prefix sharing (trials/shared_prefix.py needs torch.unique, which vmap cannot batch) change a few
+gradient bits from step 1 on, and Adam amplifies those along the trajectory: ~1e-7 relative at first, ~1e-5 on
 norms by step 60. Dropout masks differ from separate runs (the members draw them from one
 global generator), so with dropout the curves agree in distribution only.
 

@@ -121,6 +121,8 @@ class StackedModel:
         if attention not in ("auto", "math", "native"):
             raise ValueError(f"attention: got {attention!r}, allowed: auto, math, native")
         self.base, self.layout, self.autocast, self.loop = base, layout, autocast, vectorize == "loop"
+        if not self.loop:  # prefix sharing finds distinct rows with torch.unique, which vmap cannot batch
+            base.share_prefixes = False
         device = next(base.parameters()).device
         self.math_attention = attention == "math" or (attention == "auto" and device.type == "cpu")
         self._vmapped = vmap(self._member_logits, in_dims=(0, 0), randomness="different")

@@ -50,7 +50,7 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]
     was_training = model.training
     model.eval()
     try:
-        model(x)
+        model(x, last_only=False)  # the plain forward, so every Attention module runs
     finally:
         model.train(was_training)
         for h in handles:
