@@ -17,13 +17,15 @@ def score_split(
     x: torch.Tensor,
     y: torch.Tensor,
     n_classes_index: torch.Tensor | None = None,
-    chunk: int = 8192,
+    chunk: int = 2048,
     autocast=contextlib.nullcontext,
 ) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy of the answer token over a whole split, in chunks.
 
     Args:
         x: (N, T) inputs; y: (N,) answer tokens.
+        chunk: examples per forward; 2048 keeps the activations cache-sized (on the 2-core CPU a
+            4705-example x*y mod 97 split scores in 56 ms in chunks of 2048, 69 ms in one chunk).
         n_classes_index: (V,) map from token id to class position (-1 for non-answers); when
             given, per-class accuracy is returned as "per_class" (n_classes,).
     Returns:

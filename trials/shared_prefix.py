@@ -126,7 +126,13 @@ def block_on_rows(block, h: torch.Tensor, plan: PrefixPlan, rope, gather: torch.
 
 
 def take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x[index] along dim 0 via index_select, whose backward (index_add) is ~10x faster on CPU."""
+    """x[index] along dim 0: (U, ...) -> (*index.shape, ...).
+
+    index_select, whose backward is ~10x faster on CPU than that of x[index], and sums the
+    gradients of a repeated row in float32 under bf16 autocast (one row may feed every example:
+    the "=" token at the last position), as the plain forward's matmuls do
+    (tests/trials/test_shared_prefix.py checks both).
+    """
     return x.index_select(0, index.flatten()).view(*index.shape, *x.shape[1:])
 
 
