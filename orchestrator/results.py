@@ -13,6 +13,11 @@ key ("optim.lr"); seed; task (e.g. "modular:x*y"); status grokked|budget|diverge
 (while a sweep runs also running|pending|paused); steps_to_target (nullable int);
 final_<metric> for every scalar metric of the last eval; wall_time; device; peak_memory_mb;
 cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
+
+A population trial (search.seeds_per_trial > 1) reports its members' median record, so its curves
+are the median curves (plus members_live and grokked_fraction), seed is the first member's, and
+status and steps_to_target are the median member's; member_steps_to_target is the JSON text
+{"<seed>": steps or null, ...} of every member (steps_to_target rounds an even K's median down).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ FINAL_STATUSES = ("grokked", "budget", "diverged", "pruned", "error")
 NOT_CURVES = {
     "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
     "time_since_restore", "done", "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
-    "status", "steps_to_target", "device", "experiment_id",
+    "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target",
 }
 # Per-trial columns of their own in trials.parquet, or Ray's counters: no final_<key> copy.
 NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "training_iteration",
@@ -118,6 +123,8 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ray_status: str
     row["status"] = trial_status(last, ray_status)
     stt = last.get("steps_to_target")
     row["steps_to_target"] = int(stt) if isinstance(stt, (int, float)) and math.isfinite(stt) else None
+    if "member_steps_to_target" in last:  # a population trial
+        row["member_steps_to_target"] = last["member_steps_to_target"]
     if row["status"] == "pruned" and evals and evals[-1]["step"] >= cfg.train.steps:
         # Stopped by the scheduler at its very last eval (a rung that falls on the budget): the
         # trainer had finished, so its own rule gives the status.

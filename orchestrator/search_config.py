@@ -9,6 +9,7 @@
         task.op: {grid: ["x+y", "x*y"]}
       algorithm: tpe        # tpe | random | grid | pbt
       scheduler: asha       # asha | hyperband | fifo | pbt
+      seeds_per_trial: 3    # each trial trains seeds s, s+1000, s+2000 as one population; reports the median
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ class SearchConfig:
     """Fractions pack trials: 0.25 runs four trials on one GPU."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Each sampled config is trained once per seed (the experiment seed is replaced)."""
+    seeds_per_trial: int = 1
+    """K > 1: every trial trains its sampled config with K seeds, seed + 1000 i for i < K, as one
+    population in one process (trials.population) and reports the members' median; its
+    steps_to_target is the median member's. Needs a single entry in `seeds`."""
+    population_vectorize: str = "loop"
+    """With seeds_per_trial > 1: loop (one forward per member; each member's curve is bitwise its
+    separate run's, and on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md
+    "Vectorised populations") | vmap (batched kernels for all members: faster for very small
+    models and, unmeasured, on GPUs; equal to separate runs up to float rounding)."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0
@@ -60,6 +70,7 @@ class SearchConfig:
             ("algorithm", ("tpe", "random", "grid", "pbt")),
             ("scheduler", ("asha", "hyperband", "fifo", "pbt")),
             ("mode", ("min", "max")),
+            ("population_vectorize", ("loop", "vmap")),
         ):
             value = getattr(self, name)
             if value not in allowed:
@@ -73,6 +84,11 @@ class SearchConfig:
             raise ValueError(f"gpus_per_trial: got {self.gpus_per_trial}, must be >= 0")
         if not self.seeds:
             raise ValueError("seeds: empty list; give at least one seed")
+        if self.seeds_per_trial < 1:
+            raise ValueError(f"seeds_per_trial: got {self.seeds_per_trial}, must be >= 1")
+        if self.seeds_per_trial > 1 and len(self.seeds) > 1:
+            raise ValueError(f"seeds_per_trial: got {self.seeds_per_trial} with {len(self.seeds)} seeds; "
+                             f"give one seed (each trial trains seed + 1000 i for i < seeds_per_trial)")
         for name in ("max_failures", "max_concurrent", "checkpoint_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: got {getattr(self, name)}, must be >= 0")
@@ -83,9 +99,20 @@ class SearchConfig:
         check_algorithm(self.space, self.algorithm, self.scheduler)
 
     def check_against(self, cfg: Any) -> None:
-        """Cross-check the space against the experiment config (every key must exist)."""
+        """Cross-check the space against the experiment config (every key must exist), and a
+        population trial (seeds_per_trial > 1) against what trials.population supports."""
         from orchestrator.space import check_keys_exist
 
         check_keys_exist(self.space, cfg)
+        if self.seeds_per_trial > 1:
+            from trials.errors import SetupError
+            from trials.population import check_population
+
+            try:
+                check_population([cfg])
+            except SetupError as err:
+                reason = str(err).removeprefix("population: ")
+                raise ValueError(f"search.seeds_per_trial: got {self.seeds_per_trial} (one population per trial), "
+                                 f"but {reason}, or set search.seeds_per_trial: 1") from None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from orchestrator.config import ExperimentConfig, dump_config, load_config
 from orchestrator.errors import UserError
@@ -54,17 +55,25 @@ def prepare(cfg: ExperimentConfig, path: Path, resume: bool) -> ExperimentConfig
 
 
 def build_trainable(cfg: ExperimentConfig):
-    """The adapter with its config maker and scorer bound, and the per-trial resources."""
+    """The adapter with its config maker and scorer bound, and the per-trial resources.
+
+    With search.seeds_per_trial > 1 a trial trains its point with that many seeds as one
+    population in one process (trials.tune_adapter.population_trainable), on the same resources.
+    """
     from ray import tune
 
     from orchestrator.objective import ScoreState
     from orchestrator.sweep_algos import checkpoint_every
     from orchestrator.trial_config import maker_for
-    from trials.tune_adapter import trainable
+    from trials.tune_adapter import population_trainable, trainable
 
     s = cfg.search
     maker = maker_for(cfg, {"train.checkpoint_every": checkpoint_every(s, cfg.train.checkpoint_every)})
-    bound = tune.with_parameters(trainable, make_config=maker, scorer=ScoreState)
+    if s.seeds_per_trial > 1:
+        bound = tune.with_parameters(population_trainable, make_members=maker.members, scorer=ScoreState,
+                                     vectorize=s.population_vectorize)
+    else:
+        bound = tune.with_parameters(trainable, make_config=maker, scorer=ScoreState)
     return tune.with_resources(bound, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
@@ -73,7 +82,8 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(cfg: ExperimentConfig, path: Path):
+def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
+    """A fresh Tuner; `callbacks` are extra Tune callbacks (benchmarks/sweep_overhead.py's clock)."""
     from ray import tune
 
     from orchestrator.sweep_algos import build_scheduler, build_searcher, num_samples, param_space
@@ -97,7 +107,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path):
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest two.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None if s.scheduler == "pbt" else 2),
-        callbacks=[Heartbeat(str(path)), *tracking_callbacks(s.tracking, path.name)],
+        callbacks=[Heartbeat(str(path)), *tracking_callbacks(s.tracking, path.name), *callbacks],
         verbose=1,
     )
     return tune.Tuner(build_trainable(cfg), param_space=param_space(s), tune_config=tune_config, run_config=run_config)
@@ -117,8 +127,10 @@ def restore_tuner(cfg: ExperimentConfig, path: Path):
 
 
 def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
-              address: str | None = None, resume: bool = False) -> SweepOutcome:
-    """Run (or resume) a sweep to the end; write both parquet files; return the trials table."""
+              address: str | None = None, resume: bool = False, callbacks: Sequence = ()) -> SweepOutcome:
+    """Run (or resume) a sweep to the end; write both parquet files; return the trials table.
+
+    `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume)."""
     from orchestrator.raysession import start_ray, stop_ray
     from orchestrator.results import collect
 
@@ -127,7 +139,7 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     started = time.perf_counter()
     start_ray(address)
     try:
-        tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, path)
+        tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, path, callbacks)
         tuner.fit()
     finally:
         stop_ray()

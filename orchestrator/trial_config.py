@@ -5,11 +5,14 @@ when the sweep repeats configs over seeds, "seed" (random/grid/pbt) or "__trial_
 (Ray's Repeater around TPE). The trial config is the experiment config without `search`,
 with the sampled values set (quantised as the space says), the seed replaced and the torch
 thread count set from the trial's CPUs so parallel trials do not oversubscribe the cores.
+With search.seeds_per_trial = K > 1 a trial is a population (trials.population): the same config
+K times, member i with seed trial_seed + 1000 i (`TrialConfigMaker.members`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,9 @@ from orchestrator.configtree import set_dotted
 from orchestrator.space import snap_values
 
 TRIAL_INDEX = "__trial_index__"
+MEMBER_SEED_STRIDE = 1000
+"""Member i of a population trial trains seed + 1000 i: trials.setup.build_run derives its
+generators from seed .. seed + 3, so members a stride apart share no stream."""
 
 
 @dataclass
@@ -41,6 +47,12 @@ class TrialConfigMaker:
         if not data["train"].get("num_threads"):
             data["train"]["num_threads"] = max(1, int(search["cpus_per_trial"]))
         return config_from_dict(data)
+
+    def members(self, point: dict) -> list[ExperimentConfig]:
+        """A population trial's configs: the point's config once per member seed."""
+        cfg = self(point)
+        k = self.base["search"]["seeds_per_trial"]
+        return [dataclasses.replace(cfg, seed=cfg.seed + MEMBER_SEED_STRIDE * i) for i in range(k)]
 
 
 def searched_values(point: dict, space: dict) -> dict:
@@ -75,4 +87,4 @@ def task_label(cfg: Any) -> str:
     return t.name
 
 
-__all__ = ["TRIAL_INDEX", "TrialConfigMaker", "maker_for", "searched_values", "task_label", "trial_seed"]
+__all__ = ["MEMBER_SEED_STRIDE", "TRIAL_INDEX", "TrialConfigMaker", "maker_for", "searched_values", "task_label", "trial_seed"]

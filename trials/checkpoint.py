@@ -1,7 +1,8 @@
 """Checkpoints: one file of plain tensors and numbers, written atomically, loaded safely.
 
 The file holds model, optimizer, grad scaler, Grokfast and noise state, RNG states, the stop
-rule, the step and the config it was written for. It is written to a temp file in the same
+rule, the step and the config it was written for (trials.train; trials.population writes a
+population's stacked state the same way). It is written to a temp file in the same
 folder and renamed over the old one, so a kill mid-write leaves the previous checkpoint intact.
 It is read with torch.load(weights_only=True): no pickled code runs.
 """
@@ -80,3 +81,23 @@ def _first_difference(a: dict, b: dict) -> str:
         if a.get(key) != b.get(key):
             return key
     return "?"
+
+
+def map_tensors(obj, fn):
+    """Apply fn to every tensor in nested dicts/lists/tuples (checkpoint states)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(map_tensors(v, fn) for v in obj)
+    return obj
+
+
+def to_cpu(obj):
+    """A copy of a state with every tensor detached and copied to the CPU (a snapshot)."""
+    return map_tensors(obj, lambda t: t.detach().to("cpu", copy=True))
+
+
+def to_device(obj, device):
+    return map_tensors(obj, lambda t: t.to(device))

@@ -10,6 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+EVAL_CHUNK = 2048
+"""score_split's examples per forward (trials.population scores in the same chunks, so its loop
+mode rounds as a separate run does)."""
+
 
 @torch.no_grad()
 def score_split(
@@ -17,7 +21,7 @@ def score_split(
     x: torch.Tensor,
     y: torch.Tensor,
     n_classes_index: torch.Tensor | None = None,
-    chunk: int = 2048,
+    chunk: int = EVAL_CHUNK,
     autocast=contextlib.nullcontext,
 ) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy of the answer token over a whole split, in chunks.

@@ -2,7 +2,7 @@
 
     cfgs = [with_values(cfg, {"seed": s}) for s in range(8)]          # K seeds
     cfgs = [with_values(cfg, {"optim.lr": lr}) for lr in (1e-3, 3e-3)]  # K hyperparameter points
-    result = train_population(cfgs, lambda record, save=None: records.append(record))
+    result = train_population(cfgs, lambda ev, save=None: records.extend(ev.records))
     result.median_steps_to_target
 
 Members share the task, model and train sections and the optimizer's kind; they may differ in
@@ -10,8 +10,10 @@ Members share the task, model and train sections and the optimizer's kind; they 
 trials.setup.build_run exactly as its separate run would be (same initialisation, data split,
 batch draws and noise generator), then the members' parameters are stacked into one (K, P)
 tensor and trained with torch.func (trials.population_model) and a per-member optimizer
-(trials.population_optim). Every eval reports one record per live member, in train()'s format
-plus "member" (the member's index in `cfgs`).
+(trials.population_optim). Every eval calls report(PopulationEval, save) once: one record per
+live member in train()'s format plus "member" (the member's index in `cfgs`), every member's
+latest record and the fraction grokked so far; `PopulationEval.median_record()` folds them into
+one record (what a sweep reports for a trial of K seeds, trials.tune_adapter).
 
 Equality with separate runs (tests/trials/test_population.py): the stacked optimizer and filters
 round exactly as trials.optim and trials.filters do, so with vectorize="loop" (one
@@ -25,52 +27,43 @@ global generator), so with dropout the curves agree in distribution only.
 
 A member that grokked, diverged or early-stopped is dropped from the stacked tensors at that
 eval: its parameters stop changing, it costs nothing more, and the others go on undisturbed.
-Not supported: the lm task, fp16 (one grad scaler per member), probes, checkpoints and resume
-(`save` is always None). train.compile and activation checkpointing are ignored.
+
+Checkpoints follow train()'s schedule (train.checkpoint_every, and at the end): `save` is then a
+function writing checkpoint.pt (trials.checkpoint) with the live members' stacked parameters,
+optimizer and filter buffers, noise generators and batch samplers, every member's stop rule,
+last record and (once stopped) result, the RNG state and the step; `resume_from` continues from
+one, and the curves after a resume are bitwise the uninterrupted ones, in both modes
+(tests/trials/test_population.py). Not supported: the lm task, fp16 (one grad scaler per
+member), probes. train.compile and activation checkpointing are ignored; train.train_metrics
+"batches" is too (train loss/accuracy always come from a pass over the train split).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from tasks import TokenStream
+from trials.checkpoint import load_checkpoint, save_checkpoint, to_cpu
 from trials.errors import SetupError
 from trials.evalplan import StopRule, eval_steps
+from trials.metrics import EVAL_CHUNK
 from trials.optim import lr_multiplier
 from trials.population_model import StackedModel, build_layout, flatten_members, member_norms
 from trials.population_optim import PopulationOptimizer
-from trials.setup import build_run
-from trials.train import Reporter, TrainResult
+from trials.population_summary import PopulationEval, PopulationReporter, PopulationResult, median_steps_to_target
+from trials.setup import build_run, config_sections
+from trials.train import TrainResult
 
 PER_MEMBER_KEYS = ("optim.lr", "optim.weight_decay", "optim.beta1", "optim.beta2", "optim.momentum",
                    "optim.grokfast.alpha", "optim.grokfast.lamb", "optim.noise.eta", "optim.noise.gamma")
 """Config keys (besides seed and name) whose values may differ between members."""
-
-
-@dataclass
-class PopulationResult:
-    members: list[TrainResult]
-    """One TrainResult per config, in the order given."""
-    median_steps_to_target: float | None
-    """Median over members of steps_to_target, a member that did not grok counting as infinity;
-    None when that median is infinite (at least half did not grok)."""
-    grokked_fraction: float
-    wall_time: float
-
-
-def median_steps_to_target(results: list[TrainResult]) -> float | None:
-    """Median steps to target with non-grokked members as +inf; None if the median is +inf."""
-    values = [r.steps_to_target if r.status == "grokked" and r.steps_to_target is not None else math.inf
-              for r in results]
-    med = statistics.median(values) if values else math.inf
-    return None if math.isinf(med) else float(med)
 
 
 def _flat_dict(obj, prefix: str = "") -> dict[str, Any]:
@@ -140,6 +133,18 @@ class _Population:
         self.samplers = [self.samplers[i] for i in positions]
         self.members = [self.members[i] for i in positions]
 
+    def state_dict(self) -> dict:
+        """The live members and their stacked parameters, optimizer and sampler state."""
+        return {"members": list(self.members), "flat": self.flat.detach(), "optimizer": self.opt.state_dict(),
+                "samplers": [s.state_dict() for s in self.samplers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.keep([self.members.index(m) for m in state["members"]])
+        self.flat = state["flat"].to(self.device).requires_grad_()
+        self.opt.load_state_dict(state["optimizer"])
+        for sampler, sampler_state in zip(self.samplers, state["samplers"], strict=True):
+            sampler.load_state_dict(sampler_state)
+
     def train_step(self, step: int, lr_factor: float, want_norms: bool) -> dict | None:
         """One optimizer step for every live member; returns grad norms (K,) when asked."""
         tc, oc = self.cfgs[0].train, self.cfgs[0].optim
@@ -164,7 +169,7 @@ class _Population:
         tc = self.cfgs[0].train
         K = len(self.members)
         budget = 1 << 17 if self.device.type == "cuda" else 1 << 14  # member-examples per vmapped chunk
-        chunk = 8192 if self.model.loop else max(256, min(8192, budget // K))  # 8192: score_split's
+        chunk = EVAL_CHUNK if self.model.loop else max(256, min(8192, budget // K))
         per_class = self.class_index if tc.per_class_metrics else None
         m = tc.eval_max_examples or self.n_train
         val = self.model.score(self.flat, self.val_x, self.val_y, per_class, self.n_classes, chunk)
@@ -191,15 +196,51 @@ class _Population:
         return records
 
 
-def train_population(cfgs: list, report: Reporter | None = None, *, vectorize: str = "vmap",
-                     attention: str = "auto") -> PopulationResult:
-    """Train the configs as one population; report(record, None) once per live member per eval.
+@dataclass
+class _Progress:
+    """Loop state that goes into checkpoints besides the population's tensors."""
+
+    rules: list[StopRule]
+    results: list[TrainResult | None]
+    """By member: None while it trains, its result once it stopped."""
+    last: list[dict]
+    """By member: its latest record."""
+    step: int = 0
+    examples: int = 0
+    elapsed: float = 0.0
+    next_checkpoint: int = 0
+
+    def update(self, records: list[dict], wall: float) -> list[int]:
+        """Fold one eval's records into the stop rules; return the positions of those that go on."""
+        keep = []
+        for position, record in enumerate(records):
+            member, rule = record["member"], self.rules[record["member"]]
+            finite = all(math.isfinite(record[k]) for k in ("train_loss", "val_loss", "param_norm"))
+            stop = rule.update(self.step, record["val_acc"], record["val_loss"], finite)
+            self.last[member] = record
+            if stop is None:
+                keep.append(position)
+            else:
+                self.results[member] = _result(rule, stop, self.step, wall, record)
+        return keep
+
+    def grokked_fraction(self) -> float:
+        statuses = [r.status if r else rule.final_status(None) for r, rule in zip(self.results, self.rules)]
+        return statuses.count("grokked") / len(statuses)
+
+
+def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = "vmap",
+                     attention: str = "auto", resume_from: str | Path | None = None) -> PopulationResult:
+    """Train the configs as one population; call report(PopulationEval, save) once per eval.
 
     Args:
         cfgs: ExperimentConfigs that pass check_population (same architecture, task, schedule).
-        report: called with each member's record (train()'s keys plus "member"); save is None.
+        report: called at every eval with the members' records (see PopulationEval) and `save`:
+            None, or when a checkpoint is due (as in train()) a function save(directory) -> path.
         vectorize: "vmap" or "loop", attention: "auto", "math" or "native"; see
             trials.population_model.StackedModel.
+        resume_from: a checkpoint (file or folder) that `save` wrote for the same task, model and
+            number of members.
     Returns:
         PopulationResult: per-member TrainResults (as train() would return them) and the median
         steps to target.
@@ -207,38 +248,37 @@ def train_population(cfgs: list, report: Reporter | None = None, *, vectorize: s
     check_population(cfgs)
     pop = _Population(cfgs, vectorize, attention)
     tc, oc = cfgs[0].train, cfgs[0].optim
-    rules = [StopRule(tc.target_val_acc, tc.target_patience, tc.early_stop_patience) for _ in cfgs]
-    results: list[TrainResult | None] = [None] * len(cfgs)
-    last: list[dict] = [{} for _ in cfgs]
+    prog = _Progress(rules=[StopRule(tc.target_val_acc, tc.target_patience, tc.early_stop_patience) for _ in cfgs],
+                     results=[None] * len(cfgs), last=[{} for _ in cfgs], next_checkpoint=tc.checkpoint_every)
+    if resume_from is not None:
+        _restore(pop, prog, load_checkpoint(resume_from, _sections(cfgs)))
     plan = set(eval_steps(tc, tc.steps))
-    step, examples, started = 0, 0, time.perf_counter()
-    while step < tc.steps and pop.members:
-        lr_factor = lr_multiplier(step, oc, tc.steps)
-        at_eval = step + 1 in plan
-        stats = pop.train_step(step, lr_factor, want_norms=at_eval)
-        step += 1
-        examples += pop.batch
+    started = time.perf_counter() - prog.elapsed
+    while prog.step < tc.steps and pop.members:
+        lr_factor = lr_multiplier(prog.step, oc, tc.steps)
+        at_eval = prog.step + 1 in plan
+        stats = pop.train_step(prog.step, lr_factor, want_norms=at_eval)
+        prog.step += 1
+        prog.examples += pop.batch
         if not at_eval:
             continue
         wall = time.perf_counter() - started
-        keep = []
-        for position, record in enumerate(pop.evaluate(step, examples, lr_factor, stats, wall)):
-            member = record["member"]
-            finite = all(math.isfinite(record[k]) for k in ("train_loss", "val_loss", "param_norm"))
-            stop = rules[member].update(step, record["val_acc"], record["val_loss"], finite)
-            last[member] = record
-            if report is not None:
-                report(record, None)
-            if stop is None:
-                keep.append(position)
-            else:
-                results[member] = _result(rules[member], stop, step, wall, record)
-        if len(keep) < len(pop.members):
+        records = pop.evaluate(prog.step, prog.examples, lr_factor, stats, wall)
+        keep = prog.update(records, wall)
+        if len(keep) < len(pop.members):  # a member that stopped is dropped from the stacked tensors
             pop.keep(keep)
+        save = None
+        if prog.step >= prog.next_checkpoint or not pop.members or prog.step == tc.steps:
+            prog.next_checkpoint = (prog.step // tc.checkpoint_every + 1) * tc.checkpoint_every
+            prog.elapsed = time.perf_counter() - started
+            snapshot = _state(pop, prog)
+            save = lambda directory, s=snapshot: save_checkpoint(s, directory)  # noqa: E731
+        if report is not None:
+            report(PopulationEval(prog.step, records, list(prog.last), prog.grokked_fraction()), save)
     wall = time.perf_counter() - started
     for member in pop.members:
-        results[member] = _result(rules[member], None, step, wall, last[member])
-    done = [r for r in results if r is not None]
+        prog.results[member] = _result(prog.rules[member], None, prog.step, wall, prog.last[member])
+    done = [r for r in prog.results if r is not None]
     return PopulationResult(
         members=done,
         median_steps_to_target=median_steps_to_target(done),
@@ -251,3 +291,37 @@ def _result(rule: StopRule, stop: str | None, step: int, wall: float, record: di
     status = rule.final_status(stop)
     return TrainResult(status=status, steps_to_target=rule.streak_start if status == "grokked" else None,
                        final_step=step, wall_time=wall, final=dict(record))
+
+
+def _sections(cfgs: list) -> dict:
+    """The config sections a population checkpoint must match: task, model and member count."""
+    return {**config_sections(cfgs[0]), "population": {"members": len(cfgs)}}
+
+
+def _state(pop: _Population, prog: _Progress) -> dict:
+    """Everything needed to continue exactly where this eval left off (tensors copied to CPU)."""
+    return to_cpu({
+        "config": _sections(pop.cfgs),
+        "population": pop.state_dict(),
+        "torch_rng": torch.get_rng_state(),  # dropout masks
+        "cuda_rng": torch.cuda.get_rng_state_all() if pop.device.type == "cuda" else [],
+        "rules": [rule.state_dict() for rule in prog.rules],
+        "results": [None if r is None else dataclasses.asdict(r) for r in prog.results],
+        "last": prog.last,
+        "progress": {"step": prog.step, "examples": prog.examples, "elapsed": prog.elapsed,
+                     "next_checkpoint": prog.next_checkpoint},
+    })
+
+
+def _restore(pop: _Population, prog: _Progress, state: dict) -> None:
+    pop.load_state_dict(state["population"])
+    torch.set_rng_state(state["torch_rng"])
+    if pop.device.type == "cuda" and state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    for rule, rule_state in zip(prog.rules, state["rules"], strict=True):
+        rule.load_state_dict(rule_state)
+    prog.results = [None if r is None else TrainResult(**r) for r in state["results"]]
+    prog.last = [dict(r) for r in state["last"]]
+    p = state["progress"]
+    prog.step, prog.examples, prog.elapsed = int(p["step"]), int(p["examples"]), float(p["elapsed"])
+    prog.next_checkpoint = int(p["next_checkpoint"])

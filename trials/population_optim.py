@@ -65,6 +65,23 @@ class PopulationOptimizer:
                 setattr(self, name, getattr(self, name)[index])
         self.ma_window = [w[index] for w in self.ma_window]
 
+    def state_dict(self) -> dict:
+        """The live members' buffers, noise generators and step count (hyperparameters come from
+        the configs, so a restored PBT clone trains with its own)."""
+        return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "ema": self.ema,
+                "ma_window": self.ma_window, "ma_total": self.ma_total,
+                "noise": [n.state_dict() for n in self.noises]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore state_dict() onto an optimizer already cut down to the same live members."""
+        device = self.hp["lr"].device
+        self.t = int(state["t"])
+        for name in ("exp_avg", "exp_avg_sq", "ema", "ma_total"):
+            setattr(self, name, None if state[name] is None else state[name].to(device))
+        self.ma_window = [w.to(device) for w in state["ma_window"]]
+        for noise, noise_state in zip(self.noises, state["noise"], strict=True):
+            noise.load_state_dict(noise_state)
+
     @staticmethod
     def _col(x64: torch.Tensor) -> torch.Tensor:
         return x64.float().unsqueeze(1)  # (K, 1) float32

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks import TokenStream
-from trials.checkpoint import load_checkpoint, save_checkpoint
+from trials.checkpoint import load_checkpoint, save_checkpoint, to_cpu, to_device
 from trials.evalplan import StopRule, eval_steps
 from trials.metrics import grouped_norms, perplexity, score_lm, score_split
 from trials.optim import lr_multiplier
@@ -233,7 +233,7 @@ def _evaluate(run: Run, prog: Progress, lr: float, grad_stats, n_train: float, w
 
 def _state(run: Run, rule: StopRule, prog: Progress) -> dict:
     """Everything needed to continue exactly where this step left off (tensors copied to CPU)."""
-    return _to_cpu({
+    return to_cpu({
         "config": config_sections(run.cfg),
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -256,7 +256,7 @@ def _restore(run: Run, rule: StopRule, prog: Progress, state: dict) -> None:
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scaler and state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])
-    run.grokfast.load_state_dict(_to_device(state["grokfast"], dev))
+    run.grokfast.load_state_dict(to_device(state["grokfast"], dev))
     run.noise.load_state_dict(state["noise"])
     if run.sampler:
         run.sampler.load_state_dict(state["sampler"])
@@ -268,22 +268,3 @@ def _restore(run: Run, rule: StopRule, prog: Progress, state: dict) -> None:
     p = state["progress"]
     prog.step, prog.examples, prog.elapsed = int(p["step"]), int(p["examples"]), float(p["elapsed"])
     prog.next_checkpoint, prog.last_record = int(p["next_checkpoint"]), dict(p["last_record"])
-
-
-def _map_tensors(obj, fn):
-    """Apply fn to every tensor in nested dicts/lists/tuples (checkpoint states)."""
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
-    if isinstance(obj, dict):
-        return {k: _map_tensors(v, fn) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_map_tensors(v, fn) for v in obj)
-    return obj
-
-
-def _to_cpu(obj):
-    return _map_tensors(obj, lambda t: t.detach().to("cpu", copy=True))
-
-
-def _to_device(obj, device):
-    return _map_tensors(obj, lambda t: t.to(device))

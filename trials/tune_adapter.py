@@ -1,8 +1,11 @@
-"""The Ray Tune function trainable: `train(cfg, report)` with its records sent to `tune.report`.
+"""The Ray Tune function trainables: `train(cfg, report)` with its records sent to `tune.report`.
 
-The only module in trials/ that imports Ray. It is handed, through `tune.with_parameters`, a
-`make_config(tune_config) -> ExperimentConfig` and a `scorer` class (orchestrator.objective's
-ScoreState), so the trial config and the objective stay with the orchestrator.
+The only module in trials/ that imports Ray. `trainable` is handed, through
+`tune.with_parameters`, a `make_config(tune_config) -> ExperimentConfig` and a `scorer` class
+(orchestrator.objective's ScoreState), so the trial config and the objective stay with the
+orchestrator. `population_trainable` (search.seeds_per_trial > 1) is handed
+`make_members(tune_config) -> [ExperimentConfig]` instead and trains them as one population
+(trials.population); it reports the members' median record, scored the same way.
 
 Per eval it reports the trainer's record plus the score, the device, CPU time and peak memory;
 when the trainer offers a checkpoint it is written to a temp folder with the score state and
@@ -29,6 +32,7 @@ from typing import Any, Callable
 
 from ray import tune
 
+from trials.population import train_population
 from trials.train import train
 
 STATE_FILE = "tune_state.json"
@@ -39,6 +43,43 @@ FAIL_ONCE_ENV = "GROKTUNE_TEST_FAIL_ONCE"
 def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type) -> None:
     """Run one trial; `config` is the sampled point (dotted keys, maybe "seed")."""
     cfg = make_config(config)
+
+    def fit(report: _Reporter, resume_from: Path | None) -> dict:
+        # Probe arrays (when probes are on) go to the trial's own folder in the experiment dir.
+        result = train(cfg, report, resume_from=resume_from, artifacts_dir=tune.get_context().get_trial_dir())
+        return {"status": result.status, "steps_to_target": result.steps_to_target}
+
+    _run_trial(cfg, scorer, fit)
+
+
+def population_trainable(config: dict, *, make_members: Callable[[dict], list], scorer: type,
+                         vectorize: str) -> None:
+    """Run one trial as a population: the sampled point once per member seed, in this process.
+
+    Reports the members' median record (PopulationEval.median_record) per eval with its score,
+    `members_live` and `grokked_fraction` (so far; the last eval's is the final one); the closing
+    report's status and steps_to_target are the median member's, with each member's steps to
+    target by seed in `member_steps_to_target` (JSON text: Tune results are flat scalars).
+    """
+    cfgs = make_members(config)
+
+    def fit(report: _Reporter, resume_from: Path | None) -> dict:
+        def on_eval(evaluation, save=None) -> None:
+            record = evaluation.median_record()
+            record.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction)
+            report(record, save)
+
+        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from)
+        by_seed = {str(c.seed): r.steps_to_target for c, r in zip(cfgs, result.members)}
+        return {"status": result.status, "steps_to_target": result.median_steps_to_target,
+                "member_steps_to_target": json.dumps(by_seed)}
+
+    _run_trial(cfgs[0], scorer, fit)
+
+
+def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], dict]) -> None:
+    """Restore from Tune's checkpoint, train with `fit(report, resume_from) -> outcome`, then send
+    the closing report: the last eval's metrics updated with the outcome."""
     work = Path(tempfile.mkdtemp(prefix="groktune-trial-"))
     try:
         resume_from, saved = _restore(work / "restored")
@@ -49,11 +90,11 @@ def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type)
         meter = _Meter(float(saved.get("cpu_time_s", 0.0)), str(_device_name(cfg)))
         report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)))
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end
-        # Probe arrays (when probes are on) go to the trial's own folder in the experiment dir.
-        result = train(cfg, report, resume_from=resume_from, artifacts_dir=tune.get_context().get_trial_dir())
+        outcome = fit(report, resume_from)
         final = dict(report.last_metrics)
-        final.update(status="pruned" if result.status == "early_stopped" else result.status,
-                     steps_to_target=result.steps_to_target, resumed_from_step=report.resumed_from_step)
+        final.update(outcome, resumed_from_step=report.resumed_from_step)
+        if final["status"] == "early_stopped":
+            final["status"] = "pruned"
         report.send(final, report.last_save, finished=final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -163,4 +204,4 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["FAIL_ONCE_ENV", "STATE_FILE", "trainable"]
+__all__ = ["FAIL_ONCE_ENV", "STATE_FILE", "population_trainable", "trainable"]

@@ -3,7 +3,8 @@
 Fast tier: bad inputs exit 2 with one line before Ray is imported, let alone started.
 Slow tier (real local Ray, real training of tiny models): a TPE+ASHA sweep writes both parquet
 files; a trial that raises once is retried from its checkpoint; a diverging trial ends
-`diverged` while the sweep goes on; a SIGKILLed driver is resumed with --resume.
+`diverged` while the sweep goes on; a SIGKILLed driver is resumed with --resume; a sweep of
+population trials (search.seeds_per_trial) reports the median of its members' separate runs.
 """
 
 import json
@@ -240,3 +241,63 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
         restarts = [r for r in after if r.get("iterations_since_restore") == 1 and r["training_iteration"] > 1]
         # the first report after the restart is past the first checkpoint: training did not start over
         assert restarts and all(r["step"] > 100 for r in restarts), (tid, restarts)
+
+
+@pytest.mark.slow
+def test_a_population_sweep_reports_the_median_of_separate_member_runs(tmp_path):
+    """seeds_per_trial=3: each trial trains its lr with seeds 0, 1000, 2000 as one population
+    (loop mode). Its steps_to_target, per-member steps and median val_acc curve equal those of
+    three separate train() runs exactly, also for the trial that fails once and resumes from its
+    population checkpoint; collect rebuilds the same tables."""
+    import statistics
+
+    from orchestrator.config import load_config
+    from orchestrator.trial_config import maker_for
+    from trials.population import median_steps_to_target
+    from trials.train import train
+
+    # x+y mod 13 on a 32-wide transformer: at lr 3e-3 two of the three seeds generalise within 400 steps
+    cfg = write_config(
+        tmp_path,
+        task={"name": "modular", "op": "x+y", "p": 13, "train_fraction": 0.8},
+        model={"n_layers": 1, "d_model": 32, "n_heads": 4, "d_ff": 64},
+        train={"steps": 400, "batch_size": 64, "eval_dense_until": 0, "eval_every": 20, "checkpoint_every": 100,
+               "target_val_acc": 0.9, "target_patience": 2, "per_class_metrics": False},
+        search={"space": {"optim.lr": {"grid": [3e-3, 1e-2]}}, "algorithm": "grid", "scheduler": "fifo",
+                "seeds_per_trial": 3, "max_failures": 1})
+    flag = tmp_path / "failed-once"
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", env={"GROKTUNE_TEST_FAIL_ONCE": f"{flag}@250"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert flag.exists()
+    exp = tmp_path / "res" / "clitest"
+    trials = pd.read_parquet(exp / "trials.parquet").set_index("optim.lr")
+    curves = pd.read_parquet(exp / "curves.parquet")
+    assert len(trials) == 2 and trials["restarts"].sum() == 1
+    retried = trials[trials["restarts"] == 1]["trial_id"].iloc[0]
+    restart = [r for r in read_result_lines(next(exp.glob(f"*{retried}*")))
+               if r.get("iterations_since_restore") == 1 and r["training_iteration"] > 1]
+    assert restart[0]["resumed_from_step"] == 200  # from the population checkpoint, not from step 0
+    maker = maker_for(load_config(cfg))
+    for lr, row in trials.iterrows():
+        members = maker.members({"optim.lr": lr})
+        curves_by_member, results = [], []
+        for member in members:
+            records = []
+            results.append(train(member, lambda record, save=None: records.append(record)))
+            curves_by_member.append(records)
+        median = median_steps_to_target(results)
+        assert row["status"] == ("grokked" if median is not None else "budget")
+        assert (pd.isna(row["steps_to_target"]) if median is None else row["steps_to_target"] == median)
+        assert json.loads(row["member_steps_to_target"]) == {
+            str(m.seed): r.steps_to_target for m, r in zip(members, results)}
+        assert row["final_grokked_fraction"] == sum(r.status == "grokked" for r in results) / 3
+        # the median curve: at each eval, the median over members of their latest val_acc
+        got = curves[curves.trial_id == row["trial_id"]].set_index("step")
+        for step, value in got["val_acc"].items():
+            latest = [[r for r in recs if r["step"] <= step][-1]["val_acc"] for recs in curves_by_member]
+            assert value == statistics.median(latest), step
+        assert got["members_live"].iloc[-1] == sum(r.final_step == 400 for r in results)
+    assert set(trials["status"]) == {"grokked", "budget"}  # lr 3e-3 groks (median member), 1e-2 does not
+    (exp / "trials.parquet").unlink()
+    assert groktune("collect", exp).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(exp / "trials.parquet").set_index("optim.lr"), trials)

@@ -67,6 +67,9 @@ def test_tpe_repeats_each_config_per_seed():
     ({"space": {"optim.lr": {"uniform": [1e-4, 1e-2]}}, "algorithm": "grid"}, "algorithm grid needs grid or choice values"),
     ({"space": {}}, "search.space: empty"),
     ({"seeds": []}, "search.seeds: empty list"),
+    ({"seeds_per_trial": 0}, "search.seeds_per_trial: got 0, must be >= 1"),
+    ({"seeds_per_trial": 3, "seeds": [0, 1]}, "search.seeds_per_trial: got 3 with 2 seeds; give one seed"),
+    ({"population_vectorize": "jit"}, "search.population_vectorize: got 'jit', allowed: loop, vmap"),
 ])
 def test_bad_search_is_one_line_naming_the_key(search, needle):
     data = with_search(**{"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, **search})
@@ -105,3 +108,28 @@ def test_sampled_point_becomes_a_trial_config():
     make2 = maker_for(config_from_dict(deep_merge(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}},
                                                               cpus_per_trial=2), {"train": {"num_threads": 0}})))
     assert make2({"optim.lr": 1e-3}).train.num_threads == 2 and make2({"optim.lr": 1e-3}).seed == 0
+
+
+@pytest.mark.parametrize("sections, needle", [
+    ({"task": {"name": "lm", "path": "tokens.bin"}}, "task.name 'lm' is not supported"),
+    ({"train": {"precision": "fp16"}}, "train.precision fp16 is not supported"),
+    ({"probes": {"kinds": ["weights"]}}, "probes are not supported"),
+])
+def test_a_population_trial_is_refused_where_populations_cannot_train(sections, needle):
+    data = deep_merge(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}, seeds_per_trial=3), sections)
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    msg = str(err.value)
+    assert msg.startswith("search.seeds_per_trial: got 3 (one population per trial), but ") and needle in msg, msg
+    assert msg.endswith("or set search.seeds_per_trial: 1") and "\n" not in msg
+
+
+def test_a_population_trial_trains_its_point_once_per_member_seed():
+    from orchestrator.trial_config import maker_for
+
+    cfg = config_from_dict(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}, seeds=[7], seeds_per_trial=3))
+    members = maker_for(cfg).members({"optim.lr": 2e-3})
+    assert [m.seed for m in members] == [7, 1007, 2007]
+    assert all(m.optim.lr == 2e-3 and m.search is None for m in members)
+    assert maker_for(config_from_dict(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}))).members(
+        {"optim.lr": 2e-3})[0].seed == 0  # seeds_per_trial 1: one member, the trial's own seed

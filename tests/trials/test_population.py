@@ -11,8 +11,13 @@ turns a last-bit change of a near-zero gradient into a parameter change of ~1e-7
 such differences grow along the trajectory (measured: ~1e-5 relative on norms by step 60,
 ~1e-4 by step 100). Over these 40-60 step runs the losses agree to <1e-6 relative and the norms
 to ~1e-5; the tolerances below (1e-5 losses, 1e-4 norms, accuracies exact) bound that.
+
+A population resumed from its checkpoint continues bitwise as the uninterrupted run did, in both
+modes (the same kernels run either way). The median record and the population's status
+(trials.population_summary) are checked on hand-made records.
 """
 
+import json
 import math
 
 import pytest
@@ -44,7 +49,7 @@ def separate(cfgs):
 
 def together(cfgs, vectorize="vmap"):
     records = []
-    result = train_population(cfgs, lambda record, save=None: records.append(record), vectorize=vectorize)
+    result = train_population(cfgs, lambda ev, save=None: records.extend(ev.records), vectorize=vectorize)
     return result, [[r for r in records if r["member"] == k] for k in range(len(cfgs))]
 
 
@@ -146,6 +151,10 @@ def test_members_that_grok_stop_and_the_median_is_reported():
     assert statuses.count("grokked") >= 2 and "budget" in statuses  # members stop at different steps
     assert result.median_steps_to_target == median_steps_to_target([r for r, _ in runs])
     assert result.grokked_fraction == statuses.count("grokked") / 4
+    fractions = []
+    train_population(cfgs, lambda ev, save=None: fractions.append(ev.grokked_fraction))
+    # "so far": members that grokked stop, so it only grows, and it ends at the result's
+    assert fractions == sorted(fractions) and fractions[-1] == result.grokked_fraction
 
 
 def test_members_that_differ_in_architecture_are_refused_in_one_line():
@@ -167,3 +176,124 @@ def test_median_counts_runs_that_did_not_grok_as_infinite():
     assert median_steps_to_target([_result("grokked", 100), _result("diverged", None)]) is None
     assert median_steps_to_target([_result("budget", None)]) is None
     assert not math.isnan(median_steps_to_target([_result("grokked", 7)]))
+
+
+# --- checkpoints: a resumed population continues exactly where it left off ---------------------
+
+
+def evals_and_checkpoint(cfgs, vectorize, directory, at_step):
+    """Run the population, keeping every PopulationEval and writing the checkpoint offered at `at_step`."""
+    evals = []
+
+    def report(ev, save=None):
+        evals.append(ev)
+        if ev.step == at_step:
+            assert save is not None, f"no checkpoint offered at step {at_step}"
+            save(directory)
+
+    return train_population(cfgs, report, vectorize=vectorize), evals
+
+
+def exact(*records: dict) -> str:
+    """The records without wall_time, as text: every float by its repr, so NaN equals NaN."""
+    return json.dumps([{k: v for k, v in r.items() if k != "wall_time"} for r in records])
+
+
+RESUME_CASES = {
+    # a member diverges (NaN by step 5) and is dropped before the checkpoint at step 30
+    "adamw-grokfast-ema-noise-diverged": dict(
+        members=[{"seed": 0}, {"seed": 1, "optim": {"lr": 1e3, "weight_decay": 1.0}}, {"seed": 2, "optim": {"lr": 1e-2}}],
+        optim={"name": "adamw", "grad_clip": 1.0, "grokfast": {"kind": "ema"}, "noise": {"eta": 0.01}}),
+    "sgd-momentum-grokfast-ma": dict(
+        members=[{"seed": 0}, {"seed": 1, "optim": {"momentum": 0.0}}],
+        optim={"name": "sgd", "lr": 0.1, "momentum": 0.9, "grokfast": {"kind": "ma", "window": 5}}),
+    # members reach the (low) target and stop at different steps, before and after the checkpoint
+    # (in loop mode at steps 1, 27 and 33; one runs to the budget)
+    "members-grok-and-stop": dict(
+        members=[{"seed": 0}, {"seed": 1}, {"seed": 1, "optim": {"lr": 1e-2}}, {"seed": 2, "optim": {"lr": 1e-2}}],
+        train={"target_val_acc": 0.15, "target_patience": 1}),
+}
+
+
+@pytest.mark.parametrize("vectorize", ["loop", "vmap"])
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_a_resumed_population_continues_bitwise_as_if_uninterrupted(case, vectorize, tmp_path):
+    spec = RESUME_CASES[case]
+    cfgs = configs(spec["members"], optim=spec.get("optim", {}), train=spec.get("train", {}))
+    full, full_evals = evals_and_checkpoint(cfgs, vectorize, tmp_path / "ck", at_step=30)
+    resumed_evals = []
+    resumed = train_population(cfgs, lambda ev, save=None: resumed_evals.append(ev), vectorize=vectorize,
+                               resume_from=tmp_path / "ck")
+    after = [ev for ev in full_evals if ev.step > 30]
+    assert [ev.step for ev in resumed_evals] == [ev.step for ev in after] and after
+    for want, got in zip(after, resumed_evals):
+        assert exact(*got.records) == exact(*want.records)
+        assert exact(*got.latest) == exact(*want.latest)
+        assert exact(got.median_record()) == exact(want.median_record())
+        assert got.grokked_fraction == want.grokked_fraction
+    for want, got in zip(full.members, resumed.members):
+        assert_same_result(want, got)
+        assert exact(got.final) == exact(want.final)
+    assert resumed.median_steps_to_target == full.median_steps_to_target
+    assert resumed.status == full.status
+
+
+def test_a_checkpoint_for_another_member_count_is_refused_in_one_line(tmp_path):
+    from trials.errors import CheckpointError
+
+    cfgs = configs(MEMBERS)
+    evals_and_checkpoint(cfgs, "loop", tmp_path / "ck", at_step=30)
+    with pytest.raises(CheckpointError, match=r"different population config \(population\.members: checkpoint 3, config 2\)"):
+        train_population(cfgs[:2], resume_from=tmp_path / "ck")
+
+
+# --- what a population's evals and result say (trials.population_summary) ---------------------
+
+
+def _record(member, step, **metrics):
+    return {"step": step, "epoch": step / 10, "lr": 1e-3, "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5,
+            "wall_time": 1.0, "val_acc_per_class": [0.5, 0.5], **metrics, "member": member}
+
+
+def test_the_median_record_keeps_stopped_members_at_their_last_values():
+    from trials.population_summary import PopulationEval
+
+    stopped = _record(0, 20, val_acc=1.0, val_loss=0.01, lr=9.0, val_acc_per_class=[1.0, 1.0])  # grokked at 20
+    diverged = _record(1, 10, val_acc=0.0, val_loss=float("nan"), val_acc_per_class=[0.0, 0.0])
+    live = [_record(2, 40, val_acc=0.3, val_loss=2.0, val_acc_per_class=[0.2, 0.4]),
+            _record(3, 40, val_acc=0.8, val_loss=0.5, val_acc_per_class=[0.6, 1.0])]
+    ev = PopulationEval(step=40, records=live, latest=[stopped, diverged, *live], grokked_fraction=0.25)
+    median = ev.median_record()
+    assert "member" not in median and median["step"] == 40 and isinstance(median["step"], int)
+    assert median["epoch"] == 4.0 and median["lr"] == 1e-3  # this eval's, not the stopped member's
+    assert median["val_acc"] == pytest.approx((0.3 + 0.8) / 2)  # of 1.0, 0.0, 0.3, 0.8
+    assert median["val_loss"] == pytest.approx((0.5 + 2.0) / 2)  # NaN ranks as +inf: of 0.01, 0.5, 2.0, inf
+    assert median["val_acc_per_class"] == pytest.approx([0.4, 0.7])
+    half_diverged = PopulationEval(step=40, records=live[:1], latest=[diverged, diverged, live[0]], grokked_fraction=0.0)
+    assert half_diverged.median_record()["val_loss"] == math.inf
+
+
+def test_the_population_status_is_the_median_members():
+    def status(*members):
+        result = PopulationResult(members=list(members), median_steps_to_target=median_steps_to_target(list(members)),
+                                  grokked_fraction=0.0, wall_time=0.0)
+        assert (result.status == "grokked") == (result.median_steps_to_target is not None)
+        return result.status
+
+    assert status(_result("grokked", 100), _result("grokked", 300), _result("budget", None)) == "grokked"
+    assert status(_result("grokked", 100), _result("budget", None), _result("diverged", None)) == "budget"
+    assert status(_result("grokked", 100), _result("diverged", None), _result("diverged", None)) == "diverged"
+    assert status(_result("early_stopped", None), _result("budget", None), _result("diverged", None)) == "early_stopped"
+    assert status(_result("grokked", 100), _result("grokked", 200), _result("budget", None), _result("budget", None)) == "budget"
+    assert status(*[_result("grokked", s) for s in (100, 200, 300)], _result("budget", None)) == "grokked"
+
+
+def test_loop_mode_is_bitwise_on_splits_of_several_eval_chunks():
+    # x+y mod 97 at half: 4704 train / 4705 val examples, three chunks of trials.metrics.EVAL_CHUNK;
+    # the population must score in the same chunks as score_split to sum the losses in its order.
+    cfgs = configs([{"seed": 0}, {"seed": 1}], task={"p": 97, "train_fraction": 0.5},
+                   train={"steps": 4, "batch_size": 64, "eval_dense_every": 2, "eval_dense_until": 4})
+    runs = separate(cfgs)
+    _, curves = together(cfgs, "loop")
+    for (_, sep_records), got in zip(runs, curves):
+        assert_identical_curve(sep_records, got)

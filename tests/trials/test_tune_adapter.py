@@ -34,9 +34,13 @@ def sweep_cfg(**search):
 def run_tuner(cfg, storage, param_space, scheduler=None, num_samples=1):
     from ray import tune
 
-    from trials.tune_adapter import trainable
+    from trials.tune_adapter import population_trainable, trainable
 
-    fn = tune.with_parameters(trainable, make_config=maker_for(cfg), scorer=ScoreState)
+    if cfg.search.seeds_per_trial > 1:
+        fn = tune.with_parameters(population_trainable, make_members=maker_for(cfg).members, scorer=ScoreState,
+                                  vectorize=cfg.search.population_vectorize)
+    else:
+        fn = tune.with_parameters(trainable, make_config=maker_for(cfg), scorer=ScoreState)
     tuner = tune.Tuner(
         tune.with_resources(fn, {"cpu": 1}),
         param_space=param_space,
@@ -77,14 +81,16 @@ def test_every_eval_is_reported_with_score_and_resources_and_checkpoints_load_sa
         assert adapter_state["finished"]["status"] == "budget"
 
 
-def test_pbt_clones_weights_and_applies_the_new_lr(ray_local, tmp_path):
+@pytest.mark.parametrize("seeds_per_trial", [1, 2])
+def test_pbt_clones_weights_and_applies_the_new_lr(ray_local, tmp_path, seeds_per_trial):
+    """Also for population trials (seeds_per_trial 2): a clone restores the donor's population."""
     from ray.tune.schedulers import PopulationBasedTraining
 
     from ray import tune
 
     cfg = config_from_dict(deep_merge(TINY, {
         "task": {"p": 11}, "train": {"steps": 150, "target_val_acc": 1.0, "target_patience": 0, "checkpoint_every": 25},
-        "search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}}}))
+        "search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "seeds_per_trial": seeds_per_trial}}))
     # synch: both trials reach each perturbation point before any exploits, so the donor always
     # has a checkpoint there (asynchronous PBT skipped every exploit when one trial lagged).
     pbt = PopulationBasedTraining(time_attr="step", perturbation_interval=25, quantile_fraction=0.5,
@@ -102,6 +108,7 @@ def test_pbt_clones_weights_and_applies_the_new_lr(ray_local, tmp_path):
         assert r["step"] > r["resumed_from_step"]
         # the config after the perturbation is the one training uses from the next step on
         assert r["lr"] == pytest.approx(r["config"]["optim.lr"])
+        assert r.get("members_live", 1) == seeds_per_trial  # members never stop here (target 1.0, patience 0)
 
 
 def test_a_resumed_trial_uses_its_new_weight_decay(tmp_path):
