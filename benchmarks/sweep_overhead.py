@@ -1,13 +1,14 @@
 """Sweep overhead on local Ray: the share of a trial's wall time spent outside train steps.
 
-    python benchmarks/sweep_overhead.py --steps 300 --trials 4 --concurrency 2 --checkpoint-every 0,20
+    python benchmarks/sweep_overhead.py --steps 300 --trials 4 --concurrency 2 --checkpoint-every 0,20 --reuse-actors 0,1
 
 Runs small real sweeps through `orchestrator.sweep.run_sweep` (what `groktune sweep` runs) on an
 embedded local Ray started with num_cpus = concurrency (1 CPU and 1 torch thread per trial, no
 dashboard): configs/modmul_grokfast.yaml with train.steps reduced, target_patience 0 (no early
 stop), an empty search space (every trial is the same fixed point, so all do the same work) and
 the FIFO scheduler (nothing pruned). One sweep per --checkpoint-every value (0 = the config's
-train.checkpoint_every), to show what checkpoints cost.
+train.checkpoint_every), to show what checkpoints cost, and per --reuse-actors value
+(search.reuse_actors: a new worker process per trial, or the next trial in a finished one's).
 
 Per trial, a Tune callback in the driver records when its actor was up (on_trial_start) and when
 it completed (on_trial_complete); its slot opened when the sweep started (first `concurrency`
@@ -154,13 +155,14 @@ def measure_costs(cfg: ExperimentConfig, n_steps: int, eval_every: int) -> Costs
 # --- the sweep config -----------------------------------------------------------------------
 
 
-def sweep_config(path: Path, steps: int, trials: int, concurrency: int, checkpoint_every: int) -> ExperimentConfig:
+def sweep_config(path: Path, steps: int, trials: int, concurrency: int, checkpoint_every: int,
+                 reuse_actors: bool = False) -> ExperimentConfig:
     data = config_to_dict(load_config(path))
-    data["name"] = f"sweep_overhead_ckpt{checkpoint_every}"
+    data["name"] = f"sweep_overhead_ckpt{checkpoint_every}" + ("_reuse" if reuse_actors else "")
     data["train"].update(steps=steps, target_patience=0, early_stop_patience=0)
     data["search"] = {"space": {}, "algorithm": "random", "scheduler": "fifo", "num_samples": trials,
                       "max_concurrent": concurrency, "cpus_per_trial": 1, "seeds": [data["seed"]],
-                      "max_failures": 0, "checkpoint_every": checkpoint_every}
+                      "max_failures": 0, "checkpoint_every": checkpoint_every, "reuse_actors": reuse_actors}
     return config_from_dict(data)
 
 
@@ -170,6 +172,12 @@ def trial_config(cfg: ExperimentConfig) -> ExperimentConfig:
     from orchestrator.trial_config import maker_for
 
     return maker_for(cfg, {"train.checkpoint_every": checkpoint_every(cfg.search, cfg.train.checkpoint_every)})({})
+
+
+def sweep_label(cfg: ExperimentConfig) -> str:
+    """The tables' first column: checkpoint_every, and whether trials reuse workers."""
+    every = trial_config(cfg).train.checkpoint_every
+    return f"{every}, reused workers" if cfg.search.reuse_actors else f"{every}"
 
 
 # --- CPU accounting from /proc (Linux; nan elsewhere) ---------------------------------------
@@ -316,7 +324,7 @@ def median_row(rows: list[dict]) -> dict:
 
 
 def print_tables(sweeps: list[dict], all_rows: list[list[dict]], med: dict[str, float], concurrency: int) -> None:
-    print("| checkpoint_every | trial | wall, slot → end (s) | wall, actor up → end (s) | Ray time_total_s "
+    print("| checkpoint_every, workers | trial | wall, slot → end (s) | wall, actor up → end (s) | Ray time_total_s "
           "| trainer's clock (s) | train steps (s) | evals, trainer (s) | other (s) | outside train steps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for sweep, rows in zip(sweeps, all_rows):
@@ -325,7 +333,7 @@ def print_tables(sweeps: list[dict], all_rows: list[list[dict]], med: dict[str, 
                   f"| {r['trainer']:.1f} | {r['train']:.1f} | {r['evals']:.1f} | {r['other']:.1f} "
                   f"| {100 * r['outside']:.1f} % |")
     print("\nWhere \"other\" goes (medians over trials, seconds unless noted):\n")
-    print("| checkpoint_every | other | slot → actor up (actor start, imports; previous actor's teardown) "
+    print("| checkpoint_every, workers | other | slot → actor up (actor start, imports; previous actor's teardown) "
           "| actor up → end beyond Ray's time_total_s | Ray's clock beyond the trainer's (config, data, model, "
           "last reports) | trainer's clock beyond steps + evals (reports, checkpoints, waiting for a core) "
           "| reports / checkpoints | checkpoint saves, in-process estimate | trial CPU in the trainable (share of "
@@ -343,7 +351,7 @@ def print_tables(sweeps: list[dict], all_rows: list[list[dict]], med: dict[str, 
           "trials' worker processes at their end (in brackets: inside the trainable, the adapter's cpu_time_s; the "
           "rest is actor start-up); this driver and Ray's services; the rest (other users of the machine, actor "
           "teardown):\n")
-    print("| checkpoint_every | trials × steps | concurrency | Ray start (s) | Tuner.fit (s) | run_sweep (s) "
+    print("| checkpoint_every, workers | trials × steps | concurrency | Ray start (s) | Tuner.fit (s) | run_sweep (s) "
           "| sweep wall (s) | ideal: Σ train steps / concurrency (s) | ideal / wall | machine CPU "
           "| trial workers' CPU (in the trainable) | driver + Ray services' CPU (largest) | rest |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -378,19 +386,21 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=2, help="Ray num_cpus (1 CPU per trial)")
     ap.add_argument("--checkpoint-every", default="0",
                     help="comma list, one sweep each; 0 = the config's train.checkpoint_every")
+    ap.add_argument("--reuse-actors", default="0",
+                    help="comma list of 0/1, one sweep each: search.reuse_actors (1: the next trial runs in a "
+                         "finished trial's worker; the per-worker CPU columns then add up over its trials)")
     ap.add_argument("--calib-steps", type=int, default=40, help="timed train steps before and after the sweeps")
     ap.add_argument("--calib-eval-every", type=int, default=8, help="an eval and a checkpoint save every N of them")
     ap.add_argument("--storage", type=Path, help="keep the experiment folders here (default: a temp dir, removed)")
     args = ap.parse_args()
-    cfgs = [sweep_config(args.config, args.steps, args.trials, args.concurrency, int(ck))
-            for ck in args.checkpoint_every.split(",")]
+    cfgs = [sweep_config(args.config, args.steps, args.trials, args.concurrency, int(ck), reuse == "1")
+            for reuse in args.reuse_actors.split(",") for ck in args.checkpoint_every.split(",")]
     tcfg = trial_config(cfgs[0])
     storage = args.storage or Path(tempfile.mkdtemp(prefix="sweep-overhead-"))
     try:
         load_before = os.getloadavg()[0]
         before = measure_costs(tcfg, args.calib_steps, args.calib_eval_every)
-        sweeps = [{**run_one_sweep(cfg, storage, args.concurrency), "every": trial_config(cfg).train.checkpoint_every}
-                  for cfg in cfgs]
+        sweeps = [{**run_one_sweep(cfg, storage, args.concurrency), "every": sweep_label(cfg)} for cfg in cfgs]
         after = measure_costs(tcfg, args.calib_steps, args.calib_eval_every)
         loads = (load_before, os.getloadavg()[0])
         med = before.extend(after).medians()

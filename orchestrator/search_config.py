@@ -35,6 +35,10 @@ class SearchConfig:
     """Configurations sampled (each run once per seed; grid dimensions multiply it)."""
     max_concurrent: int = 0
     """Trials running at once; 0 = as many as the resources allow."""
+    reuse_actors: bool = False
+    """Run the next trial in a finished trial's worker process instead of starting a new one
+    (saves the worker's start-up and imports, ~3 s per trial on a 2-core CPU: benchmarks/README.md
+    "Sweep overhead"). Then a trial's peak_memory_mb on CPU is its worker's peak so far."""
     grace_period: int = 200
     """ASHA/HyperBand: optimizer steps before a trial can first be stopped."""
     reduction_factor: int = 3

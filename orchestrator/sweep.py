@@ -97,7 +97,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
         scheduler=build_scheduler(s, cfg.train.steps),
         num_samples=num_samples(s),
         max_concurrent_trials=s.max_concurrent or None,
-        reuse_actors=False,  # one process per trial: its CPU time and peak memory are its own
+        reuse_actors=s.reuse_actors,  # off: one process per trial, its peak memory is its own
         trial_dirname_creator=trial_dirname,
         trial_name_creator=trial_dirname,
     )

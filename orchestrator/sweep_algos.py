@@ -55,7 +55,8 @@ def build_searcher(search: Any, seed: int, study_name: str):
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     if search.algorithm != "tpe":
-        return BasicVariantGenerator(random_state=seed)
+        # Tune applies max_concurrent_trials only to a Searcher; this generator takes its own.
+        return BasicVariantGenerator(random_state=seed, max_concurrent=search.max_concurrent)
     import optuna
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch

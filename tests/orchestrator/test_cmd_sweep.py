@@ -301,3 +301,25 @@ def test_a_population_sweep_reports_the_median_of_separate_member_runs(tmp_path)
     (exp / "trials.parquet").unlink()
     assert groktune("collect", exp).returncode == 0
     pd.testing.assert_frame_equal(pd.read_parquet(exp / "trials.parquet").set_index("optim.lr"), trials)
+
+
+@pytest.mark.slow
+def test_max_concurrent_holds_for_random_search_and_workers_are_reused(tmp_path):
+    """Tune ignores max_concurrent_trials for a BasicVariantGenerator; the generator must get it.
+    With reuse_actors, the three serial trials run in one worker process."""
+    cfg = write_config(tmp_path, train={**BASE["train"], "steps": 800, "target_val_acc": 1.0, "target_patience": 1000},
+                       search={**BASE["search"], "algorithm": "random", "scheduler": "fifo",
+                               "num_samples": 3, "max_concurrent": 1, "reuse_actors": True})
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--name", "serial")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spans, pids = [], set()
+    for tdir in (tmp_path / "res" / "serial").glob("trial_*"):
+        rows = read_result_lines(tdir)
+        pids.update(r["pid"] for r in rows)
+        # Ray's timestamps are whole seconds; a trial began time_total_s before its first result.
+        spans.append((rows[0]["timestamp"] - rows[0]["time_total_s"], rows[-1]["timestamp"]))
+    spans.sort()
+    assert len(spans) == 3 and all(end - start > 2 for start, end in spans), spans
+    for (_, end), (next_start, _) in zip(spans, spans[1:]):
+        assert next_start >= end - 1, spans  # one trial at a time, 1 s slack for the rounding
+    assert len(pids) == 1, pids
