@@ -103,25 +103,34 @@ def block_on_rows(block, h: torch.Tensor, plan: PrefixPlan, rope, gather: torch.
     H = attn.n_heads
     hd = C // H
     n = block.norm1(h)
-    if gather is not None:  # few distinct inputs: project them all, then spread them to the rows
-        q, kv = take(attn.qkv(n), gather).split((C, 2 * C), dim=1)  # (R, C), (R, 2C)
-        h, q = take(h, gather), q[queries]
+    if gather is not None:
+        # The first block: q, k and v are functions of (position, token), so they are computed
+        # once per distinct pair (U of them), and so are all U x U query-key products.
+        q, k, v = attn.qkv(n).view(-1, 3, H, hd).unbind(1)  # each (U, H, hd)
+        if rope is not None:
+            q, k = (_rotate(t, *rope, plan.input_pos) for t in (q, k))
+        q_src = gather[queries]  # (Rq,) the U row of each query row
+        kv_src = gather[plan.context[queries]]  # (Rq, T) the U rows it attends to
+        residual = take(h, q_src)  # (Rq, C)
+        U = h.shape[0]
+        if U * U <= 4 * kv_src.numel():  # the product table is small next to the rows
+            table = torch.einsum("uhd,vhd->uvh", q, k).reshape(U * U, H)  # (U*U, H)
+            scores = take(table, q_src[:, None] * U + kv_src)  # (Rq, T, H)
+        else:
+            scores = (take(q, q_src).unsqueeze(1) * take(k, kv_src)).sum(-1)
     else:  # keys and values for every row, queries only where outputs are needed
         w, b = attn.qkv.weight, attn.qkv.bias
-        kv = F.linear(n, w[C:], b[C:])  # (R, 2C)
-        q = F.linear(n[queries], w[:C], b[:C])  # (Rq, C)
-    h_q = h[queries]
-    q = q.reshape(-1, H, hd)  # (Rq, H, hd)
-    k, v = kv.view(-1, 2, H, hd).unbind(1)  # each (R, H, hd)
-    if rope is not None:
-        cos, sin = rope
-        q = _rotate(q, cos, sin, plan.row_pos[queries])
-        k = _rotate(k, cos, sin, plan.row_pos)
-    context, visible = plan.context[queries], plan.visible[queries]  # (Rq, T)
-    scores = (q.unsqueeze(1) * take(k, context)).sum(-1) / math.sqrt(hd)  # (Rq, T, H)
-    weights = scores.float().masked_fill(~visible[..., None], float("-inf")).softmax(1).to(v.dtype)
-    y = (weights.unsqueeze(-1) * take(v, context)).sum(1)  # (Rq, H, hd)
-    h_q = h_q + attn.proj(y.reshape(-1, C))
+        k, v = F.linear(n, w[C:], b[C:]).view(-1, 2, H, hd).unbind(1)  # each (R, H, hd)
+        q = F.linear(n[queries], w[:C], b[:C]).view(-1, H, hd)  # (Rq, H, hd)
+        if rope is not None:
+            q, k = _rotate(q, *rope, plan.row_pos[queries]), _rotate(k, *rope, plan.row_pos)
+        kv_src = plan.context[queries]  # (Rq, T)
+        residual = h[queries]
+        scores = (q.unsqueeze(1) * take(k, kv_src)).sum(-1)  # (Rq, T, H)
+    visible = plan.visible[queries][..., None]  # (Rq, T, 1)
+    weights = (scores.float() / math.sqrt(hd)).masked_fill(~visible, float("-inf")).softmax(1).to(v.dtype)
+    y = (weights.unsqueeze(-1) * take(v, kv_src)).sum(1)  # (Rq, H, hd)
+    h_q = residual + attn.proj(y.reshape(-1, C))
     return h_q + block.ff(block.norm2(h_q))
 
 

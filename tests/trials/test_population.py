@@ -289,9 +289,10 @@ def test_the_population_status_is_the_median_members():
 
 
 def test_loop_mode_is_bitwise_on_splits_of_several_eval_chunks():
-    # x+y mod 97 at half: 4704 train / 4705 val examples, three chunks of trials.metrics.EVAL_CHUNK;
+    # x+y mod 101 at 0.9: 9180 train examples, two chunks of trials.metrics.EVAL_CHUNK (8192);
     # the population must score in the same chunks as score_split to sum the losses in its order.
-    cfgs = configs([{"seed": 0}, {"seed": 1}], task={"p": 97, "train_fraction": 0.5},
+    assert 8192 < int(0.9 * 101 * 101) <= 2 * 8192
+    cfgs = configs([{"seed": 0}, {"seed": 1}], task={"p": 101, "train_fraction": 0.9},
                    train={"steps": 4, "batch_size": 64, "eval_dense_every": 2, "eval_dense_until": 4})
     runs = separate(cfgs)
     _, curves = together(cfgs, "loop")

@@ -77,8 +77,9 @@ def test_shared_forward_and_gradients_equal_the_plain_ones(kw):
     plain, plain_grads = _logits_and_grads(model, x, share=False)
     shared, shared_grads = _logits_and_grads(model, x, share=True)
     torch.testing.assert_close(shared, plain, rtol=1e-5, atol=1e-6)
-    for name, g in plain_grads.items():
-        torch.testing.assert_close(shared_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+    for name, g in plain_grads.items():  # float32 rounding, relative to the gradient's scale
+        err = (shared_grads[name] - g).abs().max() / g.abs().max().clamp_min(1e-12)
+        assert err < 1e-5, (name, err.item())
 
 
 def test_under_bf16_autocast_sharing_is_as_accurate_as_the_plain_forward():
