@@ -1,5 +1,7 @@
 """Prefix sharing (trials/shared_prefix.py): the plan is right, and it changes nothing but speed."""
 
+from unittest import mock
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 
 from tests.trials.test_train import collect
 from trials.config import ModelConfig
-from trials.model import build_model
+from trials.model import MAX_SHARED_LEN, build_model
 from trials.setup import build_run
 from trials.shared_prefix import plan_prefixes
 
@@ -111,7 +113,8 @@ def test_active_dropout_falls_back_to_the_plain_forward():
 
 
 def test_training_with_and_without_sharing_gives_the_same_curve(tiny_cfg):
-    assert build_run(tiny_cfg()).model.can_share_prefixes()  # on by default
+    run = build_run(tiny_cfg())
+    assert _uses_sharing(run.model, run.data.train_x[:16])  # on by default, and used at this batch size
     assert not build_run(tiny_cfg(train={"compile": True})).model.can_share_prefixes()
     on = collect(tiny_cfg(train={"steps": 40}))[1]
     off = collect(tiny_cfg(train={"steps": 40, "share_prefixes": False}))[1]
@@ -119,3 +122,20 @@ def test_training_with_and_without_sharing_gives_the_same_curve(tiny_cfg):
     for a, b in zip(on, off):
         for key in ("train_loss", "val_loss", "val_acc", "param_norm", "grad_norm"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), (a["step"], key)
+
+
+def _uses_sharing(model, x) -> bool:
+    with mock.patch.object(model, "_forward_shared", wraps=model._forward_shared) as shared:
+        model(x)
+    return shared.called
+
+
+def test_sharing_is_used_only_where_it_pays():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(d_model=16, n_heads=2, d_ff=32), vocab_size=12, seq_len=20)
+    assert _uses_sharing(model, algorithmic_batch(64, 4, 12))  # few distinct [a], [a, op]
+    # all prefixes distinct from the first token on: nothing to share
+    distinct = torch.stack([torch.arange(8), torch.arange(8).flip(0), torch.arange(8) % 3, torch.arange(8) % 5], 1)
+    assert not _uses_sharing(model, distinct)
+    # long inputs: gathering T keys per row would cost more than it saves (MAX_SHARED_LEN)
+    assert not _uses_sharing(model, algorithmic_batch(64, MAX_SHARED_LEN + 1, 12))
