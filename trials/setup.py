@@ -114,8 +114,9 @@ def build_run(cfg: Any) -> Run:
     torch.manual_seed(cfg.seed)  # initialisation and dropout
     model = build_model(cfg.model, data.vocab_size, data.seq_len).to(device)
     model.activation_checkpointing = cfg.train.activation_checkpointing
-    # Prefix sharing has data-dependent shapes (torch.unique), which torch.compile would retrace.
-    model.share_prefixes = cfg.train.share_prefixes and not cfg.train.compile
+    # Prefix sharing has data-dependent shapes (torch.unique): torch.compile would retrace, and on
+    # an accelerator every step would wait for the host (a sync per position). CPU only.
+    model.share_prefixes = cfg.train.share_prefixes and not cfg.train.compile and device.type == "cpu"
     forward = torch.compile(model) if cfg.train.compile else model
     optimizer = build_optimizer(model, cfg.optim)
     params = [p for g in optimizer.param_groups for p in g["params"]]

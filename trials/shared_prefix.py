@@ -15,7 +15,9 @@ computation. This module computes each distinct prefix once:
 The result equals the plain forward up to float rounding (sums happen in another order), and
 autograd gives the same gradients, because gathering a row for several examples sums their
 gradients. Dropout would draw one mask per row instead of per example, so the model uses this
-path only when no dropout is active (see `Transformer.can_share_prefixes`).
+path only when no dropout is active (see `Transformer.can_share_prefixes`). Finding the rows
+(torch.unique, row counts) reads sizes on the host, a sync per position on an accelerator, so
+trials.setup turns sharing on for CPU runs only.
 """
 
 from __future__ import annotations
