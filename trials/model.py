@@ -175,7 +175,7 @@ class Transformer(nn.Module):
         return self.share_prefixes and not dropout and not (self.activation_checkpointing and self.training)
 
     def forward(self, x: torch.Tensor, last_only: bool = True) -> torch.Tensor:
-        if last_only and self.can_share_prefixes() and 0 < x.shape[0] and x.shape[1] <= MAX_SHARED_LEN:
+        if last_only and self.can_share_prefixes() and x.shape[1] <= MAX_SHARED_LEN:
             plan = plan_prefixes(x)
             if len(plan.row_pos) <= MAX_SHARED_ROWS * x.numel():
                 return self._forward_shared(x, plan)
