@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from trials.config import ModelConfig
+from trials.rotary import apply_rotary, rotary_tables
 from trials.shared_prefix import PrefixPlan, block_on_rows, plan_prefixes, take
 
 MAX_SHARED_LEN = 16
@@ -54,21 +55,6 @@ def make_norm(kind: str, dim: int) -> nn.Module:
     if kind == "rmsnorm":
         return RMSNorm(dim)
     return nn.Identity()
-
-
-def rotary_tables(seq_len: int, head_dim: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables (T, head_dim/2) for rotary position embeddings (Su et al. 2021)."""
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim))
-    angles = torch.outer(torch.arange(seq_len, device=device).float(), inv_freq)  # (T, hd/2)
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (B, H, T, hd) by position-dependent angles."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, H, T, hd/2)
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, hd/2, 2)
-    return out.flatten(-2)
 
 
 class Attention(nn.Module):

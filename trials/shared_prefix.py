@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from trials.rotary import apply_rotary
+
 
 @dataclass
 class PrefixPlan:
@@ -149,6 +151,4 @@ def take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """Rotary rotation of rows x (R, H, hd), each at its own position pos (R,)."""
-    c, s = cos[pos].unsqueeze(1).to(x.dtype), sin[pos].unsqueeze(1).to(x.dtype)  # (R, 1, hd/2)
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
+    return apply_rotary(x, cos[pos].unsqueeze(1), sin[pos].unsqueeze(1))  # tables (R, 1, hd/2)

@@ -13,7 +13,8 @@ import math
 import torch
 import torch.nn as nn
 
-from trials.model import Attention, apply_rotary
+from trials.model import Attention
+from trials.rotary import apply_rotary
 
 
 def attention_weights(attn: Attention, h: torch.Tensor, rope=None) -> torch.Tensor:
