@@ -1,8 +1,5 @@
-"""UserError: bad input that is not a config (a data file, a checkpoint, a results folder).
+"""UserError lives in the shared base (groktune.errors); re-exported here for existing imports."""
 
-Raised with a one-line message; the CLI prints it and exits 2.
-"""
+from groktune.errors import UserError
 
-
-class UserError(Exception):
-    """A problem the user can fix; the message is one line naming what is wrong."""
+__all__ = ["UserError"]

@@ -8,25 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from groktune.layout import write_atomic  # noqa: F401  (re-exported: older imports)
 from orchestrator.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temp file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_safe(value):
