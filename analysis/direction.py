@@ -1,15 +1,16 @@
 """Which way is better: the one place in `analysis` that knows "min" from "max".
 
-Every decision that compares values (has a curve reached its threshold, which trial is best,
-what Optuna minimises) goes through `as_cost`, so a metric is turned into a cost once:
-lower is better afterwards, whatever the metric was.
+Every decision that ranks values (which trial is best, what Optuna minimises) goes through
+`as_cost`, so a metric is turned into a cost once: lower is better afterwards, whatever the
+metric was. Whether a value has reached a threshold is groktune.events.reaches (the event rule's
+own comparison); `reached` applies it to an array.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-MODES = ("min", "max")
+from groktune.events import MODES, check_mode, reaches
 
 # The direction of each metric the analysis compares; anything else must be given explicitly.
 METRIC_MODES = {
@@ -22,13 +23,6 @@ METRIC_MODES = {
     "final_val_loss": "min",
     "steps": "min",
 }
-
-
-def check_mode(mode: str) -> str:
-    """Return `mode` if it is "min" or "max", else raise ValueError."""
-    if mode not in MODES:
-        raise ValueError(f"mode: got {mode!r}, allowed: min, max")
-    return mode
 
 
 def as_cost(values, mode: str) -> np.ndarray:
@@ -54,6 +48,7 @@ def reached(values, threshold: float, mode: str) -> np.ndarray:
     Returns:
         A bool array, False where the value is NaN.
     """
-    cost = as_cost(values, mode)
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(cost) & (cost <= as_cost(threshold, mode))
+    check_mode(mode)
+    # groktune.events.reaches is the one comparison the event rule uses; applied per value here.
+    return np.array([reaches(x, threshold, mode) for x in np.asarray(values, dtype=np.float64).ravel()],
+                    dtype=bool).reshape(np.shape(values))

@@ -8,8 +8,11 @@ import base64
 import html
 import math
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import pandas as pd
+
+from analysis.safe_text import md_code, md_escape, md_paragraph
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Document:
     title: str
     subtitle: str = ""
     sections: list[Section] = field(default_factory=list)
+    headline: str = ""
+    """One or two sentences printed first, above the contents (issue 11, item 5)."""
 
     def figures(self) -> list[Figure]:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
@@ -78,6 +83,9 @@ th { background: #f4f4f4; } caption { caption-side: top; text-align: left; color
 figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.85rem; } pre { background: #f7f7f7; padding: 0.75rem;
 overflow-x: auto; font-size: 0.8rem; } .subtitle { color: #555; }
+.scroll { overflow-x: auto; max-width: 100%; } .scroll table { white-space: nowrap; }
+.headline { font-size: 1.05rem; background: #eef5ff; border-left: 4px solid #1f77b4;
+            padding: 0.6rem 0.9rem; }
 """
 
 
@@ -87,7 +95,9 @@ def _html_table(table: Table) -> str:
         "<tr>" + "".join(f"<td>{html.escape(format_cell(v))}</td>" for v in row) + "</tr>"
         for row in table.frame.itertuples(index=False, name=None))
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    # Wide tables (every searched parameter) scroll sideways instead of squeezing the page.
+    return (f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
 
 
 def _html_block(block) -> str:
@@ -123,11 +133,11 @@ def to_html(doc: Document) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(doc.title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{html.escape(doc.title)}</h1><p class=\"subtitle\">{html.escape(doc.subtitle)}</p>"
-        f"<nav><ul>{toc}</ul></nav>{body}</body></html>\n")
+        + (f'<p class="headline" id="headline">{html.escape(doc.headline)}</p>' if doc.headline else "")
+        + f"<nav><ul>{toc}</ul></nav>{body}</body></html>\n")
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+_md_escape = md_escape  # names come from configs and folders: analysis/safe_text.py
 
 
 def _md_table(table: Table) -> str:
@@ -141,13 +151,13 @@ def _md_table(table: Table) -> str:
 
 def _md_block(block) -> str:
     if isinstance(block, Text):
-        return block.text
+        return md_paragraph(block.text)
     if isinstance(block, Code):
-        return "```\n" + block.text.rstrip("\n") + "\n```"
+        return md_code(block.text)
     if isinstance(block, Table):
         return _md_table(block)
     if isinstance(block, Figure):
-        return f"![{_md_escape(block.caption or block.name)}](figures/{block.name})"
+        return f"![{_md_escape(block.caption or block.name)}](figures/{quote(block.name)})"
     raise TypeError(f"unknown block {type(block).__name__}")
 
 
@@ -159,8 +169,9 @@ def to_markdown(doc: Document) -> str:
     Returns:
         Markdown text.
     """
-    parts = [f"# {doc.title}", doc.subtitle]
+    parts = [f"# {md_escape(doc.title)}", md_paragraph(doc.subtitle),
+             f"**{md_escape(doc.headline)}**" if doc.headline else ""]
     for section in doc.sections:
-        parts.append(f"## {section.title}")
+        parts.append(f"## {md_escape(section.title)}")
         parts.extend(_md_block(b) for b in section.blocks)
     return "\n\n".join(p for p in parts if p) + "\n"

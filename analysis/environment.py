@@ -5,44 +5,54 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-PACKAGES = ("groktune", "torch", "ray", "optuna", "numpy", "pandas", "pyarrow", "matplotlib")
-VERSION_FILES = ("environment.json", "versions.json")
+from groktune.versions import VERSIONS, package_versions
+
+VERSION_FILES = ("environment.json", VERSIONS)
 
 
 def report_versions() -> dict[str, str]:
     """Versions of Python and the packages in the environment writing the report."""
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return package_versions()
+
+
+def _version_dirs(results) -> list[Path]:
+    """Folders that may hold a versions file: the results folder and, for a folder of runs,
+    each run folder (`groktune train` writes one into its run folder)."""
+    root = Path(results.path)
+    if results.kind != "runs":
+        return [root]
+    return [root, *(root / str(t) for t in results.trials["trial_id"])]
 
 
 def recorded_versions(results) -> dict[str, str]:
-    """Versions the results themselves recorded (result.json "versions"/"environment" keys or
-    an environment.json / versions.json beside them); {} when they recorded none."""
-    found: dict[str, str] = {}
+    """Versions the results themselves recorded: versions.json written by `train`/`sweep`
+    (groktune.versions) or an environment.json, else result.json "versions"/"environment"
+    keys; {} when they recorded none. Runs that disagree show every value."""
+    files: dict[str, set[str]] = {}
+    extras: dict[str, set[str]] = {}
+
+    def add(found: dict, data: dict) -> None:
+        for k, v in data.items():
+            if not isinstance(v, (dict, list)):
+                found.setdefault(str(k), set()).add(str(v))
+
     for extra in (results.meta.get("runs") or {}).values():
         for key in ("versions", "environment"):
             if isinstance(extra.get(key), dict):
-                found.update({str(k): str(v) for k, v in extra[key].items()})
-    for name in VERSION_FILES:
-        path = Path(results.path) / name
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict):
-            found.update({str(k): str(v) for k, v in data.items() if not isinstance(v, (dict, list))})
-    return found
+                add(extras, extra[key])
+    for folder in _version_dirs(results):
+        for name in VERSION_FILES:
+            try:
+                data = json.loads((folder / name).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                add(files, data)
+    return {k: ", ".join(sorted(v)) for k, v in (files or extras).items()}
 
 
 def _result_files(results) -> list[Path]:

@@ -6,7 +6,7 @@ so library callers can catch it as bad input.
 
 from __future__ import annotations
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 
 class ResultsError(UserError, ValueError):

@@ -9,9 +9,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 PHASE_COLORS = {"comprehension": "#2ca02c", "grokking": "#1f77b4", "memorization": "#ff7f0e",
-                "confusion": "#d62728", "no data": "#9e9e9e"}
+                "confusion": "#d62728", "pruned": "#8c564b", "diverged": "#e377c2",
+                "error": "#7f7f7f", "unfinished": "#bcbd22", "no data": "#9e9e9e"}
+# Trials that did not generalise, kept apart by how they ended (issue 11, item 4).
+NEVER_STYLES = {"pruned": ("v", "#8c564b", "pruned (stopped by the scheduler)"),
+                "budget": ("^", "#d62728", "budget (ran out of steps)"),
+                "diverged": ("X", "#e377c2", "diverged"), "error": ("s", "#7f7f7f", "error"),
+                "unfinished": ("D", "#bcbd22", "unfinished")}
 DPI = 100
 # Statuses of trials that ended before their budget: their phase is the one they stopped in.
 STOPPED_EARLY = ("pruned", "early_stopped", "diverged", "error", "running", "pending", "paused",
@@ -29,6 +36,12 @@ def to_png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
+
+
+def legend_outside(ax, **kw) -> None:
+    """A legend to the right of the axes, off the data (constrained layout makes room)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kw)
 
 
 def _positive_steps(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +63,31 @@ def _present(value) -> bool:
     return value is not None and not pd.isna(value) and float(value) > 0
 
 
-def learning_curves(curve: pd.DataFrame, events: dict, title: str, threshold: float) -> bytes:
+def mark_collapses(ax, collapses, end: float) -> None:
+    """Shade each post-generalisation collapse from its first eval below to its recovery."""
+    for i, col in enumerate(collapses or ()):
+        stop = col.recovered_step if col.recovered_step is not None else end
+        ax.axvspan(float(col.step), float(max(stop, col.step + 1)), color="#d62728", alpha=0.18,
+                   lw=0, label=f"collapses ({len(collapses)})" if i == 0 else None)
+
+
+def seed_band(ax, band: list[pd.DataFrame], column: str) -> None:
+    """The min-max band of `column` across the curves of every seed of one config."""
+    frames = [_positive_steps(b) for b in band if column in b]
+    if not frames:
+        return
+    grid = np.unique(np.concatenate([f["step"].to_numpy(float) for f in frames]))
+    ys = np.vstack([np.interp(grid, f["step"].to_numpy(float), f[column].to_numpy(float),
+                              left=np.nan, right=np.nan) for f in frames])
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+    ax.fill_between(grid, lo, hi, color="#1f77b4", alpha=0.15, lw=0,
+                    label=f"val, {len(frames)} seeds (min–max)")
+
+
+def learning_curves(curve: pd.DataFrame, events: dict, title: str, threshold: float, *,
+                    collapses=(), band: list[pd.DataFrame] | None = None,
+                    seed_steps: str | None = None) -> bytes:
     """Train/val accuracy and loss on a log-step axis, with the detected events marked.
 
     Args:
@@ -58,12 +95,20 @@ def learning_curves(curve: pd.DataFrame, events: dict, title: str, threshold: fl
         events: memorized_step, generalized_step, dd_peak (any may be missing or NA).
         title: the figure title.
         threshold: accuracy threshold, drawn as a dotted line.
+        collapses: the trial's post-generalisation collapses (groktune.events.Collapse), shaded.
+        band: curves of the other seeds of the same config; with `curve` they make a min-max band.
+        seed_steps: per-seed steps to generalise ("0: 175, 1000: never, ..."), written on the plot.
     Returns:
         PNG bytes.
     """
     c = _positive_steps(curve)
-    fig = new_figure()
+    fig = new_figure(10.5, 3.8)
     acc, loss = fig.subplots(1, 2)
+    if band:
+        seed_band(acc, band + [curve], "val_acc")
+    if seed_steps:
+        acc.text(0.02, 0.97, f"steps by seed: {seed_steps}", transform=acc.transAxes, fontsize=7,
+                 va="top", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     for ax, metric, label in ((acc, "acc", "accuracy"), (loss, "loss", "loss")):
         for split, color in (("train", "#d62728"), ("val", "#1f77b4")):
             if f"{split}_{metric}" in c:
@@ -73,14 +118,15 @@ def learning_curves(curve: pd.DataFrame, events: dict, title: str, threshold: fl
         ax.set_ylabel(label)
         mark_events(ax, events)
     acc.axhline(threshold, color="grey", ls=":", lw=1)
+    mark_collapses(acc, collapses, float(c["step"].max()) if len(c) else 1.0)
     acc.set_ylim(-0.02, 1.02)
     if (c.filter(like="_loss") > 0).all().all() and not c.filter(like="_loss").empty:
         loss.set_yscale("log")
     if _present(events.get("dd_peak")):
         loss.axvline(float(events["dd_peak"]), color="purple", ls=":", lw=1.2,
                      label="double-descent peak")
-    acc.legend(fontsize=7, loc="best")
-    loss.legend(fontsize=7, loc="best")
+    legend_outside(acc)
+    legend_outside(loss)
     fig.suptitle(title, fontsize=10)
     return to_png(fig)
 
@@ -110,26 +156,38 @@ def norm_curves(curves: dict[str, pd.DataFrame], title: str) -> bytes:
         ax.set_xscale("log")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(label)
-        ax.legend(fontsize=7, loc="best")
+        legend_outside(ax)
     acc.set_ylim(-0.02, 1.02)
     fig.suptitle(title, fontsize=10)
     return to_png(fig)
 
 
-def axis_values(values: pd.Series, log: bool = False) -> tuple[np.ndarray, list[str] | None, bool]:
+def axis_values(values: pd.Series, log: bool = False,
+                categorical: bool = False) -> tuple[np.ndarray, list[str] | None, bool]:
     """Plot positions for a hyperparameter column.
 
     Args:
         values: the column (numeric or categorical).
         log: put a numeric column on a log axis.
+        categorical: a choice parameter (e.g. batch_size 0 = full batch): one evenly spaced
+            position per value, in numeric order where the values are numbers.
     Returns:
         (positions, category labels or None for numeric columns, use a log axis).
     """
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all():
+    if numeric.notna().all() and not categorical:
         return numeric.to_numpy(float), None, bool(log)
+    if numeric.notna().all():
+        order = sorted(set(numeric.tolist()))
+        labels = [f"{v:g}" for v in order]
+        return numeric.map(order.index).to_numpy(float), labels, False
     labels = sorted(values.astype(str).unique())
     return values.astype(str).map(labels.index).to_numpy(float), labels, False
+
+
+def scaled_axis(values: pd.Series, scale) -> tuple[np.ndarray, list[str] | None, bool]:
+    """axis_values for a scale from Context.logs(): True/"log", False/"linear" or "category"."""
+    return axis_values(values, log=scale in (True, "log"), categorical=scale == "category")
 
 
 def _setup_axis(ax, which: str, key: str, labels, log: bool) -> None:
@@ -138,6 +196,12 @@ def _setup_axis(ax, which: str, key: str, labels, log: bool) -> None:
         getattr(ax, f"set_{which}ticks")(range(len(labels)), labels, rotation=0, fontsize=8)
     elif log:
         getattr(ax, f"set_{which}scale")("log")
+        lo, hi = (ax.dataLim.intervalx if which == "x" else ax.dataLim.intervaly)
+        if 0 < lo < hi < 10 * lo:  # under a decade matplotlib labels every minor tick: overlap
+            ticks = np.geomspace(lo, hi, 3)
+            axis = getattr(ax, f"{which}axis")
+            axis.set_minor_formatter(NullFormatter())
+            getattr(ax, f"set_{which}ticks")(ticks, [f"{t:.2g}" for t in ticks], fontsize=8)
 
 
 def steps_map(summary: pd.DataFrame, x: str, y: str, logs: dict[str, bool]) -> bytes:
@@ -152,60 +216,25 @@ def steps_map(summary: pd.DataFrame, x: str, y: str, logs: dict[str, bool]) -> b
     """
     fig = new_figure(6.4, 4.8)
     ax = fig.subplots()
-    xs, xl, xlog = axis_values(summary[x], logs.get(x, False))
-    ys, yl, ylog = axis_values(summary[y], logs.get(y, False))
+    xs, xl, xlog = scaled_axis(summary[x], logs.get(x, False))
+    ys, yl, ylog = scaled_axis(summary[y], logs.get(y, False))
     steps = pd.to_numeric(summary["generalized_step"], errors="coerce").to_numpy(float)
     ok = np.isfinite(steps)
     if ok.any():
         sc = ax.scatter(xs[ok], ys[ok], c=np.log10(np.maximum(steps[ok], 1)), cmap="viridis_r",
                         s=60, edgecolors="black", linewidths=0.4)
         fig.colorbar(sc, ax=ax, label="log10 steps to generalise")
-    if (~ok).any():
-        ax.scatter(xs[~ok], ys[~ok], marker="x", color="#888888", s=40, label="never generalised")
-        ax.legend(fontsize=7, loc="best")
+    outcomes = (summary["outcome"].astype(str).to_numpy() if "outcome" in summary
+                else np.full(len(summary), "budget"))
+    for kind, (marker, color, label) in NEVER_STYLES.items():
+        mask = ~ok & (outcomes == kind)
+        if mask.any():
+            ax.scatter(xs[mask], ys[mask], marker=marker, color=color, s=40, label=f"never: {label}")
+    fig.set_figwidth(8.4)  # room for the legend beside the axes
+    legend_outside(ax)
     _setup_axis(ax, "x", x, xl, xlog)
     _setup_axis(ax, "y", y, yl, ylog)
     ax.set_title(f"steps to generalise over {x} × {y}", fontsize=10)
-    return to_png(fig)
-
-
-def steps_by_param(summary: pd.DataFrame, keys: list[str], logs: dict[str, bool]) -> bytes:
-    """One scatter per hyperparameter of steps to generalise; never-generalised drawn on top."""
-    keys = keys[:9]
-    cols = min(3, len(keys))
-    rows = -(-len(keys) // cols)
-    fig = new_figure(3.4 * cols, 3.0 * rows)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    steps = pd.to_numeric(summary["generalized_step"], errors="coerce").to_numpy(float)
-    ok = np.isfinite(steps)
-    longest = pd.to_numeric(summary.get("last_step", pd.Series(dtype=float)), errors="coerce").max()
-    horizon = max(float(np.nanmax(steps)) if ok.any() else 1.0,
-                  float(longest) if pd.notna(longest) else 1.0)
-    for ax, key in zip(axes, keys):
-        xs, labels, log = axis_values(summary[key], logs.get(key, False))
-        if ok.any():
-            ax.scatter(xs[ok], steps[ok], s=22, color="#1f77b4", label="generalised")
-        if (~ok).any():
-            ax.scatter(xs[~ok], np.full((~ok).sum(), 1.5 * horizon), s=22, marker="^",
-                       color="#d62728", label="never (drawn above the longest run)")
-        ax.axhline(horizon, color="grey", ls=":", lw=1)
-        ax.set_yscale("log")
-        ax.set_ylabel("steps to generalise", fontsize=8)
-        _setup_axis(ax, "x", key, labels, log)
-    for ax in axes[len(keys):]:
-        ax.set_visible(False)
-    axes[0].legend(fontsize=7, loc="best")
-    return to_png(fig)
-
-
-def importance_bars(values: dict[str, float], evaluator: str) -> bytes:
-    """Horizontal bars of hyperparameter importances, most important on top."""
-    fig = new_figure(6.4, 0.5 + 0.45 * max(len(values), 1))
-    ax = fig.subplots()
-    names = list(values)[::-1]
-    ax.barh(names, [values[n] for n in names], color="#1f77b4")
-    ax.set_xlabel(f"importance ({evaluator})")
-    ax.set_xlim(0, 1)
     return to_png(fig)
 
 
@@ -217,8 +246,8 @@ def phase_diagram(summary: pd.DataFrame, x: str, y: str, logs: dict[str, bool]) 
     """
     fig = new_figure(6.4, 4.8)
     ax = fig.subplots()
-    xs, xl, xlog = axis_values(summary[x], logs.get(x, False))
-    ys, yl, ylog = axis_values(summary[y], logs.get(y, False))
+    xs, xl, xlog = scaled_axis(summary[x], logs.get(x, False))
+    ys, yl, ylog = scaled_axis(summary[y], logs.get(y, False))
     early = summary["status"].isin(STOPPED_EARLY).to_numpy() if "status" in summary else \
         np.zeros(len(summary), dtype=bool)
     for phase, color in PHASE_COLORS.items():
@@ -237,7 +266,7 @@ def phase_diagram(summary: pd.DataFrame, x: str, y: str, logs: dict[str, bool]) 
                    label=f"hollow: stopped early ({int(early.sum())})")
     _setup_axis(ax, "x", x, xl, xlog)
     _setup_axis(ax, "y", y, yl, ylog)
-    ax.legend(fontsize=7, loc="best")
+    legend_outside(ax)
     ax.set_title(f"phase by {x} × {y}", fontsize=10)
     return to_png(fig)
 
@@ -275,4 +304,4 @@ def _mark_dd(ax, found) -> None:
     for x, label, style in ((found.first_min, "first min", ":"), (found.peak, "peak", "--"),
                             (found.second_min, "second min", ":")):
         ax.axvline(x, color="purple", ls=style, lw=1, label=f"{label} @ {x:.4g}")
-    ax.legend(fontsize=7, loc="best")
+    legend_outside(ax)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.figures import new_figure
+from analysis.figures import legend_outside, new_figure
 
 BANDS = ((0.01, 0.99, 0.15), (0.05, 0.95, 0.25), (0.25, 0.75, 0.45))
 
@@ -66,7 +66,7 @@ def activation_patterns(activations: dict, layer: str | None = None) -> Figure:
     steps = activations["step"]
     hidden = [n for n, k in zip(layers, kinds) if k == "hidden"]
     layer = layer or (hidden[0] if hidden else None)
-    fig = new_figure(10, 3.4)
+    fig = new_figure(12, 3.4)
     left, right = fig.subplots(1, 2)
     x = np.maximum(steps, 1)
     for i, (name, kind) in enumerate(zip(layers, kinds)):
@@ -76,7 +76,7 @@ def activation_patterns(activations: dict, layer: str | None = None) -> Figure:
     left.set_xscale("log")
     left.set_xlabel("optimizer step")
     left.set_ylabel("dead fraction / std")
-    left.legend(fontsize=6)
+    legend_outside(left, ncol=1)
     key = f"unit_active/{layer}"
     if layer and key in activations:
         act = activations[key]  # (S, units)
@@ -112,9 +112,17 @@ def attention_heatmaps(attention: dict, probe: int = -1, example: int = 0) -> Fi
     return fig
 
 
+def hindsight_keys(fourier: dict) -> list[int]:
+    """The key frequencies of the trainer's hindsight pass (final embedding), [] when absent."""
+    keys = fourier.get("static/hindsight_keys")
+    return [] if keys is None else [int(k) for k in keys]
+
+
 def fourier_spectrum(fourier: dict) -> Figure:
     """Share of the power per frequency over steps: the embedding and, for x+y / x-y, the
-    logits along the sum directions (key frequencies outlined)."""
+    logits along the sum directions. Marked: each probe's key frequencies (red: the embedding's
+    n strongest on the left, the live losses' keys on the right) and, as arrows on the right
+    edge, the hindsight pass's keys (the final embedding's), also listed in the title."""
     steps = fourier["step"]
     panels = [("embed_power", "embedding")] + ([("logit_power", "logits (sum directions)")]
                                                 if "logit_power" in fourier else [])
@@ -126,14 +134,19 @@ def fourier_spectrum(fourier: dict) -> Figure:
         im = ax.imshow(share.T, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
                        extent=(-0.5, len(steps) - 0.5, 0.5, share.shape[1] + 0.5))
         fig.colorbar(im, ax=ax, label="share of power")
-        if key == "logit_power" and "key_mask" in fourier:
-            ks, fs = np.nonzero(fourier["key_mask"][:, 1:])
-            ax.scatter(ks, fs + 1, s=3, color="red", marker="s", lw=0, label="key frequencies")
-            ax.legend(fontsize=6, loc="upper right")
+        mask_key = {"logit_power": "key_mask", "embed_power": "embed_key_mask"}[key]
+        if mask_key in fourier:
+            ks, fs = np.nonzero(fourier[mask_key][:, 1:])
+            ax.scatter(ks, fs + 1, s=3, color="red", marker="s", lw=0)
+        hind = hindsight_keys(fourier)
+        if hind:
+            ax.scatter([len(steps) - 0.5] * len(hind), hind, s=18, color="red", marker="<", clip_on=False)
         ax.set_ylabel("frequency k")
         ax.set_title(title, fontsize=9)
         _step_ticks(ax, steps)
-    fig.suptitle("Fourier spectrum over training", fontsize=10)
+    hind = hindsight_keys(fourier)
+    tail = f"; key frequencies of the final embedding: {', '.join(map(str, hind))}" if hind else ""
+    fig.suptitle(f"Fourier spectrum over training (red: key frequencies){tail}", fontsize=10)
     return fig
 
 
@@ -145,17 +158,18 @@ def progress_measures(curve: pd.DataFrame, fourier: dict | None = None, onsets=N
         curve: one run's records (step, train/val acc and loss, fourier/... columns).
         fourier: the run's fourier.npz dict (unused when the curve has the fourier columns).
         onsets: analysis.probes.ProgressOnsets to mark, or None.
-        hindsight: (steps, losses, keys) from restricted_loss_hindsight, or None.
+        hindsight: (steps, losses, keys) from restricted_loss_hindsight, or None; with the
+            trainer's hindsight pass in `fourier`, its excluded loss is drawn beside it.
     """
     c = curve[curve["step"] > 0].sort_values("step")
-    fig = new_figure(10, 3.6)
+    fig = new_figure(13, 3.6)
     acc, loss = fig.subplots(1, 2)
     for split, color in (("train", "#d62728"), ("val", "#1f77b4")):
         acc.plot(c["step"], c[f"{split}_acc"], color=color, lw=1.4, label=f"{split} acc")
         if f"{split}_loss" in c:
             loss.plot(c["step"], c[f"{split}_loss"], color=color, lw=1, alpha=0.6, label=f"{split} loss")
-    for key, color, label in (("fourier/restricted_loss", "#2ca02c", "restricted loss"),
-                              ("fourier/excluded_loss", "#9467bd", "excluded loss (train)")):
+    for key, color, label in (("fourier/restricted_loss", "#2ca02c", "restricted loss (test, live keys)"),
+                              ("fourier/excluded_loss", "#9467bd", "excluded loss (train, live keys)")):
         if key in c:
             part = c[["step", key]].dropna()
             loss.plot(part["step"], part[key], color=color, lw=1.6, label=label)
@@ -164,7 +178,12 @@ def progress_measures(curve: pd.DataFrame, fourier: dict | None = None, onsets=N
     if hindsight is not None:
         hs, hl, keys = hindsight
         loss.plot(np.maximum(hs, 1), hl, color="#2ca02c", ls="--", lw=1.2,
-                  label=f"restricted, final keys {','.join(map(str, keys))}")
+                  label=f"restricted (test), final keys {','.join(map(str, keys))}")
+        stored = fourier is not None and "static/hindsight_excluded_loss" in fourier
+        if stored and list(keys) == hindsight_keys(fourier):  # the trainer's pass, same keys
+            loss.plot(np.maximum(fourier["static/hindsight_steps"], 1), fourier["static/hindsight_excluded_loss"],
+                      color="#9467bd", ls="--", lw=1.2,
+                      label=f"excluded (train), final keys {','.join(map(str, keys))}")
     if "fourier/key_share" in c:
         part = c[["step", "fourier/key_share"]].dropna()
         acc.plot(part["step"], part["fourier/key_share"], color="#ff7f0e", lw=1.2, label="key share of logit power")
@@ -181,7 +200,7 @@ def progress_measures(curve: pd.DataFrame, fourier: dict | None = None, onsets=N
     for ax in (acc, loss):
         ax.set_xscale("log")
         ax.set_xlabel("optimizer step")
-        ax.legend(fontsize=6, loc="best")
+        legend_outside(ax)  # off the data (issue 11, item 10)
     loss.set_yscale("log")
     acc.set_ylim(-0.02, 1.02)
     acc.set_ylabel("accuracy / share")

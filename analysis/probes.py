@@ -9,17 +9,18 @@ about predicting grokking early and about pruning. Pure numpy/pandas; reads only
 File formats are those of trials.probes.store: <run dir>/probes/<kind>.npz with `step` (S,),
 per-step arrays (S, ...) and run constants under `static/<name>`.
 
-Onsets (each the first step of a streak of `patience` probes that stays, as analysis.grokking
-defines events, and counted only from the memorisation step on, since memorising moves every
-measure too):
+Onsets (each groktune.events.first_event, the one event rule: the first step of a streak of
+`patience` probes at the threshold, never moved by what follows; counted only from the
+memorisation step on, since memorising moves every measure too):
 - restricted: restricted loss <= `restricted_ratio` x its value at memorisation;
 - excluded: excluded loss - train loss >= `excluded_margin` nats (the training fit has come to
   rest on the key frequencies; subtracting the train loss discounts loss spikes);
 - key_share: share of the centred logit power in the key frequencies >= `key_share`;
 - sharpening: effective number of frequencies of the logits (exp of the spectral entropy)
   <= `sharpen_ratio` x its value at memorisation (the spectrum has sharpened);
-- hindsight: the restricted loss recomputed with the final probe's key frequencies (Nanda et
-  al.'s own choice, known only after the run) <= `restricted_ratio` x its value at memorisation.
+- hindsight: the restricted loss (test pairs) with the key frequencies of the final model's
+  embedding (Nanda et al.'s own choice, known only after the run; the trainer's hindsight pass,
+  trials.probes.hindsight) <= `restricted_ratio` x its value at memorisation.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import ResultsError
-from analysis.grokking import DEFAULT_PATIENCE, detect_grokking, sustained_onset
+from analysis.grokking import detect_grokking
+from groktune.events import DEFAULT_PATIENCE, first_event
 
 PROBE_DIR = "probes"
 MEASURES = ("restricted", "excluded", "key_share", "sharpening", "hindsight")
@@ -81,7 +83,8 @@ class ProgressOnsets:
     memorized_step: int | None
     generalized_step: int | None
     val_rise_step: int | None
-    """First step val accuracy reached `val_rise` and stayed (the visible start of the rise)."""
+    """First step val accuracy reached `val_rise` and held it for `patience` evals (the visible
+    start of the rise)."""
     restricted_step: int | None
     excluded_step: int | None
     key_share_step: int | None
@@ -101,7 +104,7 @@ def _onset(steps, values, start: int, threshold: float, mode: str, patience: int
     keep = np.isfinite(values) & (steps >= start)
     if not keep.any():
         return None
-    return sustained_onset(steps[keep], values[keep], threshold=threshold, patience=patience, mode=mode)
+    return first_event(steps[keep], values[keep], threshold=threshold, patience=patience, mode=mode)
 
 
 def _at(steps, values, step: int) -> float:
@@ -121,7 +124,8 @@ def progress_onsets(curve: pd.DataFrame, fourier: dict | None = None, *, thresho
         fourier: the run's fourier.npz (for the hindsight measure), or None.
         threshold, patience: the accuracy events, as analysis.grokking.detect_grokking.
         restricted_ratio, excluded_margin, key_share, sharpen_ratio, val_rise: the onset thresholds.
-        n_keys: how many of the final logits' strongest frequencies the hindsight measure keeps.
+        n_keys: for files without the trainer's hindsight pass, how many of the final
+            embedding's strongest frequencies the hindsight measure keeps.
     Returns:
         ProgressOnsets.
     """
@@ -168,27 +172,34 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def restricted_loss_hindsight(fourier: dict, keys=None, n: int = 5) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """The restricted loss at every probe step with one fixed set of key frequencies.
+    """The restricted loss on the test pairs at every probe step with one fixed set of keys.
 
-    Rebuilt from the stored mean and sum-direction coefficients of the logits (exact: the
-    restricted logits depend on nothing else). By default the keys are the `n` strongest
-    frequencies of the last probe's logits, as Nanda et al. took the final model's.
+    By default the trainer's hindsight pass (trials.probes.hindsight: keys from the final
+    model's embedding spectrum, as Nanda et al. chose theirs), stored in fourier.npz. Otherwise
+    (explicit `keys`, or older files) rebuilt from the stored mean and sum-direction coefficients
+    of the logits (exact: the restricted logits depend on nothing else), with keys the `n`
+    strongest frequencies of the last probe's embedding (or, lacking it, of its logits).
 
     Returns:
-        (steps (S,), restricted loss (S,) over all p*p pairs, the keys used).
+        (steps (S,), restricted loss (S,) over the test pairs (all pairs for files without
+        static/train_mask), the keys used).
     """
+    if keys is None and "static/hindsight_restricted_loss" in fourier:
+        return (fourier["static/hindsight_steps"].astype(np.int64), fourier["static/hindsight_restricted_loss"],
+                fourier["static/hindsight_keys"].astype(int).tolist())
     p, sign = int(fourier["static/p"]), int(fourier["static/sign"])
     if sign == 0:
         raise ResultsError("fourier probes: no restricted loss for this operation (only x+y and x-y)")
     if keys is None:
-        power = fourier["logit_power"][-1][1:]
+        power = fourier["embed_power" if "embed_power" in fourier else "logit_power"][-1][1:]
         keys = sorted((np.argsort(-power, kind="stable")[:n] + 1).tolist())
     dirs = _sum_directions(p, sign)[np.asarray(keys) - 1]  # (K, 2, p, p)
-    labels = fourier["static/labels"].reshape(-1)
+    test = ~fourier["static/train_mask"].reshape(-1) if "static/train_mask" in fourier else np.ones(p * p, bool)
+    labels = fourier["static/labels"].reshape(-1)[test]
     losses = []
     for mean, coef in zip(fourier["logit_mean"], fourier["logit_coef"]):
         lg = mean[None, None, :] + np.einsum("kjab,kjc->abc", dirs, coef[np.asarray(keys) - 1].astype(np.float64))
-        losses.append(_cross_entropy(lg.reshape(p * p, -1), labels))
+        losses.append(_cross_entropy(lg.reshape(p * p, -1)[test], labels))
     return fourier["step"].astype(np.int64), np.asarray(losses), list(keys)
 
 

@@ -20,7 +20,9 @@ import pandas as pd
 from analysis import sections
 from analysis.document import Document, to_html, to_markdown
 from analysis.grokking import DEFAULT_DELAY_BOUNDARY, DEFAULT_PATIENCE
+from analysis.headline import headline
 from analysis.importance import param_importances
+from analysis.safe_text import csv_safe_frame
 from analysis.summary import choose_pair, rank_trials, trial_summary
 from orchestrator.errors import UserError
 
@@ -76,7 +78,8 @@ def build_report(results, options: ReportOptions | None = None) -> tuple[Documen
     name = (results.config or {}).get("name") or Path(results.path).name
     doc = Document(title=f"Grokking-speed report: {name}",
                    subtitle=f"{results.kind} {results.path} · {len(summary)} trial(s)",
-                   sections=[build(ctx) for build in sections.BUILDERS])
+                   sections=[build(ctx) for build in sections.BUILDERS],
+                   headline=headline(summary, results.searched, threshold))
     return doc, summary
 
 
@@ -101,7 +104,7 @@ def write_report(doc: Document, summary: pd.DataFrame, out: str | Path) -> dict[
             (tmp / "figures" / fig.name).write_bytes(fig.png)
         (tmp / "report.html").write_text(to_html(doc), encoding="utf-8")
         (tmp / "report.md").write_text(to_markdown(doc), encoding="utf-8")
-        summary.to_csv(tmp / "summary.csv", index=False)
+        csv_safe_frame(summary).to_csv(tmp / "summary.csv", index=False)  # no formula injection
         _move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from analysis.errors import ResultsError
-from orchestrator.configtree import fix_yaml_floats
+from groktune.yamlio import load_yaml_file
 
 # result.json keys that become trial columns; any other key is kept as provenance (`extra`).
 RESULT_KEYS = ("status", "steps_to_target", "final_step", "wall_time", "final")
@@ -108,13 +107,10 @@ def read_yaml_mapping(path: Path) -> dict:
     """A YAML mapping from `path`, {} when the file is missing or empty; ResultsError if malformed."""
     if not path.exists():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise ResultsError(f"{path}: not valid YAML") from None
+    data = load_yaml_file(path, ResultsError)  # the one loader: duplicate keys, alias limits, 1e-3
     if data is not None and not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a mapping of config sections")
-    return fix_yaml_floats(data or {})  # PyYAML reads a bare 1e-3 as a string
+    return data or {}
 
 
 def load_run(run_dir: Path, trial_id: str) -> LoadedRun:

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import yaml
 
-from analysis import environment, figures
+from analysis import environment, figures, sections_speed, speed_figures
 from analysis.document import Code, Figure, Section, Table, Text
 from analysis.double_descent import detect_double_descent, model_wise_double_descent
+from analysis.grokking import detect_grokking
 from analysis.importance import Importances
-from analysis.summary import best_and_typical, log_scaled, task_table, varying
+from analysis.summary import best_and_typical, log_scaled, member_curves, task_table, varying
 
 if TYPE_CHECKING:
     from analysis.load import Results
@@ -38,11 +39,33 @@ class Context:
     max_tasks: int = 6
     tasks: list[str] = field(default_factory=list)
 
-    def logs(self) -> dict[str, bool]:
-        """Searched key -> draw on a log axis (from the search space, else the values)."""
+    def logs(self) -> dict[str, bool | str]:
+        """Searched key -> its axis: True for a log axis (from the search space, else the
+        values), "category" for a choice parameter (e.g. batch_size with 0 = full batch)."""
         space = self.results.space or {}
-        return {k: log_scaled(self.summary[k], space.get(k)) for k in self.results.searched
-                if k in self.summary}
+        return {k: "category" if isinstance(space.get(k), dict) and "choice" in space[k]
+                else log_scaled(self.summary[k], space.get(k))
+                for k in self.results.searched if k in self.summary}
+
+    def events(self, trial_id: str):
+        """The trial's GrokEvents under the report's rule (for its collapses)."""
+        c = self.curve(trial_id)
+        return detect_grokking(c["step"], c["train_acc"], c["val_acc"], threshold=self.threshold,
+                               patience=self.patience, delay_boundary=self.delay_boundary)
+
+    def seed_siblings(self, trial_id: str) -> list[pd.DataFrame]:
+        """Curves of the other seeds of the same config: a population trial's member curves,
+        or the other trials of the same searched values (search.seeds)."""
+        members = member_curves(self.curve(trial_id))
+        if members:
+            return list(members.values())
+        keys = [k for k in self.results.searched if k in self.summary and k != "seed"]
+        if not keys or "seed" not in self.summary:
+            return []
+        row = self.row(trial_id)
+        same = (self.summary[keys].astype(str) == row[keys].astype(str)).all(axis=1)
+        others = self.summary.loc[same & (self.summary["trial_id"] != trial_id), "trial_id"]
+        return [self.curve(t) for t in others if len(self.curve(t))]
 
     def curve(self, trial_id: str) -> pd.DataFrame:
         curves = self.results.curves
@@ -61,12 +84,15 @@ def overview(ctx: Context) -> Section:
     s = ctx.summary
     statuses = ", ".join(f"{k} {v}" for k, v in s["status"].value_counts().items())
     text = (f"{len(s)} trial(s) over {s['task'].nunique()} task(s); status: {statuses}. "
-            f"An event is the first step an accuracy reached {ctx.threshold:g} and stayed there "
-            f"({ctx.patience} evals in a row to reach it, as many below to lose it); a delay of "
-            f"{ctx.delay_boundary:g} steps or more between memorising and generalising is "
-            "grokking, a shorter one comprehension (Liu et al. 2022). A trial that stopped "
-            "early (pruned, diverged) is in the phase it stopped in. Steps are optimizer steps.")
-    blocks = [Text(text), Table(task_table(s, ctx.results.searched), "Per task (medians over trials)")]
+            f"An event is the first step an accuracy reached {ctx.threshold:g} and held it for "
+            f"{ctx.patience} evals in a row; nothing later moves it (a later fall is a collapse). "
+            f"A delay of {ctx.delay_boundary:g} steps or more between memorising and generalising "
+            "is grokking, a shorter one comprehension (Liu et al. 2022). A trial that did not "
+            "generalise is kept apart by how it ended: pruned (stopped by the scheduler before a "
+            "verdict), budget, diverged, error; only one that used its budget can be in the "
+            "memorization or confusion phase. Medians of steps are Kaplan–Meier medians with "
+            "runs that never got there counted as censored. Steps are optimizer steps.")
+    blocks = [Text(text), Table(task_table(s, ctx.results.searched), "Per task")]
     skipped = ctx.results.meta.get("skipped") or []
     if skipped:
         blocks.append(Text(f"{len(skipped)} run(s) could not be read and were left out: "
@@ -81,13 +107,21 @@ def learning_curves(ctx: Context) -> Section:
             row = ctx.row(tid)
             events = {k: row.get(k) for k in ("memorized_step", "generalized_step", "dd_peak")}
             title = f"{task}: {role} trial {tid} ({row['phase']})"
-            png = figures.learning_curves(ctx.curve(tid), events, title, ctx.threshold)
+            seed_steps = row.get("seed_steps")
+            png = figures.learning_curves(
+                ctx.curve(tid), events, title, ctx.threshold, collapses=ctx.events(tid).collapses,
+                band=ctx.seed_siblings(tid), seed_steps=seed_steps if isinstance(seed_steps, str) else None)
             blocks.append(Figure(f"curves_{slug(task, i)}_{role}.png", png, title))
     if not blocks:
         blocks.append(Text("No trial has curves to draw."))
     n_tasks = ctx.summary["task"].nunique()
     if n_tasks > len(ctx.tasks):
         blocks.append(Text(f"Curves are drawn for the first {len(ctx.tasks)} of {n_tasks} tasks."))
+    blocks.append(Text("The typical trial is the median-ranked one among trials that ran to a "
+                       "verdict (generalised or used their budget), never one the scheduler "
+                       "stopped. Red shading: collapses after generalising; a blue band: the "
+                       "other seeds of the same config; a population trial's curve is its "
+                       "members' median, with each seed's steps written on it."))
     return Section("Learning curves (best and typical trials)", blocks)
 
 
@@ -101,7 +135,7 @@ def steps_over_params(ctx: Context) -> Section:
         x, y = ctx.pair
         blocks.append(Figure("steps_map.png", figures.steps_map(ctx.summary, x, y, ctx.logs()),
                              f"Steps to generalise over {x} × {y}"))
-    blocks.append(Figure("steps_by_param.png", figures.steps_by_param(ctx.summary, keys, ctx.logs()),
+    blocks.append(Figure("steps_by_param.png", speed_figures.steps_by_param(ctx.summary, keys, ctx.logs()),
                          "Steps to generalise against each searched hyperparameter"))
     return Section("Steps to generalise over the searched hyperparameters", blocks)
 
@@ -109,11 +143,20 @@ def steps_over_params(ctx: Context) -> Section:
 def importances(ctx: Context) -> Section:
     imp = ctx.importances
     blocks = [Text(imp.note)]
+    if imp.undetermined:
+        blocks.append(Table(pd.DataFrame({"parameter": list(imp.parameters),
+                                          "importance": f"undetermined ({imp.undetermined})"})))
     if imp.values:
-        blocks.append(Figure("importances.png", figures.importance_bars(imp.values, imp.evaluator),
+        blocks.append(Figure("importances.png",
+                             speed_figures.importance_bars(imp.values, imp.evaluator, imp.spread),
                              f"Hyperparameter importances ({imp.evaluator})"))
-        blocks.append(Table(pd.DataFrame({"parameter": list(imp.values),
-                                          "importance": list(imp.values.values())})))
+        spread = [imp.spread.get(k) for k in imp.values]
+        blocks.append(Table(pd.DataFrame({
+            "parameter": list(imp.values), "importance": list(imp.values.values()),
+            "bootstrap 2.5–97.5 %": [f"{a:.2f}–{b:.2f}" if a is not None else "–"
+                                     for a, b in (x or (None, None) for x in spread)]})))
+    if imp.warnings:
+        blocks.append(Text("The evaluator warned: " + " | ".join(imp.warnings)))
     return Section("Hyperparameter importances", blocks)
 
 
@@ -175,8 +218,10 @@ def norms(ctx: Context) -> Section:
 
 
 def all_trials(ctx: Context, limit: int = 200) -> Section:
+    # Every searched parameter is shown (the table scrolls sideways); other dotted config
+    # columns and the double-descent details stay in summary.csv.
     cols = [c for c in ctx.summary.columns if not c.startswith("dd_") and c != "evals"]
-    shown = [c for c in cols if "." not in c or c in ctx.results.searched][:16]
+    shown = [c for c in cols if "." not in c or c in ctx.results.searched]
     note = Text(f"The first {limit} of {len(ctx.summary)} trials; summary.csv has all, with "
                 "every column.") if len(ctx.summary) > limit else Text("summary.csv has every column.")
     return Section("All trials", [note, Table(ctx.summary[shown].head(limit))])
@@ -212,5 +257,6 @@ def probes(ctx: Context) -> Section:
     return probes_section(ctx)
 
 
-BUILDERS = (overview, learning_curves, steps_over_params, importances, phase_diagram,
+BUILDERS = (overview, sections_speed.survival, sections_speed.seeds, learning_curves,
+            sections_speed.collapses, steps_over_params, importances, phase_diagram,
             double_descent, norms, probes, all_trials, what_was_run)

@@ -2,30 +2,130 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from analysis.direction import as_cost
 from analysis.double_descent import detect_double_descent
 from analysis.errors import ResultsError
+from analysis.seeds import add_seed_columns
 from analysis.grokking import PHASES, detect_grokking
+from groktune.events import first_event
+from analysis.survival import describe_median, kaplan_meier
 
-FIRST_COLUMNS = ["trial_id", "task", "status", "phase", "memorized_step", "generalized_step",
-                 "delay", "steps_to_target", "final_val_acc", "final_train_acc", "final_val_loss",
+FIRST_COLUMNS = ["trial_id", "task", "status", "outcome", "phase", "memorized_step",
+                 "generalized_step", "delay", "steps_to_target", "seed_steps", "seeds_grokked",
+                 "n_collapses", "collapse_period", "at_target_share", "first_collapse_step",
+                 "first_collapse_depth", "final_val_acc", "final_train_acc", "final_val_loss",
                  "last_step", "wall_time"]
 STEP_COLUMNS = ["memorized_step", "generalized_step", "delay", "last_step", "dd_first_min",
-                "dd_peak", "dd_second_min"]
+                "dd_peak", "dd_second_min", "first_collapse_step"]
+# Outcomes kept apart in every table and figure (issue 11, item 4): a run that did not
+# generalise was stopped by the scheduler, ran out of budget, diverged, failed, or is unfinished.
+OUTCOMES = ("grokked", "pruned", "budget", "diverged", "error", "unfinished", "no data")
+_OUTCOME_OF_STATUS = {"pruned": "pruned", "early_stopped": "pruned", "budget": "budget",
+                      "diverged": "diverged", "error": "error", "grokked": "budget"}
+VERDICT_OUTCOMES = ("grokked", "budget")
+"""Outcomes of runs that ran to a verdict (generalised, or used their whole budget)."""
+
+
+def outcome(status: str, generalized_step, has_curve: bool = True) -> str:
+    """How a trial ended, for tables and figures: one of OUTCOMES.
+
+    Args:
+        status: the trial's recorded status (trials.parquet / result.json).
+        generalized_step: the detected generalisation step, or None/NA.
+        has_curve: False for a trial without any eval records.
+    Returns:
+        "grokked" when it generalised; else the status it stopped with (a trainer "grokked" without an
+        event at the report's threshold ran to its target only by the trainer's rule, so "budget").
+    """
+    if not has_curve:
+        return "no data"
+    if generalized_step is not None and not pd.isna(generalized_step):
+        return "grokked"
+    return _OUTCOME_OF_STATUS.get(str(status), "unfinished")
+
+
+def _collapse_columns(ev) -> dict:
+    """summary.csv's collapse columns from a GrokEvents (issue 11, item 2)."""
+    first = ev.collapses[0] if ev.collapses else None
+    return {"n_collapses": ev.n_collapses, "collapse_period": ev.collapse_period,
+            "at_target_share": ev.at_target_share,
+            "first_collapse_step": first.step if first else None,
+            "first_collapse_depth": first.depth if first else None}
+
+
+def population_progress(g: pd.DataFrame) -> dict:
+    """What a population trial's curves say about its seeds, for when its closing report (with
+    member_steps_to_target) never came because the scheduler stopped it.
+
+    Returns:
+        {} for other trials; else population_size (members at the first eval) and
+        members_confirmed: JSON list of the steps at which the trainer confirmed the 1st, 2nd, ...
+        member at its target (grokked_fraction rising; up to patience evals after the onset).
+    """
+    if "grokked_fraction" not in g or "members_live" not in g or g["members_live"].isna().all():
+        return {}
+    size = int(g["members_live"].dropna().iloc[0])
+    counts = (g["grokked_fraction"].fillna(0).to_numpy(float) * size).round().astype(int)
+    steps = g["step"].to_numpy()
+    confirmed = [int(steps[np.argmax(counts >= k)]) for k in range(1, int(counts.max()) + 1)]
+    return {"population_size": size, "members_confirmed": json.dumps(confirmed)}
+
+
+def member_curves(g: pd.DataFrame, column: str = "member_val_acc") -> dict[str, pd.DataFrame]:
+    """A population trial's per-member curves {seed: frame(step, val_acc)}; {} for other trials.
+
+    Population trials report each member's latest accuracy as a list per eval (in the order of
+    the JSON list `member_seeds`), beside the median record.
+    """
+    if column not in g or "member_seeds" not in g:
+        return {}
+    rows = g[g[column].map(lambda v: isinstance(v, (list, tuple, np.ndarray)) and len(v) > 0)]
+    if rows.empty:
+        return {}
+    seeds = [str(s) for s in json.loads(str(rows["member_seeds"].iloc[-1]))]
+    values = np.array([np.asarray(v, dtype=float) for v in rows[column]])  # (evals, members)
+    if values.ndim != 2 or values.shape[1] != len(seeds):
+        return {}
+    steps = rows["step"].to_numpy()
+    return {seed: pd.DataFrame({"step": steps, "val_acc": values[:, i]}) for i, seed in enumerate(seeds)}
+
+
+def member_events(g: pd.DataFrame, threshold: float, patience: int) -> dict:
+    """Each member's generalisation step by the one event rule, from its own curve.
+
+    Returns:
+        {"member_generalized": JSON {seed: step or null}} for a population trial with member
+        curves, else {} (seeds then come from member_steps_to_target or the grokked fraction).
+    """
+    members = member_curves(g)
+    if not members:
+        return {}
+    steps = {seed: first_event(m["step"], m["val_acc"], threshold=threshold, patience=patience)
+             for seed, m in members.items()}
+    return {"member_generalized": json.dumps(steps)}
+
+
+def _optional(g: pd.DataFrame, column: str):
+    return g[column] if column in g and g[column].notna().any() else None
 
 
 def _trial_row(trial_id: str, g: pd.DataFrame, threshold: float, patience: int,
                delay_boundary: float) -> dict:
     ev = detect_grokking(g["step"], g["train_acc"], g["val_acc"], threshold=threshold,
-                         patience=patience, delay_boundary=delay_boundary)
+                         patience=patience, delay_boundary=delay_boundary,
+                         train_loss=_optional(g, "train_loss"), param_norm=_optional(g, "param_norm"))
     row = {"trial_id": trial_id, "memorized_step": ev.memorized_step,
            "generalized_step": ev.generalized_step, "delay": ev.delay, "phase": ev.phase,
            "last_step": int(g["step"].max()), "evals": len(g),
            "curve_val_acc": float(g["val_acc"].iloc[-1]),
-           "curve_train_acc": float(g["train_acc"].iloc[-1])}
+           "curve_train_acc": float(g["train_acc"].iloc[-1]), **_collapse_columns(ev)}
+    row.update(population_progress(g))
+    row.update(member_events(g, threshold, patience))
     dd = None
     if "val_loss" in g and g["val_loss"].notna().sum() >= 4:
         dd = detect_double_descent(g["step"], g["val_loss"])
@@ -50,7 +150,16 @@ def trial_summary(results, *, threshold: float = 0.99, patience: int = 3,
     merged = results.trials.copy()
     if rows:
         merged = merged.merge(pd.DataFrame(rows), on="trial_id", how="left")
+    has_curve = merged.get("phase", pd.Series(index=merged.index, dtype=object)).notna()
     merged["phase"] = merged.get("phase", pd.Series(index=merged.index, dtype=object)).fillna("no data")
+    merged["outcome"] = [outcome(s, g, c) for s, g, c in
+                         zip(merged["status"], merged.get("generalized_step", [None] * len(merged)),
+                             has_curve)]
+    # A run stopped before a verdict is not "confusion" or "memorization": it was never given
+    # the chance to generalise (issue 11, item 4). Its phase is how it stopped.
+    stopped = merged["outcome"].isin(("pruned", "diverged", "error", "unfinished"))
+    merged.loc[stopped, "phase"] = merged.loc[stopped, "outcome"]
+    merged = add_seed_columns(merged, results.searched)
     for final, curve in (("final_val_acc", "curve_val_acc"), ("final_train_acc", "curve_train_acc")):
         if curve in merged:
             base = merged[final] if final in merged else pd.Series(np.nan, index=merged.index)
@@ -85,13 +194,22 @@ def rank_trials(summary: pd.DataFrame) -> pd.DataFrame:
 def best_and_typical(summary: pd.DataFrame) -> dict[str, str]:
     """The best and the typical (median-ranked) trial of a frame of trials.
 
+    The typical trial is the median-ranked one among those that ran to a verdict (generalised
+    or used their budget): a trial the scheduler stopped at its first rung says little about
+    what a run of this sweep looks like (issue 11, item 10).
+
     Returns:
-        {"best": trial_id, "typical": trial_id}; "typical" is left out when it is the best.
+        {"best": trial_id, "typical": trial_id}; "typical" is left out when it is the best or
+        no trial ran to a verdict.
     """
     ranked = rank_trials(summary[summary["phase"] != "no data"])
     if ranked.empty:
         return {}
     picks = {"best": ranked["trial_id"].iloc[0]}
+    if "outcome" in ranked:
+        ranked = ranked[ranked["outcome"].isin(VERDICT_OUTCOMES)]
+    if ranked.empty:
+        return picks
     typical = ranked["trial_id"].iloc[len(ranked) // 2]
     if typical != picks["best"]:
         picks["typical"] = typical
@@ -114,6 +232,22 @@ def _median(values: pd.Series):
     return float(values.median()) if len(values) else None
 
 
+def censored_median(summary: pd.DataFrame, column: str = "generalized_step") -> str:
+    """Kaplan-Meier median of an event step over trials, runs without it censored at their end.
+
+    Args:
+        summary: trial_summary rows (`column` and last_step); trials without curves are left out.
+        column: generalized_step or memorized_step.
+    Returns:
+        '450 (95% CI 300–900; 7/12 generalised)' or 'not reached (...)'.
+    """
+    rows = summary[summary["last_step"].notna()] if "last_step" in summary else summary.iloc[0:0]
+    step = pd.to_numeric(rows[column], errors="coerce").astype(float)
+    times = step.fillna(pd.to_numeric(rows["last_step"], errors="coerce").astype(float))
+    text = describe_median(kaplan_meier(times.to_numpy(), step.notna().to_numpy()))
+    return text if column == "generalized_step" else text.replace("generalised", "memorised")
+
+
 def task_table(summary: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
     """One row per task: counts, median steps to memorise/generalise, delay, phases, best config.
 
@@ -128,17 +262,20 @@ def task_table(summary: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
         ranked = rank_trials(g)
         best = ranked.iloc[0]
         phases = g["phase"].value_counts()
-        order = [p for p in (*PHASES, "no data") if p in phases]
+        order = [p for p in (*PHASES, *OUTCOMES) if p in phases]
+        outcomes = g["outcome"].value_counts() if "outcome" in g else pd.Series(dtype=int)
         rows.append({
             "task": task, "trials": len(g),
             "generalised": f"{int(g['generalized_step'].notna().sum())}/{len(g)}",
-            "median steps to memorise": _median(g["memorized_step"]),
-            "median steps to generalise": _median(g["generalized_step"]),
-            "median delay": _median(g["delay"]),
+            "outcomes": ", ".join(f"{o} {outcomes[o]}" for o in OUTCOMES if o in outcomes),
+            "median steps to memorise (KM)": censored_median(g, "memorized_step"),
+            "median steps to generalise (KM)": censored_median(g, "generalized_step"),
+            "median delay (runs that did both)": _median(g["delay"]),
             "phases": ", ".join(f"{p} {phases[p]}" for p in order),
             "median wall time (s)": _median(g["wall_time"]) if "wall_time" in g else None,
             "best trial": best["trial_id"],
             "best steps to generalise": best["generalized_step"],
+            "best per-seed steps": best.get("seed_steps"),
             "best config": describe_config(best, searched),
         })
     return pd.DataFrame(rows)

@@ -80,16 +80,16 @@ def train_curve(args: tuple[int, dict, int, str]) -> list[dict]:
 
 def outcome(curve: pd.DataFrame, target: float, patience: int) -> tuple[int | None, int]:
     """(steps_to_target or None, the step the trial ends at) under the trainer's own StopRule:
-    grokked once val acc >= target for `patience` evals in a row (or at target when the budget
-    runs out); otherwise it runs to the budget."""
+    grokked once val acc >= target for `patience` evals in a row (groktune.events); otherwise it
+    runs to the budget."""
     rule = StopRule(target, patience)
     for row in curve.itertuples():
         finite = all(np.isfinite(v) for v in (row.train_loss, row.val_loss, row.param_norm))
         stop = rule.update(int(row.step), float(row.val_acc), float(row.val_loss), finite)
         if stop is not None:
-            return (rule.streak_start if stop == "grokked" else None), int(row.step)
+            return (rule.event if stop == "grokked" else None), int(row.step)
     last = int(curve["step"].iloc[-1])
-    return (rule.streak_start if rule.final_status(None) == "grokked" else None), last
+    return (rule.event if rule.final_status(None) == "grokked" else None), last
 
 
 class _Trial:

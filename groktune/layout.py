@@ -22,6 +22,11 @@ EXPERIMENT = "experiment.yaml"
 CURVES = "curves.parquet"
 TRIALS = "trials.parquet"
 HEARTBEAT = "driver.json"
+# The sweep's ledger (orchestrator.ledger): LEDGER/<trial_id>.json is written atomically the
+# moment the driver learns that a trial finished; it is the one source of truth for statuses.
+LEDGER = "ledger"
+# ASHA's rungs and stop decisions (orchestrator.durable_asha): Ray's snapshot leaves them out.
+SCHEDULER_STATE = "scheduler-state.json"
 
 # Statuses. The trainer ends a run with one of TRAINER_STATUSES; a sweep records each trial
 # with one of FINAL_STATUSES (the scheduler stopping a trial is "pruned", whether ASHA stopped
@@ -29,6 +34,9 @@ HEARTBEAT = "driver.json"
 TRAINER_STATUSES = ("grokked", "budget", "diverged", "early_stopped")
 FINAL_STATUSES = ("grokked", "budget", "diverged", "pruned", "error")
 LIVE_STATUSES = ("running", "pending", "paused")
+# Ledger-only word, never a row of trials.parquet: a half-trained trial that a driver kill left
+# outside Tune's saved state; the resumed searcher samples its point again under a new id.
+ABANDONED = "abandoned"
 
 
 def sweep_status(trainer_status: str) -> str:
@@ -56,7 +64,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 __all__ = [
-    "CHECKPOINT_DIR", "CONFIG", "CURVES", "EXPERIMENT", "FINAL_STATUSES", "HEARTBEAT",
-    "LIVE_STATUSES", "METRICS", "RESULT", "TRAINER_STATUSES", "TRIALS", "sweep_status",
+    "ABANDONED", "CHECKPOINT_DIR", "LEDGER", "CONFIG", "CURVES", "EXPERIMENT", "FINAL_STATUSES", "HEARTBEAT",
+    "LIVE_STATUSES", "METRICS", "RESULT", "SCHEDULER_STATE", "TRAINER_STATUSES", "TRIALS", "sweep_status",
     "write_atomic",
 ]

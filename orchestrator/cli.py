@@ -30,8 +30,18 @@ COMMANDS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (`groktune train: error: ...`, exit 2), like every other error.
+
+    Subparsers inherit the class, so a bad flag of any subcommand reads the same.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="groktune",
         description="Grokking studies: train, sweep, analyse and report on algorithmic tasks.",
     )
@@ -42,11 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error already printed as one line
+        return int(done.code or 0) if not isinstance(done.code, str) else 2
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
         print(f"groktune: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A path argument the checks above let through (permissions, a file vanishing, a full
+        # disk): still one line naming the file, never a traceback.
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"groktune: error: {where}{err.strerror or type(err).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("groktune: interrupted", file=sys.stderr)

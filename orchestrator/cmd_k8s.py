@@ -7,10 +7,7 @@ sweep ends. See cluster/k8s/rayjob.py for the shape and the reasons.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def register(sub) -> None:
@@ -47,8 +44,11 @@ def run_render(args) -> int:
     from cluster.k8s.rayjob import render_rayjob, to_yaml
     from orchestrator.config import dump_config, load_config
     from orchestrator.configtree import ConfigError
-    from orchestrator.errors import UserError
+    from orchestrator.paths import check_name_flag, check_output_file
 
+    check_name_flag(args.name)
+    if args.out is not None and str(args.out) != "-":
+        check_output_file(args.out)
     exp = load_config(args.config, args.overrides)
     k8s = k8s_config(args)
     if exp.search is None:
@@ -57,9 +57,7 @@ def run_render(args) -> int:
         raise ConfigError(f"search.cpus_per_trial: got {exp.search.cpus_per_trial:g}, more than --cpus-per-worker {k8s.cpus_per_worker}")
     if exp.search.gpus_per_trial > k8s.gpus_per_worker:
         raise ConfigError(f"search.gpus_per_trial: got {exp.search.gpus_per_trial:g}, more than --gpus-per-worker {k8s.gpus_per_worker}")
-    name = args.name or exp.name
-    if not _NAME.match(name):
-        raise UserError(f"--name: got {name!r}, expected letters, digits and _.-")
+    name = args.name or exp.name  # both checked: groktune.names
     header = (f"groktune sweep {name!r} as a KubeRay RayJob; written by `groktune k8s render`.\n"
               f"Needs the KubeRay operator (>= 1.5.1) and the ReadWriteMany PVC {k8s.claim!r}.\n"
               f"Run: kubectl apply -f THIS_FILE; results land in {k8s.claim}:/{name}/")
@@ -68,6 +66,7 @@ def run_render(args) -> int:
         print(text, end="")
         return 0
     out = args.out or Path(f"{name}.rayjob.yaml")
+    check_output_file(out)
     out.write_text(text)
     print(f"wrote {out}: RayJob with {k8s.workers} worker(s) x {k8s.cpus_per_worker} CPUs"
           f"{f' x {k8s.gpus_per_worker} GPUs' if k8s.gpus_per_worker else ''}; kubectl apply -f {out}")

@@ -18,7 +18,11 @@ def register(subparsers) -> None:
                     "grokking events and phases, double descent, hyperparameter importances.")
     p.add_argument("path", help="results folder: a sweep dir, a run dir or a folder of run dirs")
     p.add_argument("--out", default=None,
-                   help="output folder (default: PATH/report); earlier report files are replaced")
+                   help="output folder (default: PATH/report); an earlier report there is replaced; "
+                        "any other non-empty folder needs --force, and files the report did not "
+                        "write are never replaced or deleted")
+    p.add_argument("--force", action="store_true",
+                   help="allow --out to be a non-empty folder that is not a report folder")
     p.add_argument("--threshold", type=float, default=None,
                    help="accuracy that counts as reached (default: the config's "
                         "train.target_val_acc, else 0.99)")
@@ -44,20 +48,24 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--threshold: got {args.threshold}, must be in (0, 1]")
     if args.patience is not None and args.patience < 1:
         raise UserError(f"--patience: got {args.patience}, must be >= 1")
-    if args.delay_boundary < 0:
-        raise UserError(f"--delay-boundary: got {args.delay_boundary}, must be >= 0")
+    if not 0 <= args.delay_boundary < float("inf"):  # written so that NaN fails too
+        raise UserError(f"--delay-boundary: got {args.delay_boundary}, must be >= 0 and finite")
 
 
 def run(args: argparse.Namespace) -> int:
     """parse -> load -> analyse -> write; analysis is imported here to keep `groktune` fast."""
     from analysis import ReportOptions, build_report, load, write_report
 
+    from orchestrator.paths import check_report_out
+
     _check(args)
     out = Path(args.out) if args.out else Path(args.path) / "report"
+    results = load(args.path)  # its errors name PATH first
+    check_report_out(out, args.force)  # before any analysis: a refused --out costs little
     options = ReportOptions(threshold=args.threshold, patience=args.patience,
                             delay_boundary=args.delay_boundary, phase_x=args.phase_x,
                             phase_y=args.phase_y, size_key=args.size_key)
-    doc, summary = build_report(load(args.path), options)
+    doc, summary = build_report(results, options)
     paths = write_report(doc, summary, out)
     print(f"groktune: report written to {paths['report.html']} (+ report.md, figures/, summary.csv)")
     return 0

@@ -12,11 +12,8 @@ cluster/slurm/template.sbatch.tmpl for what happens on the pre-limit signal.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def register(sub) -> None:
@@ -81,13 +78,14 @@ def run_submit(args) -> int:
     from cluster.slurm.submit import check_fresh, find_sbatch, plan_job, sbatch, write_job
     from orchestrator.config import dump_config, load_config
     from orchestrator.errors import UserError
+    from orchestrator.paths import check_name_flag, check_parent_folder
 
+    check_name_flag(args.name)  # it names a folder and the job (a newline would break #SBATCH)
+    check_parent_folder(args.storage, "--storage")
     exp = load_config(args.config, args.overrides)
     slurm = slurm_config(args)
     check_fits(exp, slurm)
-    name = args.name or exp.name
-    if not _NAME.match(name):
-        raise UserError(f"--name: got {name!r}, expected letters, digits and _.- (it names a folder and the job)")
+    name = args.name or exp.name  # the config's name is checked by its validation
     job = plan_job(name, args.storage)
     script = render_script(slurm, job, created=time.strftime("%Y-%m-%d %H:%M:%S"))
     if args.dry_run:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -19,7 +20,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from orchestrator.config import load_config
+    from orchestrator.paths import check_name_flag, check_parent_folder
 
+    check_name_flag(args.name)  # one path component: --name ../../x must not leave --storage
+    check_parent_folder(args.storage, "--storage")
     cfg = load_config(args.config, args.overrides)  # validated: nothing starts on a bad config
     if cfg.search is None:
         from orchestrator.errors import UserError
@@ -31,4 +35,9 @@ def run(args) -> int:
     outcome = run_sweep(cfg, args.storage, args.name, args.address, args.resume)
     print(summary(outcome.trials, list(cfg.search.space)))
     print(f"sweep took {outcome.wall_time:.0f}s -> {outcome.path} (curves.parquet, trials.parquet)")
+    errored = int((outcome.trials["status"] == "error").sum()) if len(outcome.trials) else 0
+    if errored:  # exit 1: scripts and CI must see that some trials failed for good
+        print(f"groktune: {errored} trial(s) errored (retries exhausted); see their error.txt in {outcome.path}",
+              file=sys.stderr)
+        return 1
     return 0

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from groktune.names import check_name
+from groktune.yamlio import load_yaml_file
 from orchestrator.configtree import (
     ConfigError,
     apply_overrides,
-    fix_yaml_floats,
     set_dotted,
     from_dict,
     to_dict,
@@ -25,6 +26,10 @@ from orchestrator.configtree import (
 from orchestrator.search_config import SearchConfig
 from tasks.config import TaskConfig
 from trials.config import ModelConfig, OptimConfig, ProbeConfig, TrainConfig
+
+
+MAX_SEED = 2**31 - 1
+"""Seeds derive streams seed .. seed + 3 and population members seed + 1000 i; all stay in int64."""
 
 
 @dataclass
@@ -42,30 +47,24 @@ class ExperimentConfig:
     """Only for `groktune sweep`: the search space, algorithm, scheduler and resources."""
 
     def validate(self) -> None:
+        try:
+            check_name(self.name)  # it names run and sweep folders: one safe path component
+        except ValueError as err:
+            raise ValueError(f"name: {err}") from None
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed: got {self.seed}, must be in [0, {MAX_SEED}]")
         if self.search is not None:
             self.search.check_against(self)
 
 
 def read_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, with a one-line ConfigError for missing or malformed files."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    data = load_yaml_file(path, ConfigError, what="config file")  # the one loader: limits, 1e-3
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections, got {type(data).__name__}")
-    return fix_yaml_floats(data)
+    return data
 
 
 def config_from_dict(data: dict, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -103,6 +102,7 @@ def with_values(cfg: ExperimentConfig, values: dict) -> ExperimentConfig:
 __all__ = [
     "ConfigError",
     "ExperimentConfig",
+    "MAX_SEED",
     "config_from_dict",
     "config_to_dict",
     "dump_config",

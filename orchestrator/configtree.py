@@ -8,15 +8,25 @@ exits 2 before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
 
-import yaml
+from groktune.yamlio import fix_yaml_floats, load_yaml_text
+
+MAX_INT = 2**63 - 1
+"""No config integer is larger (torch and numpy hold int64); field bounds are far tighter."""
 
 
 class ConfigError(ValueError):
     """Bad user input in a config file or override; the message is one line for the user."""
+
+
+def _short(value: Any) -> str:
+    """repr(value) cut to one short line (a whole section in an error hides the key at fault)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _describe(tp: Any) -> str:
@@ -35,47 +45,58 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
+        nested = None
         for arg in typing.get_args(tp):
             try:
                 return coerce(value, arg, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
+            except ConfigError as err:
+                # An error about a key inside the value names that key; keep it rather than
+                # printing the whole section (issue 12: `search.space.optim.lr.loguniform`).
+                if nested is None and not str(err).startswith(f"{key}: got"):
+                    nested = err
+        if nested is not None:
+            raise nested
+        raise ConfigError(f"{key}: got {_short(value)}, expected {_describe(tp)}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{key}: got {value!r}, expected null")
+        raise ConfigError(f"{key}: got {_short(value)}, expected null")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: got {value!r}, expected a mapping of {tp.__name__} fields")
+            raise ConfigError(f"{key}: got {_short(value)}, expected a mapping of {tp.__name__} fields")
         return from_dict(tp, value, key)
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: got {value!r}, expected a list")
+            raise ConfigError(f"{key}: got {_short(value)}, expected a list")
         (item,) = typing.get_args(tp) or (Any,)
         return [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: got {value!r}, expected a mapping")
+            raise ConfigError(f"{key}: got {_short(value)}, expected a mapping")
         _, vt = typing.get_args(tp) or (Any, Any)
         return {str(k): coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_INT:
+                raise ConfigError(f"{key}: got {value:.3g}, far too large (bounds are checked per key)")
             return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if abs(value) > 1e300 or not math.isfinite(float(value)):
+                # NaN compares false with every bound, so it would pass every check below.
+                raise ConfigError(f"{key}: got {_short(value)}, expected a finite number")
             return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
-    raise ConfigError(f"{key}: got {value!r}, expected {_describe(tp)}")
+    raise ConfigError(f"{key}: got {_short(value)}, expected {_describe(tp)}")
 
 
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
@@ -85,6 +106,7 @@ def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     for key in data:
         if key not in names:
             where = f"{prefix}.{key}" if prefix else str(key)
+            where = where if where.isprintable() and len(where) <= 80 else _short(where)
             raise ConfigError(f"{where}: unknown key; allowed: {', '.join(sorted(names))}")
     kwargs = {k: coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
     return cls(**kwargs)
@@ -108,21 +130,20 @@ def validate_tree(obj: Any, prefix: str = "") -> None:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'optim.lr=3e-4' -> (['optim', 'lr'], 0.0003); the value is read as YAML."""
     if "=" not in text:
-        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. optim.lr=3e-4")
+        raise ConfigError(f"--set {_short(text)}: expected KEY=VALUE, e.g. optim.lr=3e-4")
     key, raw = text.split("=", 1)
-    if not key.strip():
-        raise ConfigError(f"--set {text}: empty key")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {_short(text)}: expected KEY=VALUE with a dotted key such as optim.lr")
+    # The one YAML loader (groktune.yamlio) reads 1e-3 as a float and refuses duplicate keys
+    # and alias bombs; text that is not YAML at all stays a string (e.g. a path with ': ').
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml_text(raw, f"--set {key}", ConfigError) if raw.strip() else ""
+    except ConfigError as err:
+        if "not valid YAML" not in str(err):
+            raise
         value = raw
-    # YAML reads 1e-3 as a string (it wants 1.0e-3); users type the short form.
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    return key.strip().split("."), value
+    return key.split("."), value
 
 
 def set_dotted(data: dict, dotted: str, value: Any) -> dict:
@@ -151,16 +172,7 @@ def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
-def fix_yaml_floats(value: Any) -> Any:
-    """Turn YAML-1.1 strings such as '1e-3' back into floats (PyYAML reads them as str)."""
-    if isinstance(value, dict):
-        return {k: fix_yaml_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [fix_yaml_floats(v) for v in value]
-    if isinstance(value, str):
-        try:
-            if any(c in value for c in "eE") and value[0] in "0123456789.-+":
-                return float(value)
-        except ValueError:
-            return value
-    return value
+__all__ = [
+    "ConfigError", "apply_overrides", "coerce", "fix_yaml_floats", "from_dict", "parse_override",
+    "set_dotted", "to_dict", "validate_tree",
+]

@@ -1,8 +1,12 @@
-"""curves.parquet and trials.parquet from Ray's files — also while a sweep is running.
+"""curves.parquet and trials.parquet from the sweep's files — also while a sweep is running.
 
 Reads only plain files in the experiment folder: each trial's result.json (one JSON line per
-report), its params.json (the sampled point), the experiment_state-*.json Tune keeps for
-restoring (trial statuses) and experiment.yaml. Nothing here talks to Ray.
+report), its params.json (the sampled point), the ledger (orchestrator.ledger: the one source
+of statuses, written the moment a trial finishes) and experiment.yaml. Nothing here talks to
+Ray, and no status is guessed from Ray's experiment_state-*.json files. A trial the ledger
+holds but whose result.json lags (Tune copies it to the folder periodically) still gets its row,
+from the ledgered final result; a replay of an orphan (see orchestrator.ledger) and an
+abandoned trial get none.
 
 curves.parquet: trial_id, step and every scalar metric, one row per eval (a record repeated
 after a retry from a checkpoint, or the adapter's closing report, counts once: the last copy
@@ -10,7 +14,7 @@ wins); val_acc_per_class stays as a list column.
 
 trials.parquet: one row per trial — trial_id; one column per searched key, named by the dotted
 key ("optim.lr"); seed; task (e.g. "modular:x*y"); status grokked|budget|diverged|pruned|error
-(while a sweep runs also running|pending|paused); steps_to_target (nullable int);
+from the ledger (a trial not in it yet: running once it reported, else pending); steps_to_target (nullable int);
 final_<metric> for every scalar metric of the last eval; wall_time; device; peak_memory_mb;
 cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
 
@@ -28,21 +32,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from groktune.layout import ABANDONED, CURVES, FINAL_STATUSES, TRIALS
 from orchestrator.errors import UserError
-
-CURVES = "curves.parquet"
-TRIALS = "trials.parquet"
-FINAL_STATUSES = ("grokked", "budget", "diverged", "pruned", "error")
+from orchestrator.ledger import REPLAY_KEY, read_ledger
 # Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.
 NOT_CURVES = {
     "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
     "time_since_restore", "done", "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
-    "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target",
+    "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target", REPLAY_KEY,
 }
 # Per-trial columns of their own in trials.parquet, or Ray's counters: no final_<key> copy.
 NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "training_iteration",
              "iterations_since_restore"}
-RAY_STATUS = {"RUNNING": "running", "PENDING": "pending", "PAUSED": "paused", "ERROR": "error", "TERMINATED": "pruned"}
 
 
 def read_results(trial_dir: Path) -> list[dict]:
@@ -64,8 +65,13 @@ def trial_dirs(path: Path) -> list[Path]:
 
 
 def ray_statuses(path: Path) -> dict[str, str]:
-    """trial_id -> Ray's trial status from the newest experiment_state-*.json ({} if none yet)."""
-    files = sorted(path.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    """trial_id -> Ray's trial status in the experiment state Tune would restore from ({} if none).
+
+    Diagnostics only (e.g. what Tune's restore will see): statuses come from the ledger. The
+    newest file is the greatest name, as Tune picks it; modification times lie (Tune rewrites
+    every session's file when it copies its staging folder).
+    """
+    files = sorted(path.glob("experiment_state-*.json"))
     for state_file in reversed(files):
         try:
             state = json.loads(state_file.read_text())
@@ -106,8 +112,18 @@ def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
     return frame[["trial_id", "step", *[c for c in frame.columns if c not in ("trial_id", "step")]]]
 
 
-def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ray_status: str | None) -> dict:
-    """One trials.parquet row from a trial's reports, its sampled point and the experiment config."""
+def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None) -> dict:
+    """One trials.parquet row from a trial's reports, its sampled point and the experiment config.
+
+    Args:
+        trial_id: the trial.
+        rows: its result.json records (the ledgered final result appended when result.json lags).
+        point: its sampled point.
+        cfg: the experiment config.
+        ledger_status: its ledger status, None while it is not finished.
+    Returns:
+        The row as a dict.
+    """
     from orchestrator.trial_config import searched_values, task_label, trial_seed
     from orchestrator.config import with_values
 
@@ -120,7 +136,7 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ray_status: str
         row["task"] = task_label(cfg)
     evals = lineage(rows)
     last = rows[-1] if evals and "step" in rows[-1] else (evals[-1] if evals else {})
-    row["status"] = trial_status(last, ray_status)
+    row["status"] = trial_status(last, ledger_status)
     stt = last.get("steps_to_target")
     row["steps_to_target"] = int(stt) if isinstance(stt, (int, float)) and math.isfinite(stt) else None
     if "member_steps_to_target" in last:  # a population trial
@@ -138,17 +154,16 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ray_status: str
     row["peak_memory_mb"] = max((r.get("peak_memory_mb") or 0.0 for r in evals), default=None)
     row["cpu_time_s"] = last.get("cpu_time_s")
     # Starts from a checkpoint: failure retries, resumed sweeps, PBT exploits.
-    row["restarts"] = sum(1 for r in rows if r.get("iterations_since_restore") == 1 and r.get("training_iteration", 1) > 1)
+    row["restarts"] = sum(1 for r in rows if r.get("iterations_since_restore") == 1 and r.get("training_iteration", 1) > 1
+                          and REPLAY_KEY not in r)  # a ledger replay is not a restart: nothing trains
     return row
 
 
-def trial_status(last: dict, ray_status: str | None) -> str:
-    """The adapter's closing status when it got that far; otherwise what Ray says of the trial."""
-    if last.get("status") in FINAL_STATUSES:
-        return last["status"]
-    if ray_status is None:
-        return "running" if last else "pending"
-    return RAY_STATUS.get(ray_status, ray_status.lower())
+def trial_status(last: dict, ledger_status: str | None) -> str:
+    """The ledger's status; a trial not in the ledger is running once it reported, else pending."""
+    if ledger_status in FINAL_STATUSES:
+        return ledger_status
+    return "running" if last else "pending"
 
 
 def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
@@ -164,7 +179,7 @@ def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
             break
     status = rule.final_status(stop)
     status = "pruned" if status == "early_stopped" else status
-    return status, (rule.streak_start if status == "grokked" else None)
+    return status, (rule.event if status == "grokked" else None)
 
 
 def _is_scalar(value) -> bool:
@@ -184,20 +199,44 @@ def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves, trials) DataFrames from the experiment folder, without writing anything."""
     path = Path(path)
     cfg = load_experiment_config(path)
-    statuses = ray_statuses(path)
+    ledger = read_ledger(path)
     curves, trials = [], []
-    for tdir in trial_dirs(path):
-        rows = read_results(tdir)
-        point = _point(tdir, rows)
-        trial_id = _trial_id(tdir, rows)
+    for trial_id, rows, point in _trials(path, ledger):
+        record = ledger.get(trial_id) or {}
+        if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
+            continue  # never to finish, or a replay of another trial's record: that trial has the row
         curves.append(curves_frame(trial_id, rows))
-        trials.append(trial_row(trial_id, rows, point, cfg, statuses.get(trial_id)))
+        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status")))
     curve_frame = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) \
         else pd.DataFrame(columns=["trial_id", "step"])
     trial_frame = pd.DataFrame(trials)
     if len(trial_frame):
         trial_frame["steps_to_target"] = trial_frame["steps_to_target"].astype("Int64")
     return curve_frame, trial_frame
+
+
+def _trials(path: Path, ledger: dict[str, dict]):
+    """(trial_id, rows, point) of every trial folder and every ledgered trial without one."""
+    seen = set()
+    for tdir in trial_dirs(path):
+        rows = read_results(tdir)
+        trial_id = _trial_id(tdir, rows)
+        seen.add(trial_id)
+        yield trial_id, _with_ledgered(rows, ledger.get(trial_id)), _point(tdir, rows)
+    for trial_id, record in ledger.items():
+        if trial_id not in seen:
+            yield trial_id, _with_ledgered([], record), record.get("config") or {}
+
+
+def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
+    """rows, plus the ledgered final result when result.json lags behind it (a driver kill)."""
+    final = (record or {}).get("result") or {}
+    if "step" not in final:
+        return rows
+    steps = [r["step"] for r in rows if "step" in r]
+    if steps and steps[-1] >= final["step"] and ("status" not in final or "status" in rows[-1]):
+        return rows
+    return [*rows, final]
 
 
 def _point(tdir: Path, rows: list[dict]) -> dict:

@@ -17,7 +17,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from trials.choices import VECTORIZE
+
 DISTRIBUTIONS = ("loguniform", "uniform", "quniform", "qloguniform", "randint", "choice", "grid")
+MAX_SEEDS = 1000
+# (field, low, high): sizes and budgets refused before anything is started. The highs are far
+# beyond any real sweep; they keep a typo (num_samples: 1e9) from queueing a billion trials.
+LIMITS = (
+    ("num_samples", 1, 1_000_000),
+    ("grace_period", 1, 1_000_000_000),
+    ("reduction_factor", 2, 1000),
+    ("perturbation_interval", 1, 1_000_000_000),
+    ("cpus_per_trial", 0, 1024),
+    ("gpus_per_trial", 0, 64),
+    ("seeds_per_trial", 1, 1000),
+    ("max_failures", 0, 1000),
+    ("max_concurrent", 0, 100_000),
+    ("checkpoint_every", 0, 1_000_000_000),
+)
 
 
 @dataclass
@@ -53,7 +70,7 @@ class SearchConfig:
     """K > 1: every trial trains its sampled config with K seeds, seed + 1000 i for i < K, as one
     population in one process (trials.population) and reports the members' median; its
     steps_to_target is the median member's. Needs a single entry in `seeds`."""
-    population_vectorize: str = "loop"
+    population_vectorize: str = VECTORIZE[0]
     """With seeds_per_trial > 1: loop (one forward per member; each member's curve is bitwise its
     separate run's, and on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md
     "Vectorised populations") | vmap (batched kernels for all members: faster for very small
@@ -74,28 +91,29 @@ class SearchConfig:
             ("algorithm", ("tpe", "random", "grid", "pbt")),
             ("scheduler", ("asha", "hyperband", "fifo", "pbt")),
             ("mode", ("min", "max")),
-            ("population_vectorize", ("loop", "vmap")),
+            ("population_vectorize", VECTORIZE),
         ):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name}: got {value!r}, allowed: {', '.join(allowed)}")
-        for name in ("num_samples", "grace_period", "reduction_factor", "perturbation_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}: got {getattr(self, name)}, must be > 0")
+        for name, low, high in LIMITS:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name}: got {value:g}, must be in [{low:g}, {high:g}]")
         if self.cpus_per_trial <= 0:
             raise ValueError(f"cpus_per_trial: got {self.cpus_per_trial}, must be > 0")
-        if self.gpus_per_trial < 0:
-            raise ValueError(f"gpus_per_trial: got {self.gpus_per_trial}, must be >= 0")
         if not self.seeds:
             raise ValueError("seeds: empty list; give at least one seed")
-        if self.seeds_per_trial < 1:
-            raise ValueError(f"seeds_per_trial: got {self.seeds_per_trial}, must be >= 1")
+        if len(self.seeds) > MAX_SEEDS:
+            raise ValueError(f"seeds: {len(self.seeds)} seeds, at most {MAX_SEEDS}")
+        for seed in self.seeds:
+            if not 0 <= seed <= 2**31 - 1:
+                raise ValueError(f"seeds: got {seed}, each must be in [0, {2**31 - 1}]")
+        if self.optuna_storage and not self.optuna_storage.isprintable():
+            raise ValueError("optuna_storage: got a URL with control characters")
         if self.seeds_per_trial > 1 and len(self.seeds) > 1:
             raise ValueError(f"seeds_per_trial: got {self.seeds_per_trial} with {len(self.seeds)} seeds; "
                              f"give one seed (each trial trains seed + 1000 i for i < seeds_per_trial)")
-        for name in ("max_failures", "max_concurrent", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: got {getattr(self, name)}, must be >= 0")
         for name in self.tracking:
             if name not in ("mlflow", "wandb"):
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")

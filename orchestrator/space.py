@@ -29,6 +29,10 @@ LOG = ("loguniform", "qloguniform")
 # Keys whose every value must be > 0, whatever the distribution (a clearer message than the
 # generic config check, and the issue names it).
 POSITIVE_KEYS = ("optim.lr",)
+MAX_STEPS_OF_Q = 1e12
+"""Largest |bound| / q of a quantised distribution."""
+MAX_VALUES = 10_000
+"""Values one choice/grid may list (a grid's size multiplies the trials)."""
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,21 @@ class Dist:
 
 def parse_dist(key: str, spec: Any) -> Dist:
     """`{loguniform: [1e-4, 1e-2]}` -> Dist; ValueError('space.KEY: ...') on anything else."""
-    where = f"space.{key}"
+    where = f"space.{_key_text(key)}"
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ValueError(
-            f"{where}: got {spec!r}, expected one mapping such as {{loguniform: [1.0e-4, 1.0e-2]}}; "
+            f"{where}: got {_short(spec)}, expected one mapping such as {{loguniform: [1.0e-4, 1.0e-2]}}; "
             f"distributions: {', '.join(DISTRIBUTIONS)}"
         )
     (kind, args), = spec.items()
     if kind not in DISTRIBUTIONS:
-        raise ValueError(f"{where}: unknown distribution {kind!r}; allowed: {', '.join(DISTRIBUTIONS)}")
+        raise ValueError(f"{where}: unknown distribution {_short(kind)}; allowed: {', '.join(DISTRIBUTIONS)}")
+    where = f"{where}.{kind}"  # errors in the arguments name the distribution too
     if kind in DISCRETE:
         if not isinstance(args, (list, tuple)) or not args:
-            raise ValueError(f"{where}: {kind} needs a non-empty list of values, got {args!r}")
+            raise ValueError(f"{where}: needs a non-empty list of values, got {_short(args)}")
+        if len(args) > MAX_VALUES:
+            raise ValueError(f"{where}: {len(args)} values, at most {MAX_VALUES} allowed")
         return Dist(kind, values=tuple(args))
     want = 3 if kind.startswith("q") else 2
     names = "[low, high, q]" if want == 3 else "[low, high]"
@@ -64,19 +71,23 @@ def parse_dist(key: str, spec: Any) -> Dist:
         or len(args) != want
         or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
     ):
-        raise ValueError(f"{where}: {kind} needs {names} as numbers, got {args!r}")
-    if not all(math.isfinite(a) for a in args):
-        raise ValueError(f"{where}: {kind} bounds must be finite, got {list(args)}")
+        raise ValueError(f"{where}: needs {names} as numbers, got {_short(args)}")
+    if not all(math.isfinite(a) and abs(a) < 1e300 for a in args):
+        raise ValueError(f"{where}: bounds must be finite, got {_short(list(args))}")
     low, high = float(args[0]), float(args[1])
     q = float(args[2]) if want == 3 else 0.0
     if low >= high:
         raise ValueError(f"{where}: low {args[0]:g} >= high {args[1]:g}")
     if kind in LOG and low <= 0:
-        raise ValueError(f"{where}: {kind} needs low > 0, got {args[0]:g}")
+        raise ValueError(f"{where}: needs low > 0, got {args[0]:g}")
     if want == 3 and q <= 0:
         raise ValueError(f"{where}: q must be > 0, got {args[2]:g}")
+    if want == 3 and max(abs(low), abs(high)) / q > MAX_STEPS_OF_Q:
+        # snap() divides by q: a tiny q would overflow (and no search needs 1e12 levels).
+        raise ValueError(f"{where}: q {args[2]:g} is too small for bounds up to {max(abs(low), abs(high)):g} "
+                         f"(at most {MAX_STEPS_OF_Q:.0e} multiples of q)")
     if kind == "randint" and not all(float(a).is_integer() for a in args):
-        raise ValueError(f"{where}: randint needs integer bounds, got {list(args)}")
+        raise ValueError(f"{where}: needs integer bounds, got {list(args)}")
     return Dist(kind, low=low, high=high, q=q)
 
 
@@ -89,7 +100,7 @@ def check_space(space: dict) -> None:
     """Validate the distributions alone (no config needed); raise the first one-line ValueError."""
     for key, dist in parse_space(space).items():
         if key in POSITIVE_KEYS and _candidates(dist) and min(_numeric(_candidates(dist))) <= 0:
-            raise ValueError(f"space.{key}: every value must be > 0, got a bound or value {min(_numeric(_candidates(dist))):g}")
+            raise ValueError(f"space.{key}.{dist.kind}: every value must be > 0, got a bound or value {min(_numeric(_candidates(dist))):g}")
 
 
 def check_keys_exist(space: dict, cfg: Any) -> None:
@@ -104,7 +115,7 @@ def check_keys_exist(space: dict, cfg: Any) -> None:
     base.pop("search", None)  # checking a copy without `search` cannot recurse into this check
     for key, dist in parse_space(space).items():
         if not _is_leaf(base, key):
-            raise ValueError(f"search.space.{key}: unknown key; not in the experiment config")
+            raise ValueError(f"search.space.{_key_text(key)}: unknown key; not in the experiment config")
         for value in _candidates(dist):
             data = config_to_dict(cfg)
             data.pop("search", None)
@@ -112,7 +123,19 @@ def check_keys_exist(space: dict, cfg: Any) -> None:
             try:
                 config_from_dict(data)
             except ConfigError as err:
-                raise ValueError(f"search.space.{key}: value {value!r} gives an invalid config ({err})") from None
+                raise ValueError(f"search.space.{key}.{dist.kind}: value {_short(value)} gives an invalid config "
+                                 f"({err})") from None
+
+
+def _key_text(key: Any) -> str:
+    """A space key as it can appear in a one-line message."""
+    text = str(key)
+    return text if text.isprintable() and len(text) <= 80 else _short(text)
+
+
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _is_leaf(data: dict, dotted: str) -> bool:

@@ -6,20 +6,26 @@
 STORAGE/NAME/ holds Ray's own layout (one folder per trial with result.json, params.json,
 checkpoints and TensorBoard events; the experiment state Tune restores from), plus
 experiment.yaml (the resolved experiment config, search included), driver.json (the heartbeat
-`groktune status` reads) and, at the end, curves.parquet and trials.parquet (orchestrator.results).
+`groktune status` reads), ledger/ (one record per finished trial, the source of every status:
+orchestrator.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.results).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from orchestrator.config import ExperimentConfig, dump_config, load_config
+from groktune.layout import EXPERIMENT as EXPERIMENT_FILE
+from groktune.layout import write_atomic
+from groktune.versions import write_versions
 from orchestrator.errors import UserError
 
-EXPERIMENT_FILE = "experiment.yaml"
+SNAPSHOT_S = "2"
 
 
 @dataclass
@@ -33,35 +39,47 @@ def experiment_dir(cfg: ExperimentConfig, storage: str | Path, name: str | None)
     return Path(storage).expanduser().resolve() / (name or cfg.name)
 
 
-def prepare(cfg: ExperimentConfig, path: Path, resume: bool) -> ExperimentConfig:
-    """Check the folder against --resume; return the config the sweep runs (the saved one on resume)."""
-    from ray.tune import Tuner
-
-    if cfg.search is None:
-        raise UserError("search: missing; a sweep config needs a `search:` section (see configs/demo_sweep.yaml)")
+def saved_config(cfg: ExperimentConfig, path: Path) -> ExperimentConfig:
+    """The config a resumed sweep runs: the one saved in its folder (a note if it differs)."""
     saved = path / EXPERIMENT_FILE
-    if resume:
-        if not Tuner.can_restore(str(path)):
-            raise UserError(f"--resume: {path} holds no sweep to resume (no Tune state found)")
-        resumed = load_config(saved) if saved.exists() else cfg
-        if dump_config(resumed) != dump_config(cfg):
-            print(f"groktune: note: resuming with the config saved in {saved}, not the one given", flush=True)
-        return resumed
-    if Tuner.can_restore(str(path)) or saved.exists():
-        raise UserError(f"{path}: already holds a sweep; pass --resume to continue it, or choose another --name")
-    path.mkdir(parents=True, exist_ok=True)
-    saved.write_text(dump_config(cfg))
-    return cfg
+    resumed = load_config(saved) if saved.exists() else cfg
+    if dump_config(resumed) != dump_config(cfg):
+        print(f"groktune: note: resuming with the config saved in {saved}, not the one given", flush=True)
+    return resumed
 
 
-def build_trainable(cfg: ExperimentConfig):
+def check_resources(search) -> None:
+    """Refuse per-trial resources that no node of the connected cluster has (they would wait forever).
+
+    Args:
+        search: the SearchConfig (cpus_per_trial, gpus_per_trial).
+    Raises:
+        UserError naming the key, the value and the most one node offers.
+    """
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    for key, resource, want in (("cpus_per_trial", "CPU", search.cpus_per_trial),
+                                ("gpus_per_trial", "GPU", search.gpus_per_trial)):
+        most = max((float(n.get("Resources", {}).get(resource, 0.0)) for n in nodes), default=0.0)
+        if want > most:
+            raise UserError(f"search.{key}: got {want:g}, but no node of the Ray cluster offers that many "
+                            f"{resource}s (the largest of {len(nodes)} node(s) has {most:g})")
+
+
+def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = None):
     """The adapter with its config maker and scorer bound, and the per-trial resources.
+
+    Every trial goes through orchestrator.ledger.run_with_ledger: a trial the ledger has
+    finished (or the orphan it claims, see `orphans`) reports its ledgered result instead of
+    training again.
 
     With search.seeds_per_trial > 1 a trial trains its point with that many seeds as one
     population in one process (trials.tune_adapter.population_trainable), on the same resources.
     """
     from ray import tune
 
+    from orchestrator.ledger import run_with_ledger
     from orchestrator.objective import ScoreState
     from orchestrator.sweep_algos import checkpoint_every
     from orchestrator.trial_config import maker_for
@@ -69,11 +87,12 @@ def build_trainable(cfg: ExperimentConfig):
 
     s = cfg.search
     maker = maker_for(cfg, {"train.checkpoint_every": checkpoint_every(s, cfg.train.checkpoint_every)})
+    ledger = {"exp": str(path), "orphans": dict(orphans or {})}
     if s.seeds_per_trial > 1:
-        bound = tune.with_parameters(population_trainable, make_members=maker.members, scorer=ScoreState,
-                                     vectorize=s.population_vectorize)
+        bound = tune.with_parameters(run_with_ledger, inner=population_trainable, make_members=maker.members,
+                                     scorer=ScoreState, vectorize=s.population_vectorize, **ledger)
     else:
-        bound = tune.with_parameters(trainable, make_config=maker, scorer=ScoreState)
+        bound = tune.with_parameters(run_with_ledger, inner=trainable, make_config=maker, scorer=ScoreState, **ledger)
     return tune.with_resources(bound, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
@@ -87,14 +106,14 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
     from ray import tune
 
     from orchestrator.sweep_algos import build_scheduler, build_searcher, num_samples, param_space
-    from orchestrator.sweep_callbacks import Heartbeat, tracking_callbacks
+    from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, tracking_callbacks
 
     s = cfg.search
     tune_config = tune.TuneConfig(
         metric=s.metric,
         mode=s.mode,
         search_alg=build_searcher(s, cfg.seed, path.name),
-        scheduler=build_scheduler(s, cfg.train.steps),
+        scheduler=build_scheduler(s, cfg.train.steps, path),
         num_samples=num_samples(s),
         max_concurrent_trials=s.max_concurrent or None,
         reuse_actors=s.reuse_actors,  # off: one process per trial, its peak memory is its own
@@ -107,44 +126,82 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest two.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None if s.scheduler == "pbt" else 2),
-        callbacks=[Heartbeat(str(path)), *tracking_callbacks(s.tracking, path.name), *callbacks],
+        callbacks=[LedgerCallback(str(path)), Heartbeat(str(path)), *tracking_callbacks(s.tracking, path.name), *callbacks],
         verbose=1,
     )
-    return tune.Tuner(build_trainable(cfg), param_space=param_space(s), tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(build_trainable(cfg, path), param_space=param_space(s), tune_config=tune_config, run_config=run_config)
 
 
 def restore_tuner(cfg: ExperimentConfig, path: Path):
-    """Tuner.restore: finished trials stay as they are; unfinished and errored ones continue
-    from their last checkpoints; the searcher's and scheduler's state come back with it."""
+    """Tuner.restore after reconciling the ledger with the state Tune restores (sweep_folder):
+    finished trials stay finished (TERMINATED ones are not started; others replay their ledger
+    record), unfinished ones continue from their last checkpoints, errored ones stay errors
+    (error is final: their retries ran out); the searcher's and scheduler's state come back."""
     from ray import tune
 
     from orchestrator.sweep_algos import param_space
+    from orchestrator.sweep_folder import reconcile
 
+    orphans = reconcile(path)
     return tune.Tuner.restore(
-        str(path), trainable=build_trainable(cfg), resume_unfinished=True, resume_errored=True,
+        str(path), trainable=build_trainable(cfg, path, orphans), resume_unfinished=True, resume_errored=False,
         param_space=param_space(cfg.search),
     )
+
+
+def outermost_new(path: Path) -> Path | None:
+    """The outermost folder that creating `path` would create (--storage may be new too); None if it exists."""
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
               address: str | None = None, resume: bool = False, callbacks: Sequence = ()) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write both parquet files; return the trials table.
 
-    `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume)."""
+    All-or-nothing: the folder is checked, Ray started and the resources checked before
+    anything is written; a sweep that fails before Tune saved any state leaves no folder it
+    created. `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume).
+    """
     from orchestrator.raysession import start_ray, stop_ray
     from orchestrator.results import collect
+    from orchestrator.sweep_folder import check_fresh, check_resume, resumable
 
+    if cfg.search is None:
+        raise UserError("search: missing; a sweep config needs a `search:` section (see configs/demo_sweep.yaml)")
     path = experiment_dir(cfg, storage, name)
-    cfg = prepare(cfg, path, resume)
+    if resume:
+        check_resume(path)
+        cfg = saved_config(cfg, path)
+    else:
+        check_fresh(path)
+    # Tune snapshots its state at most this often (default "auto": 10 s or more); the ledger
+    # keeps finished trials whatever the period, a shorter one only loses less unfinished work.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SNAPSHOT_S)
     started = time.perf_counter()
+    created = outermost_new(path)
     start_ray(address)
     try:
-        tuner = restore_tuner(cfg, path) if resume else build_tuner(cfg, path, callbacks)
+        check_resources(cfg.search)
+        if resume:
+            tuner = restore_tuner(cfg, path)
+        else:
+            tuner = build_tuner(cfg, path, callbacks)  # creates the folder (Tune writes tuner.pkl)
+            write_atomic(path / EXPERIMENT_FILE, dump_config(cfg))
+        write_versions(path)  # what produced these results, read back by the report
         tuner.fit()
+    except BaseException:
+        if created is not None and path.exists() and not resumable(path):
+            shutil.rmtree(created, ignore_errors=True)  # nothing resumable yet: leave nothing behind
+        raise
     finally:
         stop_ray()
     _, trials = collect(path)
     return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials)
 
 
-__all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "experiment_dir", "prepare", "restore_tuner", "run_sweep"]
+__all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "check_resources", "experiment_dir", "restore_tuner",
+           "run_sweep", "saved_config"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.errors import UserError
 from orchestrator.space import grid_size, mutations, parse_space, to_ray
 
 TIME_ATTR = "step"
@@ -62,16 +63,26 @@ def build_searcher(search: Any, seed: int, study_name: str):
     from ray.tune.search.optuna import OptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(search.optuna_storage) if search.optuna_storage else None
+    storage = None
+    if search.optuna_storage:
+        try:
+            storage = optuna.storages.RDBStorage(search.optuna_storage)
+        except Exception as err:  # noqa: BLE001 - bad URL, missing driver, unreachable database
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+            raise UserError(f"search.optuna_storage: cannot open {search.optuna_storage!r} ({first})") from None
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed), storage=storage, study_name=study_name)
     if len(search.seeds) > 1:
         searcher = Repeater(searcher, repeat=len(search.seeds), set_index=True)
     return searcher
 
 
-def build_scheduler(search: Any, budget: int):
+def build_scheduler(search: Any, budget: int, state_dir: Any = None):
     """The trial scheduler; ASHA keeps trials that pass its last rung (stop_last_trials=False)
-    so that the trainer, not the scheduler, ends them and reports their final status."""
+    so that the trainer, not the scheduler, ends them and reports their final status.
+
+    With `state_dir` (the sweep folder) ASHA is orchestrator.durable_asha.DurableASHA, whose
+    rungs survive a driver kill; HyperBand and PBT state is Ray's own (lost on a resume).
+    """
     from ray.tune.schedulers import (
         AsyncHyperBandScheduler,
         FIFOScheduler,
@@ -80,6 +91,15 @@ def build_scheduler(search: Any, budget: int):
     )
 
     grace = min(search.grace_period, budget)
+    if search.scheduler == "asha" and state_dir is not None:
+        from pathlib import Path
+
+        from orchestrator.durable_asha import SCHEDULER_STATE, DurableASHA
+
+        return DurableASHA(
+            str(Path(state_dir) / SCHEDULER_STATE), time_attr=TIME_ATTR, max_t=budget, grace_period=grace,
+            reduction_factor=search.reduction_factor, stop_last_trials=False,
+        )
     if search.scheduler == "asha":
         return AsyncHyperBandScheduler(
             time_attr=TIME_ATTR, max_t=budget, grace_period=grace,

@@ -1,4 +1,5 @@
-"""Tune callbacks of a sweep: the driver heartbeat that `groktune status` reads, and tracking.
+"""Tune callbacks of a sweep: the ledger (statuses), the driver heartbeat that `groktune status`
+reads, and tracking.
 
 TensorBoard events per trial come from Ray's own TBX logger (on whenever tensorboardX is
 installed). MLflow and W&B callbacks are added when asked for in `search.tracking` and their
@@ -18,9 +19,23 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from orchestrator.rundir import write_atomic
+from groktune.layout import HEARTBEAT, write_atomic
+from orchestrator.ledger import record_trial
 
-HEARTBEAT = "driver.json"
+
+class LedgerCallback(Callback):
+    """Writes a trial's ledger record (orchestrator.ledger) the moment Tune reports it finished
+    (returned, or stopped by the scheduler) or failed for good; listed first, so it runs before
+    any other callback of the same event."""
+
+    def __init__(self, experiment_dir: str):
+        self.exp = str(experiment_dir)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        record_trial(self.exp, trial, errored=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        record_trial(self.exp, trial, errored=True)
 
 
 class Heartbeat(Callback):
@@ -79,4 +94,4 @@ def tracking_callbacks(names: list[str], experiment_name: str) -> list:
     return callbacks
 
 
-__all__ = ["HEARTBEAT", "Heartbeat", "tracking_callbacks"]
+__all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "tracking_callbacks"]

@@ -1,17 +1,18 @@
 """The text of `groktune status DIR`: trial counts, best so far, the driver and its resources.
 
-Reads the experiment folder only (result.json files, Tune's experiment state, driver.json
-written by the sweep's Heartbeat callback); it never connects to Ray.
+Reads the experiment folder only (result.json files, the ledger that holds every finished
+trial's status, driver.json written by the sweep's Heartbeat callback); it never connects to Ray.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
+from groktune.layout import FINAL_STATUSES, HEARTBEAT
 from orchestrator.errors import UserError
+from orchestrator.paths import read_json_mapping
 
 STALE_S = 60.0
 
@@ -27,7 +28,7 @@ def describe(path: str | Path) -> str:
     _, trials = build_tables(path)
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     expected = expected_trials(cfg.search)
-    finished = sum(v for k, v in counts.items() if k in ("grokked", "budget", "diverged", "pruned", "error"))
+    finished = sum(v for k, v in counts.items() if k in FINAL_STATUSES)
     lines = [
         f"sweep {path.name}: {expected} trials planned, {len(trials)} started; "
         f"{counts.get('running', 0)} running, {counts.get('pending', 0) + max(expected - len(trials), 0)} pending, "
@@ -40,10 +41,10 @@ def describe(path: str | Path) -> str:
 
 def driver_line(path: Path) -> str:
     """Whether the driver is alive, and the cluster resources it last saw in use."""
-    beat = path / "driver.json"
+    beat = path / HEARTBEAT
     if not beat.exists():
         return "driver: no heartbeat yet"
-    data = json.loads(beat.read_text())
+    data = read_json_mapping(beat)  # corrupt: one line, exit 2 (orchestrator.paths)
     age = time.time() - data.get("updated", 0)
     if data.get("finished"):
         state = "finished"

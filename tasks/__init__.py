@@ -9,6 +9,7 @@ the docstrings of tasks.modular, tasks.permutation, tasks.sparse_parity and task
 """
 
 from tasks.base import AlgorithmicData
+from tasks.classes import chance_level, n_classes
 from tasks.config import NEEDS_PRIME, TaskConfig
 from tasks.errors import DataError
 from tasks.lm import TokenStream, perplexity, token_accuracy
@@ -37,7 +38,9 @@ __all__ = [
     "TaskConfig",
     "TokenStream",
     "build_task",
+    "chance_level",
     "check_task",
+    "n_classes",
     "perplexity",
     "split_indices",
     "token_accuracy",

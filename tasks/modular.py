@@ -2,8 +2,10 @@
 
 Each operation is a small function of int64 tensors (x, y, p) over all pairs at once
 (danielmamay/grokking style); `modular_table` reduces the result mod p. Operations in
-`tasks.config.NEEDS_PRIME` divide by y, so p must be prime and, as in the paper's Table 1,
-their table covers 0 <= x < p, 0 < y < p only. Every other table covers all p*p pairs.
+`tasks.config.NEEDS_PRIME` divide by y on some rows, so p must be prime; a table leaves out
+exactly the rows that would divide by zero (`DIVIDES_BY_Y`): for x/y the p rows y = 0, as in the
+paper's Table 1; for "x/y if y odd else x-y" none, since y = 0 is even and takes x - 0 = x
+(openai/grok's generator keeps those rows too). Every table but x/y's covers all p*p pairs.
 
 Token layout (see tasks.base): ids 0..p-1 are the residues (names "0".."p-1"), id p is the op
 token, id p+1 is "=": x = [a, p, b, p+1], y = c, vocab_size = p + 2, answer_tokens = 0..p-1.
@@ -17,7 +19,6 @@ from typing import Callable
 import torch
 
 from tasks.base import AlgorithmicData, Family, OpTable, assemble
-from tasks.config import NEEDS_PRIME
 
 Tensor = torch.Tensor
 
@@ -48,6 +49,8 @@ def _even(v: Tensor) -> Tensor:
 
 
 # name -> f(x, y, p); the result is reduced mod p by modular_table. Names are the config's.
+# torch.where evaluates both branches: _div of y = 0 gives 0 (0 ** (p-2)), never an error, and
+# those values are discarded, or the row is left out (DIVIDES_BY_Y).
 OPERATIONS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
     "x+y": lambda x, y, p: x + y,
     "x-y": lambda x, y, p: x - y,
@@ -66,15 +69,25 @@ OPERATIONS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
 }
 
 
+# name -> the rows (bool, per pair) on which the op divides by y; keys are NEEDS_PRIME.
+DIVIDES_BY_Y: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "x/y": lambda x, y: torch.ones_like(y, dtype=torch.bool),
+    "x/y if y odd else x-y": lambda x, y: ~_even(y),
+}
+
+
 def operand_pairs(op: str, p: int) -> tuple[Tensor, Tensor]:
-    """All (x, y) operand pairs of `op`, x-major: y = 0 is left out when op divides by y.
+    """All (x, y) operand pairs of `op`, x-major, less those that would divide by zero.
 
     Returns:
-        (x, y): LongTensors of shape (p*p,) or (p*(p-1),).
+        (x, y): LongTensors of shape (p*p,), or (p*(p-1),) for x/y (y = 0 left out).
     """
-    ys = torch.arange(1 if op in NEEDS_PRIME else 0, p)
-    x, y = torch.meshgrid(torch.arange(p), ys, indexing="ij")  # (p, |ys|) each
-    return x.reshape(-1), y.reshape(-1)
+    x, y = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")  # (p, p) each
+    x, y = x.reshape(-1), y.reshape(-1)
+    if op in DIVIDES_BY_Y:
+        keep = ~(DIVIDES_BY_Y[op](x, y) & (y % p == 0))
+        x, y = x[keep], y[keep]
+    return x, y
 
 
 def modular_table(op: str, p: int) -> OpTable:

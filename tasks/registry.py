@@ -25,6 +25,8 @@ TASKS = ("modular", "s5", "sparse_parity", "lm", "mixture")
 MAX_P = 4096  # p*p rows of 4 int64 tokens: 0.5 GB at the cap
 MAX_BITS = 1024  # sparse_parity sequence length bound
 MAX_SAMPLES = 1 << 20  # sparse_parity samples bound (see tasks.sparse_parity.EXHAUSTIVE_BITS)
+MAX_CONTEXT = 1 << 16  # lm window length bound (attention is quadratic in it)
+MAX_VAL_WINDOWS = 1 << 20  # lm validation windows bound
 
 
 def _fail(name: str, value: object, rule: str) -> None:
@@ -82,8 +84,10 @@ def _check_sparse_parity(cfg: TaskConfig) -> None:
 def _check_lm(cfg: TaskConfig) -> None:
     if not isinstance(cfg.path, str) or not cfg.path.strip():
         _fail("path", cfg.path, "must name a token file (.bin of uint16, or any file as bytes)")
-    _check_int("context_length", cfg.context_length, 1)
-    _check_int("val_windows", cfg.val_windows, 1)
+    if "\x00" in cfg.path or not cfg.path.isprintable():
+        _fail("path", cfg.path, "must be a file path without control characters")
+    _check_int("context_length", cfg.context_length, 1, MAX_CONTEXT)
+    _check_int("val_windows", cfg.val_windows, 1, MAX_VAL_WINDOWS)
 
 
 def check_task(cfg: TaskConfig) -> None:

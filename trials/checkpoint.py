@@ -61,8 +61,10 @@ def load_checkpoint(path: str | Path, expected: dict | None = None) -> dict:
         raise CheckpointError(f"{path}: not a readable groktune checkpoint ({first[:120]})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a groktune checkpoint (format_version {FORMAT_VERSION} expected)")
+    config = state.get("config")
+    config = config if isinstance(config, dict) else {}
     for section, want in (expected or {}).items():
-        have = state.get("config", {}).get(section)
+        have = config.get(section)
         if have != want:
             key = _first_difference(have or {}, want or {})
             raise CheckpointError(
@@ -70,6 +72,51 @@ def load_checkpoint(path: str | Path, expected: dict | None = None) -> dict:
                 f"checkpoint {_get(have, key)!r}, config {_get(want, key)!r})"
             )
     return state
+
+
+def load_model_state(model: torch.nn.Module, state: dict, path: str | Path = "checkpoint") -> None:
+    """Load state["model"] into `model`, refusing a missing or differently shaped tensor first.
+
+    The config check in load_checkpoint cannot see everything that sets a shape (an LM task's
+    vocabulary comes from its file), and torch's own error is a multi-line RuntimeError.
+
+    Raises:
+        CheckpointError: one line naming the first tensor that differs and both shapes.
+    """
+    saved = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path}: holds no model weights")
+    for name, tensor in model.state_dict().items():
+        have = saved.get(name)
+        if not isinstance(have, torch.Tensor):
+            raise CheckpointError(f"{path}: no tensor {name} in the checkpoint (written for another model)")
+        if tuple(have.shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{path}: {name} has shape {tuple(have.shape)} in the checkpoint, "
+                                  f"{tuple(tensor.shape)} in this model (another vocabulary or model size)")
+    extra = sorted(set(saved) - set(model.state_dict()))
+    if extra:
+        raise CheckpointError(f"{path}: tensor {extra[0]} is not in this model (written for another model)")
+    model.load_state_dict(saved)
+
+
+RUN_KEYS = ("model", "optimizer", "scaler", "grokfast", "noise", "sampler", "batch_generator", "torch_rng",
+            "cuda_rng", "rule", "progress")
+"""What trials.train's checkpoints always hold (trials.population writes "population" instead)."""
+
+
+def checkpoint_step(state: dict, path: str | Path = "checkpoint") -> int:
+    """The step a single run's checkpoint was written at; CheckpointError if it is not one.
+
+    Checks that every part trials.train restores is there, so a truncated or foreign state is
+    one line here rather than a KeyError deep in the restore.
+    """
+    missing = [key for key in RUN_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a run checkpoint (no {', '.join(missing)})")
+    try:
+        return int(state["progress"]["step"])
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path}: not a run checkpoint (no progress.step)") from None
 
 
 def _get(d, key):

@@ -6,7 +6,22 @@ orchestrator can prefix the section and print one line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+from trials.choices import ACTIVATIONS, ARCHS, NORMS, OPTIMIZERS, SCHEDULES
+from trials.limits import (  # noqa: F401  (MAX_* re-exported for callers of the config)
+    MAX_BATCH,
+    MAX_COUNT,
+    MAX_EVALS,
+    MAX_LAYERS,
+    MAX_PARAMS,
+    MAX_STEPS,
+    MAX_WIDTH,
+    MAX_WINDOW,
+    at_most as _at_most,
+    estimated_evals,
+)
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -56,20 +71,29 @@ class ModelConfig:
     tie_embeddings: bool = False
 
     def validate(self) -> None:
-        _choice("arch", self.arch, ("transformer", "mlp"))
+        _choice("arch", self.arch, ARCHS)
         for name in ("n_layers", "d_model", "n_heads", "d_ff"):
             _positive(name, getattr(self, name))
+        _at_most("n_layers", self.n_layers, MAX_LAYERS)
+        for name in ("d_model", "n_heads", "d_ff"):
+            _at_most(name, getattr(self, name), MAX_WIDTH)
+        # Attention and feed-forward weights per layer; embeddings are small beside them here.
+        params = self.n_layers * (4 * self.d_model**2 + 3 * self.d_model * self.d_ff)
+        if params > MAX_PARAMS:
+            raise ValueError(f"d_model: got {self.d_model} with n_layers={self.n_layers}, d_ff={self.d_ff}: "
+                             f"~{params:.2g} parameters, more than {MAX_PARAMS:.0e}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model: got {self.d_model}, must be divisible by n_heads={self.n_heads}")
         if self.positional == "rotary" and (self.d_model // self.n_heads) % 2:
             raise ValueError(f"positional: rotary needs an even head size, got d_model/n_heads={self.d_model // self.n_heads}")
         _choice("positional", self.positional, ("learned", "rotary"))
-        _choice("norm", self.norm, ("layernorm", "rmsnorm", "none"))
-        _choice("activation", self.activation, ("gelu", "relu", "swiglu"))
+        _choice("norm", self.norm, NORMS)
+        _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, ("normal", "xavier"))
         for name in ("dropout_emb", "dropout_attn", "dropout_resid", "dropout_ff"):
             _in_unit(name, getattr(self, name))
         _positive("init_scale", self.init_scale)
+        _at_most("init_scale", self.init_scale, 1e6)
 
 
 @dataclass
@@ -90,6 +114,7 @@ class GrokfastConfig:
         _in_unit("alpha", self.alpha)
         _positive("lamb", self.lamb, allow_zero=True)
         _positive("window", self.window)
+        _at_most("window", self.window, MAX_WINDOW)
 
 
 @dataclass
@@ -132,7 +157,7 @@ class OptimConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
     def validate(self) -> None:
-        _choice("name", self.name, ("adamw", "adam", "sgd"))
+        _choice("name", self.name, tuple(OPTIMIZERS))
         _positive("lr", self.lr)
         _positive("weight_decay", self.weight_decay, allow_zero=True)
         _in_unit("beta1", self.beta1)
@@ -141,8 +166,9 @@ class OptimConfig:
         _in_unit("momentum", self.momentum)
         for group in self.no_decay:
             _choice("no_decay", group, ("bias", "norm", "embedding"))
-        _choice("schedule", self.schedule, ("constant", "cosine", "linear", "inverse_sqrt", "one_cycle"))
+        _choice("schedule", self.schedule, SCHEDULES)
         _positive("warmup_steps", self.warmup_steps, allow_zero=True)
+        _at_most("warmup_steps", self.warmup_steps, MAX_STEPS)
         _in_unit("min_lr_ratio", self.min_lr_ratio, closed_high=True)
         _in_unit("one_cycle_pct", self.one_cycle_pct, closed_low=False)
         _positive("grad_clip", self.grad_clip, allow_zero=True)
@@ -172,7 +198,9 @@ class TrainConfig:
     target_val_acc: float = 0.99
     """Val accuracy that counts as generalised ("grokked")."""
     target_patience: int = 3
-    """Stop once val acc >= target for this many consecutive evals; 0 never stops on it."""
+    """Stop once val acc >= target for this many consecutive evals (groktune.events, the one
+    event rule). 0: never stop at the target; the event (steps_to_target, status "grokked") is
+    then still found with groktune.events.DEFAULT_PATIENCE (3) consecutive evals."""
     early_stop_patience: int = 0
     """Stop when val loss has not improved for this many evals; 0 = off."""
     eval_dense_until: int = 100
@@ -195,13 +223,16 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive("steps", self.steps)
+        _at_most("steps", self.steps, MAX_STEPS)
         _positive("batch_size", self.batch_size, allow_zero=True)
+        _at_most("batch_size", self.batch_size, MAX_BATCH)
         _positive("grad_accum", self.grad_accum)
+        _at_most("grad_accum", self.grad_accum, MAX_BATCH)
         if self.batch_size and self.batch_size < self.grad_accum:
             raise ValueError(f"batch_size: got {self.batch_size}, must be >= grad_accum={self.grad_accum}")
         _choice("precision", self.precision, ("fp32", "bf16", "fp16"))
         _choice("train_metrics", self.train_metrics, ("full", "batches"))
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:[0-9]{1,3}", self.device)):
             raise ValueError(f"device: got {self.device!r}, allowed: auto, cpu, cuda, cuda:N, mps")
         _positive("num_threads", self.num_threads, allow_zero=True)
         _in_unit("target_val_acc", self.target_val_acc, closed_low=False, closed_high=True)
@@ -213,6 +244,18 @@ class TrainConfig:
             _positive(name, getattr(self, name))
         if self.eval_log_ratio <= 1.0:
             raise ValueError(f"eval_log_ratio: got {self.eval_log_ratio}, must be > 1")
+        _at_most("num_threads", self.num_threads, 4096)
+        for name in ("target_patience", "early_stop_patience"):
+            _at_most(name, getattr(self, name), MAX_COUNT)
+        for name in ("eval_dense_until", "eval_dense_every", "eval_every", "checkpoint_every"):
+            _at_most(name, getattr(self, name), MAX_STEPS)
+        _at_most("eval_max_examples", self.eval_max_examples, MAX_BATCH * 64)
+        _at_most("eval_log_ratio", self.eval_log_ratio, 1e6)
+        evals = estimated_evals(self)
+        if evals > MAX_EVALS:
+            raise ValueError(f"eval_every: the eval schedule (eval_dense_*, eval_log_ratio, eval_every) "
+                             f"gives ~{evals:.2g} evals over {self.steps} steps, more than {MAX_EVALS}")
+
 
 
 PROBE_KINDS = ("weights", "activations", "attention", "fourier", "per_class")
@@ -244,11 +287,13 @@ class ProbeConfig:
     key_power_frac: float = 0.9
     """Counting key frequencies: the fewest strongest frequencies holding this share of the power."""
     n_key_freqs: int = 5
-    """Key frequencies of the restricted/excluded losses: the n strongest of the logits at each
-    probe (the paper's five); 0 picks them by key_power_frac instead, which early in training,
-    while the spectrum is flat, keeps most frequencies and makes the restricted loss meaningless."""
+    """Key frequencies of the restricted/excluded losses: the n strongest (the paper's five) of the
+    logits at each probe (live losses) and of the final embedding (the hindsight pass, as Nanda
+    et al.; trials.probes.hindsight); 0 picks them by key_power_frac instead, which early in
+    training, while the spectrum is flat, keeps most frequencies and makes the restricted loss
+    meaningless."""
     key_freqs: list[int] = field(default_factory=list)
-    """Fixed key frequencies (e.g. a finished run's), overriding both rules above."""
+    """Fixed key frequencies (e.g. a finished run's), overriding both rules above in both passes."""
     hardest_classes: int = 5
     """How many of the lowest-accuracy classes to name in each record."""
     tensorboard: bool = True
@@ -261,6 +306,13 @@ class ProbeConfig:
             raise ValueError(f"kinds: got {self.kinds!r}, each kind at most once")
         for name in ("every", "batch_size", "attn_examples", "hardest_classes"):
             _positive(name, getattr(self, name))
+        _at_most("every", self.every, MAX_COUNT)
+        _at_most("batch_size", self.batch_size, MAX_BATCH)
+        for name in ("attn_examples", "hardest_classes", "hist_bins", "n_key_freqs"):
+            _at_most(name, getattr(self, name), 10_000)
+        _at_most("log_ratio", self.log_ratio, 1e6)
+        if len(self.key_freqs) > 10_000 or any(k > MAX_COUNT for k in self.key_freqs):
+            raise ValueError(f"key_freqs: at most 10000 frequencies, each <= {MAX_COUNT}")
         if self.log_ratio < 1.0:
             raise ValueError(f"log_ratio: got {self.log_ratio}, must be >= 1")
         if self.hist_bins < 2:

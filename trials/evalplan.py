@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from groktune.events import EventTracker, event_patience
 from trials.config import TrainConfig
 
 
@@ -26,38 +26,38 @@ def eval_steps(cfg: TrainConfig, total: int) -> list[int]:
     return sorted(x for x in steps if 1 <= x <= total)
 
 
-@dataclass
 class StopRule:
     """Tracks evals and says when training ends.
 
-    Grokked: val accuracy >= target for `target_patience` consecutive evals; steps_to_target is
-    the first step of that streak ("reached the target and stayed there"). Diverged: a
-    non-finite loss. Early stop: val loss not improved for `early_stop_patience` evals.
+    Grokked: val accuracy reached the target and held it for `patience` consecutive evals
+    (groktune.events, the one event rule); steps_to_target (`event`) is the first step of that
+    streak and nothing later moves it. patience 0 means "do not stop at the target": the event
+    is then still found with events.DEFAULT_PATIENCE and the run still ends "grokked" if it had
+    one. Diverged: a non-finite loss. Early stop: val loss not improved for
+    `early_stop_patience` evals.
     """
 
-    target: float
-    patience: int
-    early_stop_patience: int = 0
-    streak: int = 0
-    streak_start: int | None = None
-    best_val_loss: float = math.inf
-    evals_since_best: int = 0
+    def __init__(self, target: float, patience: int, early_stop_patience: int = 0):
+        self.target, self.patience, self.early_stop_patience = target, int(patience), int(early_stop_patience)
+        self.tracker = EventTracker(target, event_patience(self.patience))
+        self.best_val_loss = math.inf
+        self.evals_since_best = 0
+
+    @property
+    def event(self) -> int | None:
+        """steps_to_target: the step val accuracy reached the target and held it, or None."""
+        return self.tracker.event
 
     def update(self, step: int, val_acc: float, val_loss: float, finite: bool) -> str | None:
         """Record one eval; return "grokked", "diverged", "early_stopped" or None (go on)."""
         if not finite:
             return "diverged"
-        if val_acc >= self.target:
-            if self.streak == 0:
-                self.streak_start = step
-            self.streak += 1
-        else:
-            self.streak, self.streak_start = 0, None
+        self.tracker.update(step, val_acc)
         if val_loss < self.best_val_loss:
             self.best_val_loss, self.evals_since_best = val_loss, 0
         else:
             self.evals_since_best += 1
-        if self.patience and self.streak >= self.patience:
+        if self.patience and self.event is not None:
             return "grokked"
         if self.early_stop_patience and self.evals_since_best >= self.early_stop_patience:
             return "early_stopped"
@@ -67,20 +67,13 @@ class StopRule:
         """Status at the end: a stop reason, or grokked/budget when the step budget ran out."""
         if stopped:
             return stopped
-        # Budget ran out: grokked only if the final streak is as long as the stop rule asks
-        # (a last-eval spike is not "stayed there"); analysis.detect_grokking uses the same rule.
-        return "grokked" if self.streak >= max(self.patience, 1) else "budget"
+        return "grokked" if self.event is not None else "budget"
 
     def state_dict(self) -> dict:
-        return {
-            "streak": self.streak,
-            "streak_start": -1 if self.streak_start is None else self.streak_start,
-            "best_val_loss": self.best_val_loss,
-            "evals_since_best": self.evals_since_best,
-        }
+        return {**self.tracker.state_dict(), "best_val_loss": self.best_val_loss,
+                "evals_since_best": self.evals_since_best}
 
     def load_state_dict(self, state: dict) -> None:
-        self.streak = int(state["streak"])
-        self.streak_start = None if state["streak_start"] < 0 else int(state["streak_start"])
+        self.tracker.load_state_dict(state)
         self.best_val_loss = float(state["best_val_loss"])
         self.evals_since_best = int(state["evals_since_best"])

@@ -1,4 +1,8 @@
-"""Decoder-only transformer and MLP for algorithmic tasks. Imports only torch.
+"""Decoder-only transformer and MLP for algorithmic tasks. Imports only torch (and trials' configs).
+
+Activations, norms and architectures are built from name-keyed tables (ACTIVATION_MODULES,
+NORM_MODULES, ARCH_MODULES) whose keys are exactly trials.choices' names, which trials/config.py
+validates against: an unknown name is refused at validation, never built as something else.
 
 `forward(x, last_only=True)` returns logits for the last position only (B, V): on the
 algorithmic tasks the answer is predicted there, so the final norm and unembedding run on one
@@ -7,12 +11,14 @@ position instead of T (exact, and cheaper). Language modelling uses `last_only=F
 
 from __future__ import annotations
 
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from trials.choices import ACTIVATIONS, ARCHS, NORMS
 from trials.config import ModelConfig
 from trials.rotary import apply_rotary, rotary_tables
 from trials.shared_prefix import PrefixPlan, block_on_rows, plan_prefixes, take
@@ -49,12 +55,58 @@ class FP32LayerNorm(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps).to(x.dtype)
 
 
+class SwiGLU(nn.Module):
+    """silu(a) * b over the two halves (a, b) of its input (Shazeer 2020): the layer before it
+    projects to `widen` times the hidden width."""
+
+    widen = 2
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        a, b = h.chunk(2, dim=-1)  # (..., 2 * d_ff) -> two (..., d_ff)
+        return F.silu(a) * b
+
+
+ACTIVATION_MODULES: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "swiglu": SwiGLU}
+"""trials.choices.ACTIVATIONS -> module class (a class attribute `widen` > 1 asks the layer before
+it for that many times the hidden width)."""
+
+NORM_MODULES: dict[str, Callable[[int], nn.Module]] = {
+    "layernorm": FP32LayerNorm,
+    "rmsnorm": RMSNorm,
+    "none": lambda dim: nn.Identity(),
+}
+"""trials.choices.NORMS -> builder taking the normalised width."""
+
+
+def _same_names(table: dict, names: tuple[str, ...], what: str) -> None:
+    # A builder without its name (or a name without a builder) would be refused or unbuildable.
+    if tuple(table) != names:
+        raise RuntimeError(f"trials.model: {what} builders {tuple(table)} differ from trials.choices {names}")
+
+
+_same_names(ACTIVATION_MODULES, ACTIVATIONS, "activation")
+_same_names(NORM_MODULES, NORMS, "norm")
+
+
+def _lookup(table: dict, kind: str, what: str):
+    if kind not in table:
+        raise ValueError(f"model.{what}: got {kind!r}, allowed: {', '.join(table)}")
+    return table[kind]
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
-    if kind == "layernorm":
-        return FP32LayerNorm(dim)
-    if kind == "rmsnorm":
-        return RMSNorm(dim)
-    return nn.Identity()
+    """The norm named `kind` (trials.choices.NORMS) over `dim` features; ValueError if unknown."""
+    return _lookup(NORM_MODULES, kind, "norm")(dim)
+
+
+def make_activation(kind: str) -> nn.Module:
+    """The activation named `kind` (trials.choices.ACTIVATIONS); ValueError if unknown."""
+    return _lookup(ACTIVATION_MODULES, kind, "activation")()
+
+
+def activation_widen(kind: str) -> int:
+    """How many times the hidden width the layer before activation `kind` must output."""
+    return getattr(_lookup(ACTIVATION_MODULES, kind, "activation"), "widen", 1)
 
 
 class Attention(nn.Module):
@@ -99,20 +151,14 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.swiglu = cfg.activation == "swiglu"
-        self.up = nn.Linear(cfg.d_model, (2 if self.swiglu else 1) * cfg.d_ff)
+        self.up = nn.Linear(cfg.d_model, activation_widen(cfg.activation) * cfg.d_ff)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model)
-        self.act = nn.ReLU() if cfg.activation == "relu" else nn.GELU()
+        self.act = make_activation(cfg.activation)
         self.drop_ff = nn.Dropout(cfg.dropout_ff)
         self.drop_resid = nn.Dropout(cfg.dropout_resid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.up(x)  # (B, T, d_ff) or (B, T, 2*d_ff)
-        if self.swiglu:
-            a, b = h.chunk(2, dim=-1)
-            h = F.silu(a) * b
-        else:
-            h = self.act(h)
+        h = self.act(self.up(x))  # (B, T, d_ff) (swiglu: from (B, T, 2*d_ff))
         return self.drop_resid(self.down(self.drop_ff(h)))
 
 
@@ -200,7 +246,13 @@ class Transformer(nn.Module):
 
 
 class MLP(nn.Module):
-    """Concatenated token embeddings -> hidden layers -> answer logits (last position only)."""
+    """Concatenated token embeddings -> hidden layers -> norm -> answer logits (last position only).
+
+    Each hidden layer is Linear -> cfg.activation -> Dropout(dropout_ff) (`body`; swiglu doubles
+    the Linear's output, as in the transformer's feed-forward). cfg.norm is applied once, to the
+    last hidden layer's output before the head (`norm`, like the transformer's final norm);
+    "none" leaves it out.
+    """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int):
         super().__init__()
@@ -209,10 +261,11 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = seq_len * cfg.d_model
         for _ in range(cfg.n_layers):
-            layers += [nn.Linear(width, cfg.d_ff), nn.ReLU() if cfg.activation == "relu" else nn.GELU()]
+            layers += [nn.Linear(width, activation_widen(cfg.activation) * cfg.d_ff), make_activation(cfg.activation)]
             layers.append(nn.Dropout(cfg.dropout_ff))
             width = cfg.d_ff
         self.body = nn.Sequential(*layers)
+        self.norm = make_norm(cfg.norm, width)
         self.head = nn.Linear(width, vocab_size, bias=False)
         self.activation_checkpointing = False
         init_weights(self, cfg)
@@ -221,7 +274,12 @@ class MLP(nn.Module):
         if not last_only:
             raise ValueError("model.arch=mlp predicts one answer per sequence; use a transformer for lm")
         h = self.embed(x).flatten(1)  # (B, T*C)
-        return self.head(self.body(h))  # (B, V)
+        return self.head(self.norm(self.body(h)))  # (B, V)
+
+
+ARCH_MODULES: dict[str, type[nn.Module]] = {"transformer": Transformer, "mlp": MLP}
+"""trials.choices.ARCHS -> model class."""
+_same_names(ARCH_MODULES, ARCHS, "arch")
 
 
 def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
@@ -241,8 +299,7 @@ def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
 
 def build_model(cfg: ModelConfig, vocab_size: int, seq_len: int) -> nn.Module:
     """The model named by cfg.arch for a vocabulary and input length."""
-    cls = Transformer if cfg.arch == "transformer" else MLP
-    return cls(cfg, vocab_size, seq_len)
+    return _lookup(ARCH_MODULES, cfg.arch, "arch")(cfg, vocab_size, seq_len)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,9 +1,12 @@
 """Optimisers and learning-rate schedules.
 
-AdamW (decoupled weight decay, Loshchilov & Hutter 2019), Adam (L2 added to the gradient) and
-SGD with momentum, written with torch's multi-tensor `_foreach_` kernels: one kernel launch per
-operation over all parameters, no host syncs, and state that is plain tensors (checkpointable
-with weights_only=True). Tests check each step against torch.optim.
+The optimizers of trials.choices.OPTIMIZERS (AdamW: decoupled weight decay, Loshchilov & Hutter
+2019; Adam: L2 added to the gradient; SGD with momentum), dispatched on each name's rule from that
+one table (trials.population_optim reads the same table, so single runs and populations agree on
+what a name means; an unknown name is refused, never run as another). Written with torch's
+multi-tensor `_foreach_` kernels: one kernel launch per operation over all parameters, no host
+syncs, and state that is plain tensors (checkpointable with weights_only=True). Tests check each
+step against torch.optim.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import torch
 import torch.nn as nn
 
+from trials.choices import SCHEDULES, optimizer_rule
 from trials.config import OptimConfig
 
 
@@ -43,12 +47,17 @@ def param_groups(model: nn.Module, no_decay: list[str]) -> list[dict]:
 
 
 class Optimizer(torch.optim.Optimizer):
-    """AdamW / Adam / SGD over parameter groups. Set group["lr"] before each `step()`.
+    """The optimizer cfg.name names (trials.choices.OPTIMIZERS) over parameter groups.
 
-    A torch.optim.Optimizer subclass, so torch.amp.GradScaler can unscale and skip its steps.
+    Set group["lr"] before each `step()`. A torch.optim.Optimizer subclass, so
+    torch.amp.GradScaler can unscale and skip its steps.
+
+    Raises:
+        ValueError: cfg.name is not in trials.choices.OPTIMIZERS (one line, allowed names).
     """
 
     def __init__(self, groups: list[dict], cfg: OptimConfig):
+        self.rule = optimizer_rule(cfg.name)
         defaults = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, t=0)
         torch_groups = [
             {"params": g["params"], "names": g["names"], "decay": g["decay"],
@@ -68,22 +77,29 @@ class Optimizer(torch.optim.Optimizer):
             for p in params:
                 if not self.state[p]:
                     self.state[p]["exp_avg"] = torch.zeros_like(p)
-                    if self.cfg.name != "sgd":
+                    if self.rule.update == "adam":
                         self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
             grads = [p.grad for p in params]
             m = [self.state[p]["exp_avg"] for p in params]
-            if self.cfg.name == "sgd":
+            if self.rule.update == "sgd":
                 self._sgd(params, grads, m, group)
-            else:
+            else:  # "adam": trials.choices.UPDATES has no third family
                 self._adam(params, grads, m, [self.state[p]["exp_avg_sq"] for p in params], group)
+
+    def _decay(self, params, grads, group):
+        """Weight decay by the rule: decoupled (in place on params) or L2 (returns new grads)."""
+        lr, wd = group["lr"], group["weight_decay"]
+        if not wd:
+            return grads
+        if self.rule.decay == "decoupled":
+            torch._foreach_mul_(params, 1.0 - lr * wd)  # p <- p (1 - lr wd)
+            return grads
+        return torch._foreach_add(grads, params, alpha=wd)  # L2 penalty in the gradient
 
     def _adam(self, params, grads, m, v, group) -> None:
         b1, b2, eps, t = self.cfg.beta1, self.cfg.beta2, self.cfg.eps, group["t"]
-        lr, wd = group["lr"], group["weight_decay"]
-        if self.cfg.name == "adamw" and wd:
-            torch._foreach_mul_(params, 1.0 - lr * wd)  # decoupled decay: p <- p (1 - lr wd)
-        elif self.cfg.name == "adam" and wd:
-            grads = torch._foreach_add(grads, params, alpha=wd)  # L2 penalty in the gradient
+        lr = group["lr"]
+        grads = self._decay(params, grads, group)
         torch._foreach_lerp_(m, grads, 1.0 - b1)  # m <- b1 m + (1 - b1) g
         torch._foreach_mul_(v, b2)
         torch._foreach_addcmul_(v, grads, grads, value=1.0 - b2)  # v <- b2 v + (1 - b2) g^2
@@ -93,9 +109,8 @@ class Optimizer(torch.optim.Optimizer):
         torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - b1**t))
 
     def _sgd(self, params, grads, buf, group) -> None:
-        lr, wd = group["lr"], group["weight_decay"]
-        if wd:
-            grads = torch._foreach_add(grads, params, alpha=wd)
+        lr = group["lr"]
+        grads = self._decay(params, grads, group)
         if self.cfg.momentum:
             if group["t"] == 1:
                 torch._foreach_copy_(buf, grads)  # torch.optim.SGD starts the buffer at g
@@ -128,10 +143,27 @@ def lr_multiplier(step: int, cfg: OptimConfig, total_steps: int) -> float:
     """The schedule's factor on cfg.lr for optimizer step `step` (0-based).
 
     constant/cosine/linear/inverse_sqrt start with a linear warmup 0 -> 1 over warmup_steps;
-    cosine and linear then decay to min_lr_ratio at total_steps; inverse_sqrt decays as
-    sqrt(warmup/step) (Vaswani et al. 2017, normalised to peak 1); one_cycle matches
+    cosine and linear then decay to min_lr_ratio at total_steps; one_cycle matches
     torch.optim.lr_scheduler.OneCycleLR (cosine anneal, div_factor 25, final_div_factor 1e4).
+
+    inverse_sqrt is Vaswani et al. 2017's rate d_model^-0.5 min(s^-0.5, s warmup^-1.5), with
+    s = step + 1, divided by its peak d_model^-0.5 warmup^-0.5 so that the peak (at s = warmup)
+    is cfg.lr: min(s / warmup, sqrt(warmup / s)). The normalisation cancels the paper's
+    d_model^-0.5 factor, so the model width does not change the rate here; the paper's exact
+    rates are lr = d_model^-0.5 warmup^-0.5 (7.0e-4 for d_model 512, warmup 4000). With
+    warmup_steps 0 it is s^-0.5.
+
+    Args:
+        step: optimizer steps done before this one.
+        cfg: the schedule, warmup_steps, min_lr_ratio and one_cycle_pct.
+        total_steps: the run's budget (train.steps).
+    Returns:
+        The factor (cfg.lr times it is this step's learning rate).
+    Raises:
+        ValueError: cfg.schedule is not in trials.choices.SCHEDULES.
     """
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"optim.schedule: got {cfg.schedule!r}, allowed: {', '.join(SCHEDULES)}")
     if cfg.schedule == "one_cycle":
         return _one_cycle(step, cfg.one_cycle_pct, total_steps)
     warm = cfg.warmup_steps

@@ -16,9 +16,10 @@ latest record and the fraction grokked so far; `PopulationEval.median_record()` 
 one record (what a sweep reports for a trial of K seeds, trials.tune_adapter).
 
 Equality with separate runs (tests/trials/test_population.py): the stacked optimizer and filters
-round exactly as trials.optim and trials.filters do, so with vectorize="loop" (one
+round exactly as trials.optim and trials.filters do, so with vectorize="loop" (the default, as
+in the config's search.population_vectorize: both take trials.choices.VECTORIZE[0]; one
 functional_call per member) every record is bitwise its separate run's on CPU. With
-vectorize="vmap" (the default: one batched kernel per op for all members) the batched matrix
+vectorize="vmap" (one batched kernel per op for all members) the batched matrix
 products, CPU math attention, vmap's LayerNorm decomposition and the plain forward instead of
 prefix sharing (trials/shared_prefix.py needs torch.unique, which vmap cannot batch) change a few
 gradient bits from step 1 on, and Adam amplifies those along the trajectory: ~1e-7 relative at first, ~1e-5 on
@@ -51,6 +52,7 @@ import torch
 
 from tasks import TokenStream
 from trials.checkpoint import load_checkpoint, save_checkpoint, to_cpu
+from trials.choices import VECTORIZE
 from trials.errors import SetupError
 from trials.evalplan import StopRule, eval_steps
 from trials.metrics import EVAL_CHUNK
@@ -125,7 +127,8 @@ class _Population:
 
     def keep(self, positions: list[int]) -> None:
         """Keep only the members at these row positions."""
-        index = torch.tensor(positions, device=self.device)
+        # long: an empty list (every live member stopped at this eval) would make a float tensor
+        index = torch.tensor(positions, dtype=torch.long, device=self.device)
         self.flat = self.flat.detach()[index].requires_grad_()
         for name in ("train_x", "train_y", "val_x", "val_y"):
             setattr(self, name, getattr(self, name)[index])
@@ -156,11 +159,12 @@ class _Population:
             losses = self.model.losses(self.flat, x, y, oc.label_smoothing)  # (K,)
             (losses.sum() / tc.grad_accum).backward()  # each row gets its own member's gradient
         grad = self.flat.grad
-        pre_clip = self.opt.filter_and_clip(grad, step)
-        stats = {"total": pre_clip} if pre_clip is not None else None
-        if want_norms:
+        self.opt.apply_filters(grad, step)
+        stats = None
+        if want_norms:  # before clipping, total and per layer from one computation (as trials.train)
             total, per_layer = member_norms(grad, self.layout)
-            stats = {"total": pre_clip if pre_clip is not None else total, "per_layer": per_layer}
+            stats = {"total": total, "per_layer": per_layer}
+        self.opt.clip(grad)
         self.opt.step(self.flat, grad, lr_factor)
         return stats
 
@@ -229,7 +233,7 @@ class _Progress:
         return statuses.count("grokked") / len(statuses)
 
 
-def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = "vmap",
+def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = VECTORIZE[0],
                      attention: str = "auto", resume_from: str | Path | None = None) -> PopulationResult:
     """Train the configs as one population; call report(PopulationEval, save) once per eval.
 
@@ -237,7 +241,7 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         cfgs: ExperimentConfigs that pass check_population (same architecture, task, schedule).
         report: called at every eval with the members' records (see PopulationEval) and `save`:
             None, or when a checkpoint is due (as in train()) a function save(directory) -> path.
-        vectorize: "vmap" or "loop", attention: "auto", "math" or "native"; see
+        vectorize: "loop" (the default) or "vmap", attention: "auto", "math" or "native"; see
             trials.population_model.StackedModel.
         resume_from: a checkpoint (file or folder) that `save` wrote for the same task, model and
             number of members.
@@ -289,7 +293,7 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
 
 def _result(rule: StopRule, stop: str | None, step: int, wall: float, record: dict) -> TrainResult:
     status = rule.final_status(stop)
-    return TrainResult(status=status, steps_to_target=rule.streak_start if status == "grokked" else None,
+    return TrainResult(status=status, steps_to_target=rule.event if status == "grokked" else None,
                        final_step=step, wall_time=wall, final=dict(record))
 
 

@@ -31,6 +31,7 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
+from trials.choices import VECTORIZE
 from trials.metrics import grouped_norms
 from trials.optim import param_groups
 
@@ -106,18 +107,20 @@ class StackedModel:
 
     Args:
         base: a model of the architecture (its parameter values are not used, its buffers are).
-        vectorize: "vmap" (torch.func.vmap over members: one batched kernel per op, which pays
-            off where per-op overhead dominates, as on GPUs and for small models) or "loop"
-            (functional_call once per member on its row: each member runs exactly the kernels
-            of its separate run, so its curve is bitwise that run's; wins on CPUs for models
-            large enough to be matmul-bound, where CPU bmm is slower than a loop of mm).
+        vectorize: one of trials.choices.VECTORIZE, "loop" by default. "vmap" (torch.func.vmap
+            over members: one batched kernel per op, which pays off where per-op overhead
+            dominates, as on GPUs and for small models) or "loop" (functional_call once per
+            member on its row: each member runs exactly the kernels of its separate run, so its
+            curve is bitwise that run's; wins on CPUs for models large enough to be
+            matmul-bound, where CPU bmm is slower than a loop of mm).
         attention: with vmap, "auto" (math backend on CPU, default kernels elsewhere), "math"
             or "native".
     """
 
-    def __init__(self, base: nn.Module, layout: Layout, autocast, vectorize: str = "vmap", attention: str = "auto"):
-        if vectorize not in ("vmap", "loop"):
-            raise ValueError(f"vectorize: got {vectorize!r}, allowed: vmap, loop")
+    def __init__(self, base: nn.Module, layout: Layout, autocast, vectorize: str = VECTORIZE[0],
+                 attention: str = "auto"):
+        if vectorize not in VECTORIZE:
+            raise ValueError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
         if attention not in ("auto", "math", "native"):
             raise ValueError(f"attention: got {attention!r}, allowed: auto, math, native")
         self.base, self.layout, self.autocast, self.loop = base, layout, autocast, vectorize == "loop"

@@ -1,6 +1,8 @@
 """The per-member optimizer and gradient filters of a population, on flat (K, P) tensors.
 
-Mirrors trials.optim.Optimizer (AdamW / Adam / SGD, no-decay group, bias corrections) and
+Mirrors trials.optim.Optimizer (the rules of trials.choices.OPTIMIZERS, the one table both paths
+dispatch on: update family and decay style by name, unknown names refused; no-decay group, bias
+corrections) and
 trials.filters (Grokfast EMA/MA, annealed gradient noise) and the clipping in trials.train, with
 a value per member for lr, weight_decay, beta1, beta2, momentum, Grokfast alpha/lamb and noise
 eta/gamma. Per-member scalars are computed in float64 (as Python computes the single run's
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from trials.choices import optimizer_rule
 from trials.population_model import Layout, split_rows
 
 PER_MEMBER = ("lr", "weight_decay", "beta1", "beta2", "momentum")
@@ -27,13 +30,16 @@ class PopulationOptimizer:
     Args:
         optims: each member's OptimConfig (same name, eps, no_decay, Grokfast kind/window).
         noises: each member's trials.filters.GradientNoise (its seeded generator and sigma).
+    Raises:
+        ValueError: the name is not in trials.choices.OPTIMIZERS (one line, allowed names).
     """
 
     def __init__(self, optims: list, noises: list, layout: Layout, device: torch.device):
         first = optims[0]
+        self.rule = optimizer_rule(first.name)
         self.name, self.eps, self.layout = first.name, first.eps, layout
         self.grokfast_kind, self.window = first.grokfast.kind, first.grokfast.window
-        self.clip = first.grad_clip
+        self.clip_to = first.grad_clip
         self.exact = device.type == "cpu"  # reductions as the single run does them (K small ops)
 
         def column(values) -> torch.Tensor:
@@ -55,7 +61,7 @@ class PopulationOptimizer:
 
     def keep(self, members: list[int]) -> None:
         """Keep only the members at these row positions (a stopped member is dropped)."""
-        index = torch.tensor(members, device=self.hp["lr"].device)
+        index = torch.tensor(members, dtype=torch.long, device=self.hp["lr"].device)  # [] when all stopped
         self.hp = {k: v[index] for k, v in self.hp.items()}
         self.noises = [self.noises[i] for i in members]
         self.decays = [self.decays[i] for i in members]
@@ -87,11 +93,8 @@ class PopulationOptimizer:
         return x64.float().unsqueeze(1)  # (K, 1) float32
 
     @torch.no_grad()
-    def filter_and_clip(self, grad: torch.Tensor, step: int) -> torch.Tensor | None:
-        """Grokfast, then gradient noise, then clipping, in place on grad (K, P).
-
-        Returns the pre-clip global norms (K,) when clipping is on, else None.
-        """
+    def apply_filters(self, grad: torch.Tensor, step: int) -> None:
+        """Grokfast, then gradient noise, in place on grad (K, P) (then `clip`, in trials.train's order)."""
         lamb = self.hp["gf_lamb"]
         if self.grokfast_kind == "ema":
             if self.ema is None:
@@ -109,8 +112,12 @@ class PopulationOptimizer:
             if len(self.ma_window) == self.window:
                 grad.addcmul_(self.ma_total, self._col(lamb / self.window))
         self._add_noise(grad, step)
-        if self.clip <= 0:
-            return None
+
+    @torch.no_grad()
+    def clip(self, grad: torch.Tensor) -> None:
+        """Clip each member's global gradient norm to grad_clip in place, as clip_grad_norm_."""
+        if self.clip_to <= 0:
+            return
         if self.exact:  # clip_grad_norm_'s own reduction (parameters in model order), member by member
             order = self.layout.named_order
             norms = []
@@ -121,9 +128,8 @@ class PopulationOptimizer:
         else:  # one batched reduction per parameter
             parts = split_rows(grad, self.layout)
             norms = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dim=1) for g in parts]), dim=0)
-        coef = (self.clip / (norms + 1e-6)).clamp(max=1.0)  # as torch.nn.utils.clip_grad_norm_
+        coef = (self.clip_to / (norms + 1e-6)).clamp(max=1.0)  # as torch.nn.utils.clip_grad_norm_
         grad.mul_(coef.unsqueeze(1))
-        return norms
 
     def _add_noise(self, grad: torch.Tensor, step: int) -> None:
         """Each member draws from its own generator, parameter by parameter, like GradientNoise."""
@@ -141,31 +147,33 @@ class PopulationOptimizer:
         lr = self.hp["lr"] * lr_factor  # (K,) float64, as cfg.optim.lr * lr_multiplier(...)
         wd = self.hp["weight_decay"]
         D = self.layout.n_decay
-        if self.name == "sgd":
-            self._sgd(params, grad, lr, wd, D)
-        else:
-            self._adam(params, grad, lr, wd, D)
+        if D and any(self.decays):
+            grad = self._decay(params, grad, lr, wd, D)
+        if self.rule.update == "sgd":
+            self._sgd(params, grad, lr)
+        else:  # "adam": trials.choices.UPDATES has no third family
+            self._adam(params, grad, lr)
 
-    def _adam(self, p, g, lr, wd, D) -> None:
+    def _decay(self, p, g, lr, wd, D) -> torch.Tensor:
+        """Weight decay of the decayed columns [0, D) by the rule; returns the gradient to use."""
+        if self.rule.decay == "decoupled":
+            p[:, :D].mul_(self._col(1.0 - lr * wd))  # p <- p (1 - lr wd)
+            return g
+        g = g.clone()
+        g[:, :D].addcmul_(p[:, :D], self._col(wd))  # L2 penalty in the gradient
+        return g
+
+    def _adam(self, p, g, lr) -> None:
         b1, b2, t = self.hp["beta1"], self.hp["beta2"], self.t
         if self.exp_avg is None:
             self.exp_avg, self.exp_avg_sq = torch.zeros_like(p), torch.zeros_like(p)
         m, v = self.exp_avg, self.exp_avg_sq
-        if D and any(self.decays):
-            if self.name == "adamw":
-                p[:, :D].mul_(self._col(1.0 - lr * wd))  # decoupled decay: p <- p (1 - lr wd)
-            else:
-                g = g.clone()
-                g[:, :D].addcmul_(p[:, :D], self._col(wd))  # L2 penalty in the gradient
         m.lerp_(g, self._col(1.0 - b1))  # m <- b1 m + (1 - b1) g
         v.mul_(self._col(b2)).addcmul_(g * self._col(1.0 - b2), g)  # v <- b2 v + (1 - b2) g^2
         denom = v.sqrt().div_(self._col(torch.sqrt(1.0 - b2**t))).add_(self.eps)  # sqrt(v / (1 - b2^t)) + eps
         p.addcdiv_(m * self._col(-lr / (1.0 - b1**t)), denom)  # CPU addcdiv computes p + (value m) / denom
 
-    def _sgd(self, p, g, lr, wd, D) -> None:
-        if D and any(self.decays):
-            g = g.clone()
-            g[:, :D].addcmul_(p[:, :D], self._col(wd))
+    def _sgd(self, p, g, lr) -> None:
         mom = self.hp["momentum"]
         if any(self.momenta):
             if self.exp_avg is None:

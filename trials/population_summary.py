@@ -54,7 +54,8 @@ class PopulationEval:
     latest: list[dict]
     """Every member's latest record, by member: a member that stopped keeps its last one."""
     grokked_fraction: float
-    """Members grokked so far (stopped at the target, or at it now by the end-of-budget rule) / K."""
+    """Members grokked so far (with an event by groktune.events' rule, whether or not they stopped
+    at it) / K."""
 
     def median_record(self) -> dict:
         """One record for the whole population, with train()'s keys.

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks import TokenStream
-from trials.checkpoint import load_checkpoint, save_checkpoint, to_cpu, to_device
+from trials.checkpoint import load_checkpoint, load_model_state, save_checkpoint, to_cpu, to_device
 from trials.evalplan import StopRule, eval_steps
 from trials.metrics import grouped_norms, perplexity, score_lm, score_split
 from trials.optim import lr_multiplier
@@ -105,7 +105,7 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
     status = rule.final_status(stop)
     return TrainResult(
         status=status,
-        steps_to_target=rule.streak_start if status == "grokked" else None,
+        steps_to_target=rule.event if status == "grokked" else None,
         final_step=prog.step,
         wall_time=time.perf_counter() - started,
         final=dict(prog.last_record),
@@ -146,14 +146,13 @@ def _train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
     run.grokfast.apply()
     run.noise.apply(step)
     stats = None
-    params = [p for _, p in run.named_params if p.grad is not None]
-    if oc.grad_clip > 0:
-        norm = torch.nn.utils.clip_grad_norm_(params, oc.grad_clip, foreach=True)  # pre-clip norm
-        stats = {"total": norm}
-    if want_norms:
+    if want_norms:  # before clipping; total and per layer from one computation, so they agree (issue 13)
         named = [(n, p.grad) for n, p in run.named_params if p.grad is not None]
         total, per_layer = grouped_norms(named)
-        stats = {"total": stats["total"] if stats else total, "per_layer": per_layer}
+        stats = {"total": total, "per_layer": per_layer}
+    if oc.grad_clip > 0:
+        params = [p for _, p in run.named_params if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, oc.grad_clip, foreach=True)
     if run.scaler:
         run.scaler.step(run.optimizer)
         run.scaler.update()
@@ -252,7 +251,7 @@ def _state(run: Run, rule: StopRule, prog: Progress) -> dict:
 
 def _restore(run: Run, rule: StopRule, prog: Progress, state: dict) -> None:
     dev = run.device
-    run.model.load_state_dict(state["model"])
+    load_model_state(run.model, state)  # one-line CheckpointError on a shape mismatch
     run.optimizer.load_state_dict(state["optimizer"])
     if run.scaler and state["scaler"]:
         run.scaler.load_state_dict(state["scaler"])

@@ -32,6 +32,8 @@ from typing import Any, Callable
 
 from ray import tune
 
+from groktune.events import event_patience
+from tasks import chance_level
 from trials.population import train_population
 from trials.train import train
 
@@ -57,16 +59,23 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
     """Run one trial as a population: the sampled point once per member seed, in this process.
 
     Reports the members' median record (PopulationEval.median_record) per eval with its score,
-    `members_live` and `grokked_fraction` (so far; the last eval's is the final one); the closing
+    `members_live` and `grokked_fraction` (so far; the last eval's is the final one), and each
+    member's latest `member_val_acc` / `member_train_acc` (lists in `member_seeds` order); the closing
     report's status and steps_to_target are the median member's, with each member's steps to
     target by seed in `member_steps_to_target` (JSON text: Tune results are flat scalars).
     """
     cfgs = make_members(config)
+    seeds = json.dumps([int(c.seed) for c in cfgs])
 
     def fit(report: _Reporter, resume_from: Path | None) -> dict:
         def on_eval(evaluation, save=None) -> None:
             record = evaluation.median_record()
-            record.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction)
+            record.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction,
+                          # Each member's own curve, so the analysis finds every seed's event with
+                          # the one event rule and draws the spread across seeds, also for a trial
+                          # the scheduler stops before its closing report.
+                          member_seeds=seeds, member_val_acc=[float(r["val_acc"]) for r in evaluation.latest],
+                          member_train_acc=[float(r["train_acc"]) for r in evaluation.latest])
             report(record, save)
 
         result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from)
@@ -86,7 +95,9 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         if saved.get("finished"):
             tune.report(saved["finished"])  # finished before a driver crash: nothing to redo
             return
-        state = scorer.from_dict(saved.get("score", {}))
+        # The score's event rule and chance come from this trial's config, not the checkpoint.
+        state = scorer.from_dict(saved.get("score", {}), chance=chance_level(cfg.task),
+                                 patience=event_patience(cfg.train.target_patience))
         meter = _Meter(float(saved.get("cpu_time_s", 0.0)), str(_device_name(cfg)))
         report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)))
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end

@@ -55,13 +55,18 @@ class K8sConfig:
             raise ValueError(f"cpus_per_worker: got {self.cpus_per_worker}, must be >= 1")
         if self.gpus_per_worker < 0:
             raise ValueError(f"gpus_per_worker: got {self.gpus_per_worker}, must be >= 0")
-        if not _QUANTITY.match(self.memory_per_worker):
+        for name, high in (("workers", 10_000), ("cpus_per_worker", 4096), ("gpus_per_worker", 64)):
+            if getattr(self, name) > high:
+                raise ValueError(f"{name}: got {getattr(self, name)}, must be <= {high}")
+        if not _QUANTITY.fullmatch(self.memory_per_worker):
             raise ValueError(f"memory_per_worker: got {self.memory_per_worker!r}, expected a quantity such as 8Gi")
-        if not _K8S_NAME.match(self.claim):
+        if not _K8S_NAME.fullmatch(self.claim):
             raise ValueError(f"claim: got {self.claim!r}, expected a Kubernetes name (lowercase letters, digits, -)")
-        if not self.image or any(c.isspace() for c in self.image):
+        if not self.image or not self.image.isprintable() or any(c.isspace() for c in self.image):
             raise ValueError(f"image: got {self.image!r}, expected an image reference such as me/groktune:0.1")
-        if self.backoff_limit < 0 or self.ttl_seconds_after_finished < 0:
+        if self.ray_version and not re.fullmatch(r"[0-9A-Za-z.+-]+", self.ray_version):
+            raise ValueError(f"ray_version: got {self.ray_version!r}, expected a version such as 2.60.0")
+        if not 0 <= self.backoff_limit <= 1000 or not 0 <= self.ttl_seconds_after_finished <= 10**8:
             raise ValueError("backoff_limit and ttl_seconds_after_finished must be >= 0")
 
 

@@ -94,6 +94,10 @@ class SlurmConfig:
                 raise ValueError(f"{name}: got {getattr(self, name)}, must be >= 1")
         if self.gpus_per_node < 0:
             raise ValueError(f"gpus_per_node: got {self.gpus_per_node}, must be >= 0")
+        for name, high in (("nodes", 100_000), ("cpus_per_node", 4096), ("gpus_per_node", 64),
+                           ("signal_lead_s", 86_400), ("stop_grace_s", 86_400), ("join_timeout_s", 86_400)):
+            if getattr(self, name) > high:
+                raise ValueError(f"{name}: got {getattr(self, name)}, must be <= {high}")
         limit = time_limit_seconds(self.time)
         if limit <= self.signal_lead_s:
             raise ValueError(
@@ -107,14 +111,16 @@ class SlurmConfig:
             )
         for name in ("partition", "account", "mem"):
             value = getattr(self, name)
-            if value and not _SLURM_NAME.match(value):
+            if value and not _SLURM_NAME.fullmatch(value):
                 raise ValueError(f"{name}: got {value!r}, expected letters, digits and _.,:@+%-")
         for option in self.extra_sbatch:
-            if not option.startswith("--") or "\n" in option:
+            if not option.startswith("--") or not option.isprintable():
                 raise ValueError(f"extra_sbatch: got {option!r}, expected one option such as '--qos=high'")
-        if "\n" in self.temp_dir or not self.temp_dir.startswith("/"):
+        if not self.temp_dir.isprintable() or not self.temp_dir.startswith("/"):
             raise ValueError(f"temp_dir: got {self.temp_dir!r}, expected an absolute path")
-        if any("\n" in line for line in self.setup):
+        if self.head_ip and not re.fullmatch(r"[0-9A-Za-z.:_-]+", self.head_ip):
+            raise ValueError(f"head_ip: got {self.head_ip!r}, expected an IP address or host name")
+        if any(not line.isprintable() for line in self.setup):
             raise ValueError("setup: one shell command per list item, without newlines")
 
 
@@ -141,7 +147,7 @@ class SweepJob:
 
 def time_limit_seconds(text: str) -> int:
     """'[D-]HH:MM:SS' -> seconds; ValueError naming the format otherwise."""
-    m = _TIME.match(text)
+    m = _TIME.fullmatch(text)
     if not m or int(m.group(3)) >= 60 or int(m.group(4)) >= 60:
         raise ValueError(f"time: got {text!r}, expected [D-]HH:MM:SS such as 04:00:00 or 1-12:00:00")
     days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.slurm.render import SweepJob
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 SCRIPT_NAME = "job.sbatch"
 CONFIG_NAME = "config.yaml"

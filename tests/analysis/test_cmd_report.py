@@ -24,7 +24,7 @@ def test_report_on_a_run_dir_writes_the_four_outputs(tmp_path):
     for name in ("report.html", "report.md", "summary.csv"):
         assert (tmp_path / "out" / name).is_file()
     assert list((tmp_path / "out" / "figures").glob("*.png"))
-    assert "reached 0.95 and stayed" in (tmp_path / "out" / "report.md").read_text()
+    assert "reached 0.95 and held it" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_malformed_folder_is_one_line_and_exit_2(tmp_path):

@@ -42,3 +42,13 @@ def test_format_cell():
     assert format_cell(pd.NA) == "–" and format_cell(np.nan) == "–" and format_cell(None) == "–"
     assert format_cell(True) == "True" and format_cell("x") == "x"
     assert format_cell(float("inf")) == "inf"
+
+
+def test_headline_comes_first_and_wide_tables_scroll():
+    from analysis.document import Document, Section, Table, to_html, to_markdown
+
+    doc = Document("T", "sub", [Section("S", [Table(pd.DataFrame({"a": [1]}))])], headline="Fastest: x.")
+    html_text = to_html(doc)
+    assert html_text.index('id="headline"') < html_text.index("<nav>")
+    assert '<div class="scroll"><table>' in html_text
+    assert to_markdown(doc).splitlines()[4] == "**Fastest: x.**"

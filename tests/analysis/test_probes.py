@@ -89,7 +89,8 @@ def test_hindsight_restricted_loss_matches_the_trainer_computation():
     fourier = {"step": np.array([1, 10, 100]), "logit_mean": np.stack(means), "logit_coef": np.stack(coefs),
                "logit_power": np.stack([fr.logit_power(torch.tensor(m), torch.tensor(c), p).numpy()
                                         for m, c in zip(means, coefs)]),
-               "static/p": np.int64(p), "static/sign": np.int64(1), "static/labels": labels.numpy()}
+               "static/p": np.int64(p), "static/sign": np.int64(1), "static/labels": labels.numpy(),
+               "static/train_mask": mask.numpy()}
     steps, got, used = restricted_loss_hindsight(fourier, keys=keys)
     assert steps.tolist() == [1, 10, 100] and used == keys
     np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -131,6 +132,21 @@ def test_figures_draw_from_real_probe_files(run_dir):
     for fig in figs:
         assert isinstance(fig, Figure) and fig.axes
     assert to_png(figs[3])[:8] == b"\x89PNG\r\n\x1a\n"  # rendering is slow; the section test renders all
+
+
+def test_figures_show_the_hindsight_key_frequencies(run_dir):
+    """Issue 11 item 8: the final embedding's key frequencies are named, and drawn, in the figures."""
+    from analysis.load import load
+
+    fourier = load_probes(run_dir)["fourier"]
+    keys = fourier["static/hindsight_keys"].tolist()
+    assert keys and restricted_loss_hindsight(fourier)[2] == keys
+    fig = pf.fourier_spectrum(fourier)
+    assert fig._suptitle.get_text().endswith("key frequencies of the final embedding: " + ", ".join(map(str, keys)))
+    fig = pf.progress_measures(load(run_dir).curves, fourier, None, restricted_loss_hindsight(fourier))
+    labels = fig.axes[1].get_legend_handles_labels()[1]
+    tag = ",".join(map(str, keys))
+    assert f"restricted (test), final keys {tag}" in labels and f"excluded (train), final keys {tag}" in labels
 
 
 def test_report_section(run_dir):

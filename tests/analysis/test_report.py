@@ -18,7 +18,8 @@ from tests.analysis.synth import write_run, write_sweep
 TINY_PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
                          "0000000b49444154789c63f80f040009fb03fdfb5e6b2b0000000049454e44ae426082")
 
-SECTIONS = ["Summary per task", "Learning curves", "Steps to generalise over the searched",
+SECTIONS = ["Summary per task", "Time to generalise (Kaplan–Meier)", "Seeds: every config",
+            "Learning curves", "Collapses after generalising", "Steps to generalise over the searched",
             "Hyperparameter importances", "Phase diagram", "Double descent",
             "Parameter norms", "All trials", "What was run"]
 
@@ -139,3 +140,26 @@ def test_chosen_phase_axes_are_used(tmp_path, fast_png):
     doc, _ = build_report(res, ReportOptions(phase_x="model.d_model", phase_y="optim.lr"))
     captions = [f.caption for f in doc.figures()]
     assert "Phase of each trial by model.d_model × optim.lr" in captions
+
+
+def test_every_searched_parameter_is_in_the_all_trials_table(tmp_path, fast_png):
+    res = load(write_sweep(tmp_path / "s", n_trials=10))
+    doc, _ = build_report(res)
+    section = next(s for s in doc.sections if s.title == "All trials")
+    table = next(b for b in section.blocks if hasattr(b, "frame"))
+    assert set(res.searched) <= set(table.frame.columns)
+    assert {"outcome", "n_collapses", "seed_steps"} <= set(table.frame.columns)
+    assert doc.headline.startswith("Fastest: ") and " of 10 trial(s) generalised" in doc.headline
+
+
+def test_degenerate_importances_print_undetermined_in_the_report(tmp_path, fast_png):
+    path = write_sweep(tmp_path / "s", n_trials=16)
+    curves = pd.read_parquet(path / "curves.parquet")
+    never = sorted(curves["trial_id"].unique())[:12]  # 12 of 16 never generalise
+    curves.loc[curves["trial_id"].isin(never), "val_acc"] = 0.01
+    curves.to_parquet(path / "curves.parquet")
+    doc, _ = build_report(load(path))
+    section = next(s for s in doc.sections if s.title == "Hyperparameter importances")
+    table = next(b for b in section.blocks if hasattr(b, "frame"))
+    assert table.frame["importance"].str.startswith("undetermined (").all()
+    assert not any(getattr(b, "name", "") == "importances.png" for b in section.blocks)

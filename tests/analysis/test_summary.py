@@ -10,9 +10,11 @@ from analysis.errors import ResultsError
 from analysis.load import load
 from analysis.summary import (
     best_and_typical,
+    censored_median,
     choose_pair,
     describe_config,
     log_scaled,
+    outcome,
     rank_trials,
     task_table,
     trial_summary,
@@ -31,7 +33,7 @@ def test_every_trial_gets_the_phase_it_was_built_with(sweep):
     for _, row in summary.iterrows():
         assert row["phase"] == sweep_trial(row["optim.lr"], row["optim.weight_decay"])
     assert summary["generalized_step"].dtype == "Int64"
-    assert list(summary.columns[:5]) == ["trial_id", "task", "status", "phase", "memorized_step"]
+    assert list(summary.columns[:6]) == ["trial_id", "task", "status", "outcome", "phase", "memorized_step"]
     grok = summary[summary["phase"] == "grokking"]
     assert grok["dd_peak"].notna().all()  # their val loss climbs while memorising
 
@@ -72,7 +74,8 @@ def test_task_table_per_task(tmp_path):
     assert plus["trials"] == 2 and plus["generalised"] == "2/2"
     assert plus["best trial"] == "b" and "optim.lr=0.003" in plus["best config"]
     assert plus["phases"] == "comprehension 1, grokking 1"
-    assert pd.isna(table.loc["modular:x*y", "median steps to generalise"])
+    assert table.loc["modular:x*y", "median steps to generalise (KM)"] == "not reached (0/1 generalised)"
+    assert plus["outcomes"] == "grokked 2"
 
 
 def test_describe_config():
@@ -107,3 +110,35 @@ def test_summary_respects_threshold(sweep):
     assert both.any()
     assert (loose.loc[both, "generalized_step"] <= strict.loc[both, "generalized_step"]).all()
     assert np.array_equal(strict["trial_id"], loose["trial_id"])
+
+
+def test_median_to_generalise_counts_runs_that_never_did():
+    """Three of five runs never generalised (censored at 1000): the median is not reached,
+    although the median over the two that did would be 150 (issue 11, item 4)."""
+    frame = pd.DataFrame({"generalized_step": pd.array([100, 200, None, None, None], dtype="Int64"),
+                          "last_step": [100, 200, 1000, 1000, 1000]})
+    assert censored_median(frame).startswith("not reached")
+    frame.loc[2, "generalized_step"] = 300
+    assert censored_median(frame).startswith("300 ")
+
+
+def test_pruned_trials_are_not_confusion_and_typical_ran_to_a_verdict():
+    assert outcome("pruned", None) == "pruned" and outcome("early_stopped", None) == "pruned"
+    assert outcome("pruned", 450) == "grokked" and outcome("budget", None) == "budget"
+    assert outcome("running", None) == "unfinished" and outcome("budget", None, False) == "no data"
+    frame = pd.DataFrame({"trial_id": list("abcde"), "phase": ["grokking"] + ["pruned"] * 3 + ["memorization"],
+                          "outcome": ["grokked", "pruned", "pruned", "pruned", "budget"],
+                          "generalized_step": pd.array([100, None, None, None, None], dtype="Int64"),
+                          "final_val_acc": [1.0, 0.5, 0.4, 0.3, 0.2]})
+    assert best_and_typical(frame) == {"best": "a", "typical": "e"}
+
+
+def test_pruned_phase_in_a_summary(tmp_path):
+    path = write_sweep(tmp_path / "s", n_trials=6)
+    trials = pd.read_parquet(path / "trials.parquet")
+    trials["status"] = "pruned"
+    trials.to_parquet(path / "trials.parquet")
+    summary = trial_summary(load(path))
+    stopped = summary[summary["generalized_step"].isna()]
+    assert len(stopped) and (stopped["phase"] == "pruned").all() and (stopped["outcome"] == "pruned").all()
+    assert not summary["phase"].isin(["confusion", "memorization"]).any()

@@ -68,9 +68,9 @@ print(json.dumps({"results": out, "ray_imported": "ray" in sys.modules}))
 
 BAD_SPACES = [
     ({"optim.lrr": {"loguniform": [1e-4, 1e-2]}}, "search.space.optim.lrr: unknown key"),
-    ({"train.batch_size": {"choice": []}}, "search.space.train.batch_size: choice needs a non-empty list"),
-    ({"optim.lr": {"loguniform": [1e-2, 1e-4]}}, "search.space.optim.lr: low 0.01 >= high 0.0001"),
-    ({"optim.lr": {"uniform": [-1e-3, 1e-2]}}, "search.space.optim.lr: every value must be > 0"),
+    ({"train.batch_size": {"choice": []}}, "search.space.train.batch_size.choice: needs a non-empty list"),
+    ({"optim.lr": {"loguniform": [1e-2, 1e-4]}}, "search.space.optim.lr.loguniform: low 0.01 >= high 0.0001"),
+    ({"optim.lr": {"uniform": [-1e-3, 1e-2]}}, "search.space.optim.lr.uniform: every value must be > 0"),
     ({"optim.lr": {"gaussian": [0, 1]}}, "search.space.optim.lr: unknown distribution 'gaussian'"),
 ]
 
@@ -119,7 +119,58 @@ def test_config_without_search_and_bad_folders_exit_2(tmp_path, capsys):
     assert "holds no sweep to resume" in capsys.readouterr().err
 
 
+def test_resume_of_a_folder_stopped_before_any_tune_state_says_so(tmp_path, capsys):
+    """A driver killed during start-up leaves experiment.yaml and tuner.pkl but no Tune state."""
+    from orchestrator.cli import main
+
+    stuck = tmp_path / "res" / "clitest"
+    stuck.mkdir(parents=True)
+    (stuck / "experiment.yaml").write_text("name: clitest\n")
+    (stuck / "tuner.pkl").write_bytes(b"")
+    assert main(["sweep", str(write_config(tmp_path)), "--storage", str(tmp_path / "res"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stopped before Tune saved any state" in err[0], err
+
+
 # --- slow: real sweeps ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_start_up_failures_leave_nothing_and_a_stuck_folder_reruns(tmp_path):
+    """Resources no node offers and a bad Optuna storage: one line, exit 2, no folder created.
+    A folder left by a start-up kill (experiment.yaml, tuner.pkl, no Tune state) reruns."""
+    res = tmp_path / "res"
+    for search, needle in (({"cpus_per_trial": 1000}, "search.cpus_per_trial: got 1000, but no node"),
+                           ({"gpus_per_trial": 64}, "search.gpus_per_trial: got 64, but no node"),
+                           ({"optuna_storage": "postgresql://nobody@127.0.0.1:1/none"}, "search.optuna_storage: cannot open")):
+        cfg = write_config(tmp_path, search={**BASE["search"], **search})
+        proc = groktune("sweep", cfg, "--storage", res, timeout=180)
+        errors = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(errors) == 1 and needle in errors[0], proc.stderr[-2000:]
+        assert not res.exists(), list(res.rglob("*"))
+    stuck = res / "clitest"
+    stuck.mkdir(parents=True, exist_ok=True)
+    (stuck / "experiment.yaml").write_text("name: clitest\n")
+    (stuck / "tuner.pkl").write_bytes(b"")
+    cfg = write_config(tmp_path, search={**BASE["search"], "num_samples": 1},
+                       train={**BASE["train"], "steps": 100})
+    proc = groktune("sweep", cfg, "--storage", res)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(pd.read_parquet(stuck / "trials.parquet")) == 1
+
+
+@pytest.mark.slow
+def test_errored_trials_make_the_sweep_exit_1(tmp_path):
+    """A trial that fails every time (max_failures 0) ends `error`; the sweep says how many, exit 1."""
+    cfg = write_config(tmp_path, search={"space": {"optim.lr": {"grid": [3e-3]}}, "algorithm": "grid",
+                                         "scheduler": "fifo", "max_failures": 0},
+                       train={**BASE["train"], "steps": 100})
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res",
+                    env={"GROKTUNE_TEST_FAIL_ONCE": f"{tmp_path / 'flag'}@50"})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "1 trial(s) errored" in proc.stderr
+    trials = pd.read_parquet(tmp_path / "res" / "clitest" / "trials.parquet")
+    assert list(trials["status"]) == ["error"]
 
 
 def read_result_lines(trial_dir: Path) -> list[dict]:

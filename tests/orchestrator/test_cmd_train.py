@@ -77,6 +77,8 @@ def test_run_dir_contents_and_refusal_to_overwrite(tmp_path, capsys):
     assert result["status"] in ("budget", "grokked") and result["final_step"] == 20
     assert (out / "checkpoints" / "checkpoint.pt").is_file()
     assert any((out / "tensorboard").iterdir())
+    versions = json.loads((out / "versions.json").read_text())  # issue 11, item 10
+    assert {"python", "torch", "ray", "optuna", "numpy", "pandas", "groktune"} <= set(versions)
     before = (out / "metrics.jsonl").read_text()
     assert main(["train", str(cfg), "--out", str(out)]) == 2
     assert "already holds a run" in capsys.readouterr().err
@@ -88,6 +90,7 @@ def test_corrupt_checkpoint_on_resume_is_one_line(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10"]) == 0
     (out / "checkpoints" / "checkpoint.pt").write_bytes(b"garbage")
+    (out / "result.json").unlink()  # as if killed before the end: a finished run is not resumed
     capsys.readouterr()
     assert main(["train", str(cfg), "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
@@ -98,9 +101,10 @@ def test_resume_with_another_model_is_refused(tmp_path, capsys):
     cfg = write_cfg(tmp_path)
     out = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10"]) == 0
+    (out / "result.json").unlink()
     capsys.readouterr()
     assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "model.d_model=32"]) == 2
-    assert "model.d_model: checkpoint 16, config 32" in capsys.readouterr().err
+    assert "model.d_model: 16 -> 32" in capsys.readouterr().err
 
 
 def _cli(*args, **kw):
@@ -146,3 +150,96 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     ra = json.loads((full / "result.json").read_text())
     rb = json.loads((killed / "result.json").read_text())
     assert ra["final"]["val_acc"] == rb["final"]["val_acc"] and ra["status"] == rb["status"]
+
+
+# --- run folders are all-or-nothing (issue 12 item 2) ---------------------------------------
+
+
+def test_failed_environment_check_creates_no_folder(tmp_path, capsys):
+    cfg = write_cfg(tmp_path, {"task": {"name": "lm", "path": str(tmp_path / "short.bin"), "context_length": 8}})
+    (tmp_path / "short.bin").write_bytes(b"0123456789")
+    out = tmp_path / "deep" / "run"
+    assert main(["train", str(cfg), "--out", str(out)]) == 2
+    assert "too short for context_length 8" in capsys.readouterr().err
+    assert not (tmp_path / "deep").exists()
+
+
+def test_interrupted_before_first_checkpoint_can_be_rerun_and_resumed(tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("seed: 0\n")  # what a run killed during set-up leaves
+    (out / "metrics.jsonl").write_text("")
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10"]) == 0
+    assert json.loads((out / "result.json").read_text())["final_step"] == 10
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # Killed after some evals but before its first checkpoint: --resume starts it again.
+    (out / "result.json").unlink()
+    import shutil
+
+    shutil.rmtree(out / "checkpoints")
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10", "--resume"]) == 0
+    again = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert again == steps  # restarted, not appended
+
+
+def test_resume_on_a_finished_run_changes_nothing(tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10"]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=20", "--resume"]) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_force_writes_beside_user_files_and_never_over_them(tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me\n")
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=5"]) == 2
+    assert "pass --force" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=5", "--force"]) == 0
+    assert (out / "notes.txt").read_text() == "keep me\n" and (out / "result.json").is_file()
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "config.yaml").write_text("their: config\n")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "theirs"), "--force"]) == 2
+    assert (tmp_path / "theirs" / "config.yaml").read_text() == "their: config\n"
+
+
+def test_resume_names_every_setup_key_that_differs(tmp_path, capsys):
+    cfg = write_cfg(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10"]) == 0
+    (out / "result.json").unlink()
+    capsys.readouterr()
+    argv = ["train", str(cfg), "--out", str(out), "--resume", "--set", "seed=3", "--set", "task.train_fraction=0.4"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "seed: 0 -> 3" in err and "task.train_fraction: 0.5 -> 0.4" in err
+    # train.* and optim.* may change on resume (a longer budget, say).
+    assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=15"]) == 0
+    assert json.loads((out / "result.json").read_text())["final_step"] == 15
+
+
+def test_checkpoint_of_another_vocabulary_is_one_line(tmp_path, capsys):
+    import torch
+
+    cfg = write_cfg(tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(out), "--set", "train.steps=10"]) == 0
+    (out / "result.json").unlink()
+    path = out / "checkpoints" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    name = next(k for k, v in state["model"].items() if v.dim() == 2)
+    state["model"][name] = torch.zeros(state["model"][name].shape[0] + 5, state["model"][name].shape[1])
+    torch.save(state, path)
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--out", str(out), "--resume", "--set", "train.steps=10"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and name in err and "in the checkpoint" in err
+    assert not (out / "tensorboard").exists() or not any(
+        p.stat().st_mtime > path.stat().st_mtime for p in (out / "tensorboard").rglob("*") if p.is_file())

@@ -7,6 +7,7 @@ import pytest
 
 from orchestrator.config import config_from_dict, dump_config
 from orchestrator.errors import UserError
+from orchestrator.ledger import write_record
 from orchestrator.results import build_tables, collect, lineage, summary
 from orchestrator.sweep_status import describe
 from tests.conftest import TINY, deep_merge
@@ -23,8 +24,9 @@ def record(step, val_acc=0.1, **extra):
     return r
 
 
-def make_sweep(tmp_path, trials, states=None):
-    """trials: {trial_id: (point, [records...])}; states: {trial_id: Ray status}."""
+def make_sweep(tmp_path, trials, ledger=None):
+    """trials: {trial_id: (point, [records...])}; ledger: {trial_id: status} of finished trials,
+    recorded as orchestrator.ledger does (with the last record as the final result)."""
     cfg = config_from_dict(deep_merge(TINY, {"search": {"space": SPACE}}))
     path = tmp_path / "exp"
     path.mkdir()
@@ -35,9 +37,9 @@ def make_sweep(tmp_path, trials, states=None):
         (tdir / "params.json").write_text(json.dumps(point))
         lines = [json.dumps({**r, "trial_id": tid, "config": point, "done": False}) for r in rows]
         (tdir / "result.json").write_text("\n".join(lines) + ("\n" if lines else ""))
-    if states:
-        data = [[json.dumps({"trial_id": t, "status": s}), "{}"] for t, s in states.items()]
-        (path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": data}))
+    for tid, status in (ledger or {}).items():
+        point, rows = trials[tid]
+        write_record(path, tid, status, point, {**rows[-1], "trial_id": tid} if rows else {})
     return path
 
 
@@ -58,7 +60,7 @@ def test_tables_have_one_row_per_eval_and_per_trial(tmp_path):
     c = [record(1), record(10)]
     path = make_sweep(tmp_path, {"aaa": (point_a, a), "bbb": ({"optim.lr": 1e-2}, b), "ccc": ({"optim.lr": 5e-3}, c),
                                  "ddd": ({"optim.lr": 2e-3}, [])},
-                      states={"aaa": "TERMINATED", "bbb": "TERMINATED", "ccc": "ERROR", "ddd": "PENDING"})
+                      ledger={"aaa": "grokked", "bbb": "pruned", "ccc": "error"})
     curves, trials = collect(path)
     assert (path / "curves.parquet").exists() and (path / "trials.parquet").exists()
     assert curves.groupby("trial_id").size().to_dict() == {"aaa": 4, "bbb": 2, "ccc": 2}
@@ -91,7 +93,7 @@ def test_a_torn_last_line_of_a_live_trial_is_skipped(tmp_path):
 
 def test_status_reads_a_folder_without_ray(tmp_path):
     path = make_sweep(tmp_path, {"aaa": ({"optim.lr": 1e-3}, [record(1), record(10, status="budget")])},
-                      states={"aaa": "TERMINATED"})
+                      ledger={"aaa": "budget"})
     text = describe(path)
     assert "12 trials planned, 1 started" in text and "1 budget" in text and "driver: no heartbeat" in text
 
@@ -104,10 +106,11 @@ def test_not_a_sweep_folder_is_a_user_error(tmp_path):
 def test_a_trial_stopped_at_its_last_eval_keeps_the_trainers_status(tmp_path):
     # ASHA can stop a trial at the rung that falls on the budget, before the closing report
     steps = TINY["train"]["steps"]
-    rows = [record(1), record(steps // 2, val_acc=1.0), record(steps, val_acc=1.0)]
-    path = make_sweep(tmp_path, {"aaa": ({"optim.lr": 1e-3}, rows), "bbb": ({"optim.lr": 1e-3}, rows[:2])},
-                      states={"aaa": "TERMINATED", "bbb": "TERMINATED"})
+    # target_patience 0 (TINY): the event still needs groktune.events.DEFAULT_PATIENCE (3) evals
+    rows = [record(1), record(steps // 3, val_acc=1.0), record(steps // 2, val_acc=1.0), record(steps, val_acc=1.0)]
+    path = make_sweep(tmp_path, {"aaa": ({"optim.lr": 1e-3}, rows), "bbb": ({"optim.lr": 1e-3}, rows[:3])},
+                      ledger={"aaa": "pruned", "bbb": "pruned"})
     _, trials = build_tables(path)
     t = trials.set_index("trial_id")
-    assert t.loc["aaa", "status"] == "grokked" and t.loc["aaa", "steps_to_target"] == steps // 2
+    assert t.loc["aaa", "status"] == "grokked" and t.loc["aaa", "steps_to_target"] == steps // 3
     assert t.loc["bbb", "status"] == "pruned"

@@ -45,19 +45,19 @@ def test_tpe_repeats_each_config_per_seed():
 @pytest.mark.parametrize("search, needle", [
     ({"space": {"optim.lrr": {"loguniform": [1e-4, 1e-2]}}}, "search.space.optim.lrr: unknown key"),
     ({"space": {"model": {"choice": [1, 2]}}}, "search.space.model: unknown key"),
-    ({"space": {"train.batch_size": {"choice": []}}}, "search.space.train.batch_size: choice needs a non-empty list"),
-    ({"space": {"task.op": {"grid": []}}, "algorithm": "grid"}, "search.space.task.op: grid needs a non-empty list"),
-    ({"space": {"optim.lr": {"loguniform": [1e-2, 1e-3]}}}, "search.space.optim.lr: low 0.01 >= high 0.001"),
-    ({"space": {"optim.weight_decay": {"uniform": [1.0, 1.0]}}}, "search.space.optim.weight_decay: low 1 >= high 1"),
-    ({"space": {"optim.lr": {"uniform": [-1e-3, 1e-2]}}}, "search.space.optim.lr: every value must be > 0"),
-    ({"space": {"optim.lr": {"loguniform": [-1e-3, 1e-2]}}}, "search.space.optim.lr: loguniform needs low > 0"),
-    ({"space": {"optim.weight_decay": {"loguniform": [0.0, 1.0]}}}, "loguniform needs low > 0"),
+    ({"space": {"train.batch_size": {"choice": []}}}, "search.space.train.batch_size.choice: needs a non-empty list"),
+    ({"space": {"task.op": {"grid": []}}, "algorithm": "grid"}, "search.space.task.op.grid: needs a non-empty list"),
+    ({"space": {"optim.lr": {"loguniform": [1e-2, 1e-3]}}}, "search.space.optim.lr.loguniform: low 0.01 >= high 0.001"),
+    ({"space": {"optim.weight_decay": {"uniform": [1.0, 1.0]}}}, "search.space.optim.weight_decay.uniform: low 1 >= high 1"),
+    ({"space": {"optim.lr": {"uniform": [-1e-3, 1e-2]}}}, "search.space.optim.lr.uniform: every value must be > 0"),
+    ({"space": {"optim.lr": {"loguniform": [-1e-3, 1e-2]}}}, "search.space.optim.lr.loguniform: needs low > 0"),
+    ({"space": {"optim.weight_decay": {"loguniform": [0.0, 1.0]}}}, "weight_decay.loguniform: needs low > 0"),
     ({"space": {"optim.lr": {"logunif": [1e-4, 1e-2]}}}, "search.space.optim.lr: unknown distribution 'logunif'"),
     ({"space": {"optim.lr": [1e-4, 1e-2]}}, "search.space.optim.lr: got [0.0001, 0.01], expected one mapping"),
-    ({"space": {"optim.lr": {"uniform": [1e-4]}}}, "uniform needs [low, high] as numbers"),
+    ({"space": {"optim.lr": {"uniform": [1e-4]}}}, "optim.lr.uniform: needs [low, high] as numbers"),
     ({"space": {"model.d_model": {"quniform": [16, 64, 0]}}}, "q must be > 0"),
-    ({"space": {"optim.beta1": {"uniform": [0.5, 1.5]}}}, "search.space.optim.beta1: value 1.5 gives an invalid config"),
-    ({"space": {"task.op": {"choice": ["x+y", "x^y"]}}}, "search.space.task.op: value 'x^y' gives an invalid config"),
+    ({"space": {"optim.beta1": {"uniform": [0.5, 1.5]}}}, "search.space.optim.beta1.uniform: value 1.5 gives an invalid config"),
+    ({"space": {"task.op": {"choice": ["x+y", "x^y"]}}}, "search.space.task.op.choice: value 'x^y' gives an invalid config"),
     ({"algorithm": "bayes"}, "search.algorithm: got 'bayes', allowed: tpe, random, grid, pbt"),
     ({"scheduler": "median"}, "search.scheduler: got 'median'"),
     ({"space": {"task.op": {"grid": ["x+y", "x-y"]}}}, "search.space.task.op: grid needs algorithm random, grid or pbt"),
@@ -67,7 +67,7 @@ def test_tpe_repeats_each_config_per_seed():
     ({"space": {"optim.lr": {"uniform": [1e-4, 1e-2]}}, "algorithm": "grid"}, "algorithm grid needs grid or choice values"),
     ({"space": {}}, "search.space: empty"),
     ({"seeds": []}, "search.seeds: empty list"),
-    ({"seeds_per_trial": 0}, "search.seeds_per_trial: got 0, must be >= 1"),
+    ({"seeds_per_trial": 0}, "search.seeds_per_trial: got 0, must be in [1, 1000]"),
     ({"seeds_per_trial": 3, "seeds": [0, 1]}, "search.seeds_per_trial: got 3 with 2 seeds; give one seed"),
     ({"population_vectorize": "jit"}, "search.population_vectorize: got 'jit', allowed: loop, vmap"),
 ])
@@ -82,7 +82,7 @@ def test_bad_search_is_one_line_naming_the_key(search, needle):
 
 def test_check_space_alone_needs_no_config():
     check_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}})
-    with pytest.raises(ValueError, match="space.optim.lr: low"):
+    with pytest.raises(ValueError, match="space.optim.lr.uniform: low"):
         check_space({"optim.lr": {"uniform": [1e-2, 1e-4]}})
 
 

@@ -34,14 +34,19 @@ def check_modular(op: str, p: int, x: int, y: int, c: int) -> bool:
         return False
     if op == "x/y" or (op == "x/y if y odd else x-y" and y % 2 == 1):
         return y != 0 and (c * y) % p == x
-    if op == "x/y if y odd else x-y":
-        return y != 0 and c == (x - y) % p
+    if op == "x/y if y odd else x-y":  # y even, y = 0 included: x - 0 = x (openai/grok keeps it)
+        return c == (x - y) % p
     return c == MODULAR_VALUE[op](x, y, p)
 
 
+def divides(op: str, y: int) -> bool:
+    """True when x op y is computed by a division by y."""
+    return op == "x/y" or (op == "x/y if y odd else x-y" and y % 2 == 1)
+
+
 def modular_pairs(op: str, p: int) -> set[tuple[int, int]]:
-    """The operand pairs a full table must hold (the paper excludes y = 0 when dividing)."""
-    return {(x, y) for x in range(p) for y in range(p) if not (op in DIVIDING and y == 0)}
+    """The operand pairs a full table must hold: all but those dividing by zero (y = 0 of x/y)."""
+    return {(x, y) for x in range(p) for y in range(p) if not (divides(op, y) and y == 0)}
 
 
 S5 = list(itertools.permutations(range(5)))

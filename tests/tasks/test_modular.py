@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.config import NEEDS_PRIME
-from tasks.modular import OPERATIONS, build_modular, mod_inverse, modular_table
-from tests.tasks.reference import ALL_MODULAR, DIVIDING, PRIMES, check_modular, modular_pairs
+from tasks.modular import DIVIDES_BY_Y, OPERATIONS, build_modular, mod_inverse, modular_table
+from tests.tasks.reference import ALL_MODULAR, DIVIDING, PRIMES, check_modular, divides, modular_pairs
 
 COMPOSITES = [4, 6, 9, 10, 12]
 
@@ -23,7 +23,27 @@ def _check_table(op: str, p: int) -> None:
 
 def test_operation_names_are_the_papers():
     assert sorted(OPERATIONS) == ALL_MODULAR
-    assert NEEDS_PRIME == DIVIDING
+    assert NEEDS_PRIME == DIVIDING == set(DIVIDES_BY_Y)
+
+
+@pytest.mark.parametrize("p", PRIMES)
+def test_conditional_op_keeps_its_y_zero_rows(p):
+    """Issue 11 item 9: y = 0 is even, so "x/y if y odd else x-y" gives x - 0 = x there."""
+    tab = modular_table("x/y if y odd else x-y", p)
+    assert len(tab.out) == p * p
+    at_zero = tab.right == 0
+    assert int(at_zero.sum()) == p and torch.equal(tab.out[at_zero], tab.left[at_zero])
+
+
+@settings(max_examples=40, deadline=None)
+@given(op=st.sampled_from(ALL_MODULAR), p=st.sampled_from([2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31]))
+def test_only_rows_that_would_divide_by_zero_are_left_out(op, p):
+    tab = modular_table(op, p)
+    present = set(zip(tab.left.tolist(), tab.right.tolist()))
+    missing = {(x, y) for x in range(p) for y in range(p)} - present
+    assert missing == {(x, y) for x in range(p) for y in range(p) if divides(op, y) and y % p == 0}
+    assert len(tab.out) == p * p - len(missing)
+    assert len(missing) == (p if op == "x/y" else 0)
 
 
 @pytest.mark.parametrize("op", ALL_MODULAR)

@@ -15,12 +15,12 @@ def test_eval_steps_are_dense_early_log_spaced_later_and_include_every_n_and_the
     assert len(eval_steps(sparse, 10**6)) < 40  # log spacing keeps long runs cheap
 
 
-def test_stop_rule_needs_k_consecutive_evals_and_reports_streak_start():
+def test_stop_rule_needs_k_consecutive_evals_and_reports_the_event():
     rule = StopRule(target=0.9, patience=3)
     seq = [(10, 0.5), (20, 0.95), (30, 0.8), (40, 0.91), (50, 0.99), (60, 0.97)]
     out = [rule.update(s, a, 1.0, True) for s, a in seq]
     assert out == [None] * 5 + ["grokked"]
-    assert rule.streak_start == 40  # the spike at 20 fell back and does not count
+    assert rule.event == 40  # the spike at 20 fell back and does not count
 
 
 def test_stop_rule_diverged_early_stop_and_budget():
@@ -31,11 +31,13 @@ def test_stop_rule_diverged_early_stop_and_budget():
     rule = StopRule(0.9, 2)
     rule.update(1, 0.95, 1.0, True)
     assert rule.final_status(None) == "budget"  # one eval at the target at the end is a spike
-    rule = StopRule(0.9, 0)  # patience 0: never stops early; one eval at the end suffices
+    # patience 0: never stops at the target, but the event is still found with the default
+    # patience (3), and a later dip does not undo it (it used to report "budget", issue 11).
+    rule = StopRule(0.9, 0)
     rule.update(1, 0.95, 1.0, True)
-    assert rule.final_status(None) == "grokked"
-    rule.update(2, 0.5, 1.0, True)
-    assert rule.final_status(None) == "budget"
+    assert rule.final_status(None) == "budget"  # one eval at the target is not an event
+    out = [rule.update(s, a, 1.0, True) for s, a in [(2, 0.95), (3, 0.97), (4, 0.5), (5, 0.5), (6, 0.5)]]
+    assert out == [None] * 5 and rule.event == 1 and rule.final_status(None) == "grokked"
 
 
 def test_stop_rule_state_round_trip():
@@ -43,4 +45,11 @@ def test_stop_rule_state_round_trip():
     a.update(1, 0.95, 0.5, True)
     b = StopRule(0.9, 3)
     b.load_state_dict(a.state_dict())
-    assert (b.streak, b.streak_start, b.best_val_loss) == (1, 1, 0.5)
+    assert (b.tracker.streak, b.tracker.streak_start, b.event, b.best_val_loss) == (1, 1, None, 0.5)
+    assert [b.update(s, 0.95, 0.5, True) for s in (2, 3)] == [None, "grokked"] and b.event == 1
+
+
+def test_stop_rule_loads_a_checkpoint_written_before_the_event_was_saved():
+    rule = StopRule(0.9, 3)
+    rule.load_state_dict({"streak": 2, "streak_start": 7, "best_val_loss": 0.5, "evals_since_best": 0})
+    assert rule.update(9, 0.95, 0.4, True) == "grokked" and rule.event == 7

@@ -64,3 +64,70 @@ def test_mlp_model_and_activation_checkpointing_gradients():
         grads.append([p.grad.clone() for p in model.parameters()])
     for g0, g1 in zip(*grads):
         torch.testing.assert_close(g0, g1)
+
+
+# --- registries: every name is built as itself, unknown names are refused (issue 13) ----------
+
+
+def _mlp_reference(model, x, activation, norm):
+    """The MLP's forward written out from its parameters (no module of trials.model is called)."""
+    h = model.embed.weight[x].flatten(1)  # (B, T*C)
+    for lin in [m for m in model.body if isinstance(m, torch.nn.Linear)]:
+        h = h @ lin.weight.T + lin.bias
+        if activation == "swiglu":
+            a, b = h.chunk(2, dim=-1)
+            h = a * torch.sigmoid(a) * b
+        elif activation == "relu":
+            h = h.clamp_min(0)
+        else:
+            h = 0.5 * h * (1 + torch.erf(h / 2**0.5))
+    if norm == "layernorm":
+        mean, var = h.mean(-1, keepdim=True), h.var(-1, unbiased=False, keepdim=True)
+        h = (h - mean) / torch.sqrt(var + 1e-5) * model.norm.weight + model.norm.bias
+    elif norm == "rmsnorm":
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * model.norm.weight
+    return h @ model.head.weight.T  # (B, V)
+
+
+@pytest.mark.parametrize("norm", ["layernorm", "rmsnorm", "none"])
+@pytest.mark.parametrize("activation", ["gelu", "relu", "swiglu"])
+def test_the_mlp_honours_its_activation_and_norm(activation, norm):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="mlp", n_layers=2, d_model=8, d_ff=12, activation=activation, norm=norm),
+                        vocab_size=10, seq_len=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # norm weights and biases away from 1 and 0, so they count
+    widen = 2 if activation == "swiglu" else 1
+    assert model.body[0].weight.shape == (widen * 12, 24) and model.body[3].weight.shape == (widen * 12, 12)
+    x = torch.randint(0, 10, (5, 3))
+    torch.testing.assert_close(model(x), _mlp_reference(model, x, activation, norm), rtol=1e-5, atol=1e-5)
+
+
+def test_the_tables_hold_exactly_the_validated_names():
+    from trials.choices import ACTIVATIONS, ARCHS, NORMS
+    from trials.model import ACTIVATION_MODULES, ARCH_MODULES, NORM_MODULES
+
+    assert tuple(ACTIVATION_MODULES) == ACTIVATIONS and tuple(NORM_MODULES) == NORMS and tuple(ARCH_MODULES) == ARCHS
+
+
+def test_activation_modules_are_found_by_the_probes():
+    """trials.probes.activations hooks the MLP's activation modules: swiglu's too."""
+    from trials.probes.activations import activation_layers
+
+    for activation in ("gelu", "relu", "swiglu"):
+        model = build_model(ModelConfig(arch="mlp", n_layers=2, d_model=8, d_ff=12, activation=activation), 10, 3)
+        assert list(activation_layers(model)) == ["body.1", "body.4"], activation
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("activation", "tanh", "gelu, relu, swiglu"),
+    ("norm", "batchnorm", "layernorm, rmsnorm, none"),
+    ("arch", "cnn", "transformer, mlp"),
+])
+def test_unknown_model_names_are_refused_in_one_line(field, value, allowed):
+    cfg = ModelConfig(**{field: value})
+    with pytest.raises(ValueError, match=rf"^{field}: got '{value}', allowed: {allowed}$"):
+        cfg.validate()
+    with pytest.raises(ValueError, match=rf"^model\.{field}: got '{value}', allowed: {allowed}$"):
+        build_model(cfg, 10, 3)  # unvalidated: still no fallback

@@ -142,3 +142,100 @@ def test_loading_a_state_keeps_this_configs_weight_decay():
     opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))
     assert sorted(g["weight_decay"] for g in opt_b.param_groups) == [0.0, 0.7]
     assert all(g["t"] == 2 for g in opt_b.param_groups)
+
+
+# --- one table of optimizers for single runs and populations (issue 13) -----------------------
+
+TORCH_OPTIMIZERS = {
+    "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),
+    "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),
+    "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum),
+}
+"""The torch.optim reference of every name in trials.choices.OPTIMIZERS."""
+
+
+def test_every_optimizer_name_has_a_torch_reference():
+    from trials.choices import OPTIMIZERS
+
+    assert set(TORCH_OPTIMIZERS) == set(OPTIMIZERS)  # a new name needs its reference here
+
+
+def _float_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Embedding(5, 4), torch.nn.Linear(4, 6), torch.nn.LayerNorm(6),
+                               torch.nn.Linear(6, 3))
+
+
+@pytest.mark.parametrize("name", list(TORCH_OPTIMIZERS))
+def test_a_population_member_updates_as_the_single_run_and_torch_optim(name):
+    """Same parameters, same gradients: member 0 of a population, trials.optim and torch.optim."""
+    from trials.filters import GradientNoise
+    from trials.population_model import build_layout, flatten_members, split_rows
+    from trials.population_optim import PopulationOptimizer
+
+    cfg = OptimConfig(name=name, lr=3e-2, weight_decay=0.3, beta1=0.8, beta2=0.95, momentum=0.9,
+                      no_decay=["bias", "norm"])
+    other = OptimConfig(name=name, lr=1e-2, weight_decay=0.0, beta1=0.9, beta2=0.99, momentum=0.5,
+                        no_decay=["bias", "norm"])  # a second member with other values, to be ignored
+    single, ref_model = _float_model(), _float_model()
+    opt = build_optimizer(single, cfg)
+    ref = TORCH_OPTIMIZERS[name]([{"params": g["params"], "weight_decay": cfg.weight_decay if g["decay"] else 0.0}
+                                  for g in param_groups(ref_model, cfg.no_decay)], cfg)
+    layout = build_layout(single, cfg.no_decay)
+    flat = flatten_members([single, _float_model()], layout, torch.device("cpu"))
+    noises = [GradientNoise(list(single.parameters()), c.noise, 0, torch.device("cpu")) for c in (cfg, other)]
+    pop = PopulationOptimizer([cfg, other], noises, layout, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(6):
+        grads = {n: torch.randn(p.shape, generator=gen) for n, p in single.named_parameters()}
+        for model in (single, ref_model):
+            for n, p in model.named_parameters():
+                p.grad = grads[n].clone()
+        row = torch.cat([grads[n].reshape(-1) for n in layout.names])
+        opt.step()
+        ref.step()
+        pop.step(flat, torch.stack([row, row]), lr_factor=1.0)
+    assert _max_diff(single, ref_model) < 1e-6
+    assert _max_diff(single, _float_model()) > 1e-3  # it did move
+    by_name = dict(single.named_parameters())
+    for n, part in zip(layout.names, split_rows(flat, layout)):
+        torch.testing.assert_close(part[0].view(by_name[n].shape), by_name[n].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_an_unknown_optimizer_name_is_refused_in_one_line_on_both_paths():
+    from trials.config import OptimConfig as Cfg
+    from trials.filters import GradientNoise
+    from trials.population_model import build_layout
+    from trials.population_optim import PopulationOptimizer
+
+    bad = Cfg(name="lion")
+    want = r"optim\.name: got 'lion', allowed: adamw, adam, sgd$"
+    with pytest.raises(ValueError, match=want):
+        build_optimizer(_float_model(), bad)
+    model = _float_model()
+    noise = GradientNoise(list(model.parameters()), bad.noise, 0, torch.device("cpu"))
+    with pytest.raises(ValueError, match=want):
+        PopulationOptimizer([bad], [noise], build_layout(model, bad.no_decay), torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"^name: got 'lion', allowed: adamw, adam, sgd$"):
+        bad.validate()
+
+
+def _vaswani(s: int, d_model: int, warmup: int) -> float:
+    """Vaswani et al. 2017, eq. 3: d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)."""
+    return d_model**-0.5 * min(s**-0.5, s * warmup**-1.5)
+
+
+@pytest.mark.parametrize("warmup", [1, 10, 400])
+def test_inverse_sqrt_is_vaswanis_formula_normalised_to_peak_lr(warmup):
+    cfg = sched(schedule="inverse_sqrt", warmup_steps=warmup)
+    for d_model in (128, 512):  # the normalisation cancels the width factor
+        peak = _vaswani(warmup, d_model, warmup)
+        for step in (0, warmup // 2, warmup - 1, warmup, 3 * warmup, 10_000):
+            assert lr_multiplier(step, cfg, 20_000) == pytest.approx(_vaswani(step + 1, d_model, warmup) / peak,
+                                                                     rel=1e-12)
+    assert max(lr_multiplier(s, cfg, 20_000) for s in range(3 * warmup)) == pytest.approx(1.0)
+
+
+def test_an_unknown_schedule_is_refused_not_run_as_linear():
+    with pytest.raises(ValueError, match=r"optim\.schedule: got 'noam', allowed: constant, cosine"):
+        lr_multiplier(50, sched(schedule="noam"), 100)

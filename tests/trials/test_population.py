@@ -298,3 +298,49 @@ def test_loop_mode_is_bitwise_on_splits_of_several_eval_chunks():
     _, curves = together(cfgs, "loop")
     for (_, sep_records), got in zip(runs, curves):
         assert_identical_curve(sep_records, got)
+
+
+# --- members that all stop at the same eval (issue 13: configs/seeds_sweep.yaml crashed) -----
+
+
+@pytest.mark.parametrize("vectorize", ["loop", "vmap"])
+def test_members_that_all_stop_at_the_same_eval_end_the_population_cleanly(vectorize):
+    # Two copies of one config stop together (a low target, patience 1): the last live members
+    # leave at once, so nothing is left to keep (keeping [] used to index with a float tensor).
+    cfgs = configs([{"seed": 3}, {"seed": 3}], train={"target_val_acc": 0.15, "target_patience": 1})
+    saves = []
+    result = train_population(cfgs, lambda ev, save=None: saves.append((ev.step, save)), vectorize=vectorize)
+    assert [r.status for r in result.members] == ["grokked", "grokked"]
+    stop = result.members[0].final_step
+    assert result.members[1].final_step == stop < 60
+    assert saves[-1][0] == stop and saves[-1][1] is not None  # a final checkpoint is still offered
+
+
+def test_the_vectorize_default_is_the_configs():
+    import inspect
+
+    from orchestrator.search_config import SearchConfig
+    from trials.population_model import StackedModel
+
+    default = SearchConfig().population_vectorize
+    assert default == "loop"  # as README.md and configs/seeds_sweep.yaml say
+    assert inspect.signature(train_population).parameters["vectorize"].default == default
+    assert inspect.signature(StackedModel).parameters["vectorize"].default == default
+
+
+def _assert_norms_are_pre_clip(record: dict, clip: float) -> None:
+    layers = [v for k, v in record.items() if k.startswith("grad_norm/")]
+    assert len(layers) >= 3
+    assert math.sqrt(sum(v * v for v in layers)) == pytest.approx(record["grad_norm"], rel=1e-5)
+    assert record["grad_norm"] > clip  # before clipping (after it, no member's norm exceeds clip)
+
+
+def test_per_layer_grad_norms_combine_to_the_total_before_clipping():
+    # issue 13: per-layer norms were logged after clipping, the total before, so they disagreed
+    clip = 1e-3  # far below the gradient norms here, so every step is clipped
+    cfgs = configs([{"seed": 0}, {"seed": 1}], optim={"grad_clip": clip}, train={"steps": 20})
+    (_, records), = separate(cfgs[:1])
+    _, curves = together(cfgs, "loop")
+    for record in records + curves[0] + curves[1]:
+        _assert_norms_are_pre_clip(record, clip)
+    assert_identical_curve(records, curves[0])

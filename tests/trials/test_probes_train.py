@@ -57,12 +57,22 @@ def test_probes_on_write_scalars_and_files_and_leave_no_hooks(tiny_cfg, hook_log
         assert np.isfinite(last[key]), key
     assert len(last["class/hardest"]) == 5
     files = {p.name for p in (tmp_path / "probes").iterdir()}
-    assert files == {f"{k}.npz" for k in ALL}
+    assert files == {f"{k}.npz" for k in ALL} | {"fourier_steps"}  # + the hindsight pass's side files
     with np.load(tmp_path / "probes" / "fourier.npz") as z:
         assert z["step"].tolist() == probed
         assert z["embed_power"].shape == (len(probed), 4)  # p = 7: frequencies 0..3
         assert z["restricted_loss"].tolist() == pytest.approx([r["fourier/restricted_loss"] for r in records
                                                                  if r["step"] in probed])
+        assert z["logit_coef"].shape == (len(probed), 3, 2, 7)  # classes: the 7 residues, not op/= tokens
+        # the hindsight pass: keys of the final embedding spectrum (the paper's 5, capped at p//2 = 3)
+        keys = np.flatnonzero(z["embed_key_mask"][-1]).tolist()
+        assert z["static/hindsight_keys"].tolist() == keys == [1, 2, 3]
+        assert z["static/hindsight_steps"].tolist() == probed
+        final = {k: r[f"fourier/{k}"] for r in records if r["step"] == probed[-1]
+                 for k in ("restricted_loss", "excluded_loss")}
+        if np.flatnonzero(z["key_mask"][-1]).tolist() == keys:  # same keys at the last step: same numbers
+            assert z["static/hindsight_restricted_loss"][-1] == pytest.approx(final["restricted_loss"], rel=1e-9)
+            assert z["static/hindsight_excluded_loss"][-1] == pytest.approx(final["excluded_loss"], rel=1e-9)
     with np.load(tmp_path / "probes" / "attention.npz") as z:
         assert z["weights"].shape == (len(probed), 1, 3, 2, 4, 4)  # (S, layers, examples, heads, T, T)
         np.testing.assert_allclose(z["weights"].sum(-1), 1.0, rtol=1e-5)

@@ -58,6 +58,13 @@ def test_stops_when_grokked_and_reports_the_streak_start(tiny_cfg):
     assert [r["step"] for r in records] == [1, 5]
 
 
+def test_target_patience_zero_trains_on_and_still_reports_the_event(tiny_cfg):
+    """0 = do not stop at the target; the event is still found with the default patience (3)."""
+    result, records, _ = collect(tiny_cfg(train={"target_val_acc": 0.01, "target_patience": 0}))
+    assert result.status == "grokked" and result.steps_to_target == 1
+    assert result.final_step == records[-1]["step"] == 60  # ran to the budget
+
+
 def test_huge_lr_diverges(tiny_cfg):
     result, records, _ = collect(tiny_cfg(optim={"lr": 1e12, "weight_decay": 0.0, "name": "sgd"}))
     assert result.status == "diverged"

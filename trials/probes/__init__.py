@@ -1,5 +1,6 @@
 """Learning-dynamics probes: weight distributions, activation statistics, attention maps,
-Fourier structure (Nanda et al. 2023) and per-class accuracy, run at a subset of the evals.
+Fourier progress measures (Nanda et al. 2023; the hindsight pass in trials.probes.hindsight)
+and per-class accuracy, run at a subset of the evals.
 
     collector = ProbeCollector(run, plan, artifacts_dir)   # trials.train builds it when enabled
     if collector.due(step): collector.collect(step, record)
@@ -19,10 +20,13 @@ from trials.probes.fourier import (
     embedding_power,
     fourier_basis,
     fourier_losses,
+    key_components,
     key_count,
     logit_coefficients,
     logit_power,
+    split_losses,
 )
+from trials.probes.hindsight import hindsight_keys, hindsight_pass
 from trials.probes.store import PROBE_DIR, ProbeStore, TensorBoardProbes
 from trials.probes.weights import QUANTILE_LEVELS, weight_stats
 
@@ -46,10 +50,14 @@ __all__ = [
     "embedding_power",
     "fourier_basis",
     "fourier_losses",
+    "hindsight_keys",
+    "hindsight_pass",
+    "key_components",
     "key_count",
     "logit_coefficients",
     "logit_power",
     "probe_steps",
+    "split_losses",
     "summarize",
     "weight_stats",
 ]

@@ -17,7 +17,10 @@ import contextlib
 import torch
 import torch.nn as nn
 
-ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh)
+from trials.model import ACTIVATION_MODULES
+
+# Every activation trials.model builds (its registry, so a new one is probed too), plus common ones.
+ACTIVATIONS = (*ACTIVATION_MODULES.values(), nn.SiLU, nn.Tanh)
 
 
 def activation_layers(model: nn.Module) -> dict[str, tuple[nn.Module, str, str]]:

@@ -22,6 +22,7 @@ from trials.probes import fourier as fr
 from trials.probes.activations import activation_stats
 from trials.probes.attention import attention_entropy, attention_maps
 from trials.probes.classes import class_summary
+from trials.probes.hindsight import SIDE_KIND, hindsight_keys, hindsight_pass, side_arrays
 from trials.probes.store import PROBE_DIR, ProbeStore, TensorBoardProbes
 from trials.probes.weights import QUANTILE_LEVELS, weight_stats
 
@@ -55,10 +56,11 @@ class FourierGrid:
 
     p: int
     x: torch.Tensor  # (p*p, T) inputs [a, op, b, =], a-major, on the device
-    labels: torch.Tensor  # (p, p) answer ids (CPU)
+    labels: torch.Tensor  # (p, p) answer classes = residues = token ids (CPU; tasks.modular layout)
     train_mask: torch.Tensor  # (p, p) bool (CPU)
     complete: bool  # every pair is in the data (False for x/y, which leaves out b = 0)
     sign: int | None  # +1 for x+y, -1 for x-y, None when the losses do not apply
+    classes: torch.Tensor  # (p,) the answer token ids: logits are restricted to these columns
 
     @classmethod
     def from_data(cls, data, p: int, op: str) -> "FourierGrid":
@@ -74,7 +76,7 @@ class FourierGrid:
         x[:, 0], x[:, 2] = a.reshape(-1), b.reshape(-1)
         complete = bool((labels >= 0).all())
         return cls(p, x.to(data.train_x.device), labels, train_mask, complete,
-                   fr.SUM_SIGNS.get(op) if complete else None)
+                   fr.SUM_SIGNS.get(op) if complete else None, data.answer_tokens.cpu())
 
 
 class ProbeCollector:
@@ -118,6 +120,10 @@ class ProbeCollector:
             self.tb.flush()
 
     def close(self) -> None:
+        """End of the run: the Fourier hindsight pass (trials.probes.hindsight), then TensorBoard."""
+        g = self.grid
+        if g is not None and g.sign is not None and self.store is not None:
+            hindsight_pass(self.store, g.labels, g.train_mask, g.sign, self.pc)
         if self.tb is not None:
             self.tb.close()
 
@@ -161,14 +167,16 @@ class ProbeCollector:
 
     def _fourier(self, step: int, record: dict):
         g, pc = self.grid, self.pc
-        e_power = fr.embedding_power(self.run.model.embed.weight[: g.p])
+        embed = self.run.model.embed.weight  # (V, d): the residues' rows are the answer tokens'
+        e_power = fr.embedding_power(embed[g.classes.to(embed.device)])
+        e_keys = hindsight_keys(e_power.numpy(), pc)  # the hindsight pass's keys, were this the end
         scalars = {"fourier/key_freqs": float(fr.key_count(e_power, pc.key_power_frac)),
                    "fourier/embed_eff_freqs": fr.effective_freqs(e_power)}
-        arrays = {"embed_power": e_power.numpy()}
+        arrays = {"embed_power": e_power.numpy(), "embed_key_mask": _mask(e_keys, len(e_power))}
         static = {"p": np.int64(g.p), "labels": g.labels.numpy(), "train_mask": g.train_mask.numpy(),
                   "sign": np.int64(g.sign or 0)}
         if g.sign is not None:
-            logits = self._grid_logits()  # (p, p, V)
+            logits = self._grid_logits()[..., g.classes]  # (p, p, p): the p residue classes only
             mean, coef = fr.logit_coefficients(logits, g.sign)
             l_power = fr.logit_power(mean, coef, g.p)
             keys = fr.choose_key_freqs(l_power, pc.key_power_frac, pc.n_key_freqs, pc.key_freqs)
@@ -178,11 +186,11 @@ class ProbeCollector:
             scalars["fourier/logit_key_freqs"] = float(fr.key_count(l_power, pc.key_power_frac))
             scalars["fourier/logit_eff_freqs"] = fr.effective_freqs(l_power)
             scalars["fourier/key_share"] = float(l_power[keys].sum() / centred.clamp_min(1e-300))
-            key_mask = np.zeros(len(l_power), dtype=bool)
-            key_mask[keys] = True
-            arrays.update({"logit_power": l_power.numpy(), "key_mask": key_mask,
+            arrays.update({"logit_power": l_power.numpy(), "key_mask": _mask(keys, len(l_power)),
                            "logit_mean": mean.float().numpy(), "logit_coef": coef.float().numpy(),
                            **{k: np.float64(v) for k, v in losses.items()}})
+            if self.store is not None:
+                self.store.save_side(SIDE_KIND, step, side_arrays(mean, coef, logits[g.train_mask]))
         return scalars, arrays, static
 
     @torch.no_grad()
@@ -204,3 +212,10 @@ class ProbeCollector:
         scalars = class_summary(acc, self.pc.hardest_classes, self.run.cfg.train.target_val_acc)
         names = [data.vocab[int(t)] for t in data.answer_tokens]
         return scalars, {"acc": np.array(acc, dtype=np.float64)}, {"classes": np.array(names)}
+
+
+def _mask(keys: list[int], n: int) -> np.ndarray:
+    """(n,) bool, True at the key frequencies: the list of keys in a fixed-shape array."""
+    mask = np.zeros(n, dtype=bool)
+    mask[keys] = True
+    return mask

@@ -1,38 +1,45 @@
-"""Fourier structure of modular-arithmetic models, after Nanda et al. 2023, "Progress measures
-for grokking via mechanistic interpretability" (arXiv:2301.05217). Imports only torch.
+"""Fourier progress measures of modular-addition models, after Nanda et al. 2023, "Progress
+measures for grokking via mechanistic interpretability" (arXiv:2301.05217; their code:
+neelnanda-io/Grokking). Imports only torch; everything runs on float64 CPU tensors.
 
-Frequencies are k = 0 .. p//2 with w_k = 2*pi*k/p. Everything here works on float64 CPU tensors
-(the tables are at most p*p*V, a few million numbers; MPS has no float64).
+Frequencies are k = 0 .. p//2 with w_k = 2*pi*k/p. What is projected, exactly:
 
-What is computed, exactly:
-
-- **Embedding power per frequency.** With the orthonormal real Fourier basis F (p, p) over the
-  residues a = 0..p-1 (rows: constant, then cos(w_k a), sin(w_k a) for k = 1..p//2, each
-  normalised; no sin row at the Nyquist frequency of an even p), and E (p, d) the token
-  embedding rows of the residues, power[k] = sum of ||F_r E||^2 over the rows r of frequency k.
-  The powers sum to ||E||_F^2 (F is orthogonal).
-- **Sum directions.** For x+y the generalising circuit writes logits
-  L(a, b, c) ~ sum_k alpha_k cos(w_k (a + b - c)), which, for each answer c, lies in the span of
-  u_k = cos(w_k (a + b)) and v_k = sin(w_k (a + b)) over the p*p grid (a - b for x-y). As in the
-  paper's code (`get_restricted_loss`: projections onto cos/sin(w_k(a+b)) plus the mean), we
-  project each logit column L(., ., c) onto the normalised u_k, v_k: coefficients A[k, c], B[k, c].
-  (The paper's text describes the same thing as keeping the 2-D DFT terms of cos(w_k(a+b)),
-  sin(w_k(a+b)); those four products cos/sin(w_k a) * cos/sin(w_k b) also hold the a - b
-  directions, which we do not keep.) logit_power[k] = sum_c A^2 + B^2; logit_power[0] is the
-  power of the (a, b)-mean, p*p * sum_c mean_c^2.
-- **Restricted loss**: cross-entropy over *all* p*p pairs of the logits rebuilt from their
-  (a, b)-mean plus the u_k, v_k components of the key frequencies K only.
-- **Excluded loss**: cross-entropy over the *training* pairs of the logits with the u_k, v_k
-  components of the key frequencies removed (the paper measures it on the training data: a
-  memorising solution is spread over the Fourier domain and survives the ablation, the
-  generalising circuit does not).
-- **Key frequencies** K are chosen per probe from the current logits (`choose_key_freqs`): the
-  n strongest along the sum directions (default 5, the paper's count), or a fixed list, or the
-  fewest holding `frac` of the non-constant power. The count must stay small: projecting the
-  logits on *all* sum directions averages them along the anti-diagonals a + b = s, which turns
-  even a memorised lookup table into a generalising one. The paper used the five key
-  frequencies of the final model; analysis.probes redoes the restricted loss in hindsight from
-  the stored coefficients, and a rerun with `probes.key_freqs` set gives both losses that way.
+- **Embedding spectrum** (`embedding_power`): E (p, d) is the token-embedding rows of the
+  residues 0..p-1. F (p, p) is the orthonormal real Fourier basis over the residues a (rows: the
+  constant, then cos(w_k a) and sin(w_k a) for k = 1..p//2, each normalised; no sin row at the
+  Nyquist k = p/2 of an even p). power[k] = sum over the rows r of frequency k of ||(F E)_r||^2;
+  the powers sum to ||E||_F^2. **Key frequencies** are read off this spectrum
+  (`choose_key_freqs`: the n strongest non-constant k, default the paper's 5; or the fewest
+  holding `frac` of the non-constant power; or a fixed list), as the paper read its five off the
+  final model's embedding.
+- **Logits** L[a, b, c]: the model's output at the last position for the input "a op b =", for
+  every pair (a, b) of the p x p grid, restricted to the p answer tokens (the classes are the p
+  residues c; the op and "=" tokens are dropped, as the paper's model has p outputs).
+- **Sum directions**: for x+y the generalising circuit writes
+  L(a, b, c) ~ sum_k alpha_k cos(w_k (a + b - c)), which for each answer c lies in the span of
+  u_k(a, b) = cos(w_k (a + b)) and v_k(a, b) = sin(w_k (a + b)) over the grid (a - b for x-y).
+  Each logit column L[., ., c] is projected onto the normalised u_k, v_k (coefficients
+  coef[k-1, 0|1, c]) and onto the constant (its (a, b)-mean, mean[c]). The paper's code
+  (`get_restricted_loss`) projects the MLP neuron activations onto the same cos/sin(w_k(a+b))
+  plus the mean and maps them through W_out W_U; projecting the logits themselves is the same
+  for the neuron path and also covers the direct paths, and works for any model here.
+  (The four 2-D DFT products cos/sin(w_k a) * cos/sin(w_k b) also hold the a - b directions,
+  which are not kept.) logit_power[k] = sum_c A^2 + B^2; logit_power[0] = p*p * sum_c mean_c^2.
+- **Restricted loss** (key frequencies K): cross-entropy, over the *test* pairs, of the logits
+  rebuilt from their (a, b)-mean plus the u_k, v_k components for k in K only (the paper
+  evaluates it on the test data: it falls as the circuit forms, before test accuracy moves).
+- **Excluded loss** (the same K): cross-entropy, over the *training* pairs, of the logits with
+  the u_k, v_k components for k in K removed (the mean kept). A memorising solution is spread
+  over all frequencies and survives; the generalising circuit does not.
+- **Hindsight pass** (`ProbeCollector.close`): the paper fixes K from the *final* model's
+  embedding spectrum and evaluates both losses at every checkpoint with that K. The collector
+  does the same after the last probe from per-step side files (training-pair logits plus
+  mean/coef) and stores the result, K included, in fourier.npz.
+- Per probe ("live"), the losses use K = the current logits' strongest frequencies along the sum
+  directions (or `probes.key_freqs` when set); this needs no hindsight but K moves while the
+  model learns. The count must stay small: projecting the logits on *all* sum directions
+  averages them along the anti-diagonals a + b = s, which turns even a memorised lookup table
+  into a generalising one.
 """
 
 from __future__ import annotations
@@ -158,44 +165,70 @@ def logit_power(mean: torch.Tensor, coef: torch.Tensor, p: int) -> torch.Tensor:
     return torch.cat((head, coef.pow(2).sum((1, 2))))
 
 
-def rebuild(mean: torch.Tensor, coef: torch.Tensor, keys: list[int], p: int, sign: int) -> torch.Tensor:
-    """Logits (p, p, V) made of the mean plus the components of the key frequencies only."""
+def key_components(coef: torch.Tensor, keys: list[int], p: int, sign: int) -> torch.Tensor:
+    """(p, p, C) the logits' components along u_k, v_k for the key frequencies (no mean).
+
+    Args:
+        coef: (p//2, 2, C) from logit_coefficients.
+        keys: key frequencies in 1..p//2.
+    """
     dirs = sum_directions(p, sign)  # (K, 2, p, p)
-    out = mean.expand(p, p, -1).clone()
+    out = torch.zeros(p, p, coef.shape[-1], dtype=torch.float64)
     for k in keys:
-        out += torch.einsum("jab,jc->abc", dirs[k - 1], coef[k - 1])
+        out += torch.einsum("jab,jc->abc", dirs[k - 1], coef[k - 1].to(torch.float64))
     return out
+
+
+def _ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of (N, C) logits against (N,) labels (NaN when N = 0)."""
+    if labels.numel() == 0:
+        return math.nan, math.nan
+    return float(F.cross_entropy(logits, labels)), float((logits.argmax(-1) == labels).double().mean())
+
+
+def split_losses(mean: torch.Tensor, coef: torch.Tensor, train_logits: torch.Tensor, labels: torch.Tensor,
+                 train_mask: torch.Tensor, sign: int, keys: list[int]) -> dict[str, float]:
+    """Restricted loss on the test pairs and excluded loss on the training pairs for keys K.
+
+    Needs only the mean and coefficients of the full-grid logits and the logits of the training
+    pairs, which is what the hindsight pass keeps per probe step.
+
+    Args:
+        mean, coef: (C,), (p//2, 2, C) from logit_coefficients of the full (p, p, C) grid.
+        train_logits: (n_train, C) the logits of the training pairs, in train_mask's row-major order.
+        labels: (p, p) answer classes (residues).
+        train_mask: (p, p) bool, the training pairs; the rest are the test pairs.
+        sign: +1 for x+y, -1 for x-y.
+        keys: key frequencies in 1..p//2.
+    Returns:
+        restricted_loss/acc (test pairs) and excluded_loss/acc (training pairs).
+    """
+    p = labels.shape[0]
+    comp = key_components(coef, keys, p, sign)  # (p, p, C)
+    restricted = mean.to(torch.float64) + comp[~train_mask]  # (n_test, C)
+    excluded = train_logits.to(torch.float64) - comp[train_mask]  # (n_train, C)
+    r_loss, r_acc = _ce(restricted, labels[~train_mask])
+    e_loss, e_acc = _ce(excluded, labels[train_mask])
+    return {"restricted_loss": r_loss, "restricted_acc": r_acc, "excluded_loss": e_loss, "excluded_acc": e_acc}
 
 
 def fourier_losses(logits: torch.Tensor, labels: torch.Tensor, train_mask: torch.Tensor, sign: int,
                    keys: list[int]) -> dict[str, float]:
-    """Restricted and excluded losses (and accuracies) of full-table logits for key frequencies.
+    """Restricted and excluded losses (and accuracies) of full-grid logits for key frequencies K.
 
     Args:
-        logits: (p, p, V) logits for every pair (a, b).
-        labels: (p, p) answer token ids.
+        logits: (p, p, C) logits over the C = p answer classes for every pair (a, b).
+        labels: (p, p) answer classes.
         train_mask: (p, p) bool, the training pairs.
         sign: +1 for x+y, -1 for x-y.
         keys: key frequencies in 1..p//2.
     Returns:
-        restricted_loss/acc over all pairs, excluded_loss/acc over the training pairs, and
-        full_loss over all pairs for reference.
+        restricted_loss/acc over the test pairs, excluded_loss/acc over the training pairs
+        (module docstring), and full_loss over all pairs for reference.
     """
     p = logits.shape[0]
     logits = logits.to(torch.float64)
     mean, coef = logit_coefficients(logits, sign)
-    restricted = rebuild(mean, coef, keys, p, sign)
-    excluded = logits - (rebuild(mean, coef, keys, p, sign) - mean)  # keep the mean, drop K
-    y = labels.reshape(-1)
-    m = train_mask.reshape(-1)
-
-    def ce(lg: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[float, float]:
-        lg, yy = lg.reshape(p * p, -1), y
-        if rows is not None:
-            lg, yy = lg[rows], y[rows]
-        return float(F.cross_entropy(lg, yy)), float((lg.argmax(-1) == yy).double().mean())
-
-    r_loss, r_acc = ce(restricted)
-    e_loss, e_acc = ce(excluded, m) if bool(m.any()) else (math.nan, math.nan)
-    return {"restricted_loss": r_loss, "restricted_acc": r_acc, "excluded_loss": e_loss,
-            "excluded_acc": e_acc, "full_loss": ce(logits)[0]}
+    out = split_losses(mean, coef, logits[train_mask], labels, train_mask, sign, keys)
+    out["full_loss"] = _ce(logits.reshape(p * p, -1), labels.reshape(-1))[0]
+    return out

@@ -6,6 +6,10 @@ Layout of <kind>.npz (plain numpy, readable with np.load(..., allow_pickle=False
     <key>           (S, ...)             one entry per probe step, stacked
     static/<key>    (...)                arrays fixed for the run (names, levels, tokens)
 A resumed run keeps only the entries at or before the step it resumes from (as metrics.jsonl).
+
+Side files: <kind>_steps/<step>.npz, one per probe step, written once and never rewritten (for
+arrays too large to restack at every step, e.g. the logits the Fourier hindsight pass needs).
+A reopened store deletes those past the step it resumes from.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class ProbeStore:
         if keep_until > 0:
             for path in sorted(self.folder.glob("*.npz")):
                 self._reload(path, keep_until)
+        for path in self.folder.glob("*_steps/*.npz"):  # a rerun redoes the steps after keep_until
+            if not path.stem.isdigit() or int(path.stem) > keep_until:
+                path.unlink()
 
     def _reload(self, path: Path, keep_until: int) -> None:
         try:
@@ -64,19 +71,47 @@ class ProbeStore:
             self.static.setdefault(kind, {}).update({k: np.asarray(v) for k, v in static.items()})
         return self._write(kind)
 
+    def set_static(self, kind: str, static: dict[str, np.ndarray]) -> Path:
+        """Add or replace run-constant arrays of `kind` (e.g. results of a pass at the end) and
+        rewrite its file."""
+        self.series.setdefault(kind, {})
+        self.static.setdefault(kind, {}).update({k: np.asarray(v) for k, v in static.items()})
+        return self._write(kind)
+
+    def side_path(self, kind: str, step: int) -> Path:
+        return self.folder / f"{kind}_steps" / f"{step:010d}.npz"
+
+    def save_side(self, kind: str, step: int, arrays: dict[str, np.ndarray]) -> Path:
+        """Write one step's side file (atomically: temp file + rename)."""
+        path = self.side_path(kind, step)
+        path.parent.mkdir(exist_ok=True)
+        return _savez_atomic(path, arrays)
+
+    def load_side(self, kind: str, step: int) -> dict[str, np.ndarray] | None:
+        """One step's side file, or None when there is none (or it cannot be read)."""
+        try:
+            with np.load(self.side_path(kind, step), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None
+
     def _write(self, kind: str) -> Path:
         payload = {k: np.stack(v) for k, v in self.series[kind].items() if v}
         payload.update({f"static/{k}": v for k, v in self.static.get(kind, {}).items()})
-        path = self.folder / f"{kind}.npz"
-        fd, tmp = tempfile.mkstemp(prefix=f".{kind}.", suffix=".npz", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **payload)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return _savez_atomic(self.folder / f"{kind}.npz", payload)
+
+
+def _savez_atomic(path: Path, payload: dict[str, np.ndarray]) -> Path:
+    """np.savez to a temp file in the same folder, then rename: readers never see a torn file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 class TensorBoardProbes:

@@ -1,0 +1,87 @@
+"""The names `trials` accepts for optimizers, architectures, activations, norms, schedules and
+population modes: one table each, torch-free.
+
+trials/config.py validates `optim.name`, `optim.schedule`, `model.arch`, `model.activation` and
+`model.norm` against these keys (orchestrator's search.population_vectorize against VECTORIZE),
+so an unknown name is refused at validation in one line and never falls through to a default
+(issue 13). The tables that build things are keyed by the same names:
+
+- OPTIMIZERS (here: the update rules are plain data) drives both trials.optim.Optimizer (single
+  runs) and trials.population_optim.PopulationOptimizer (populations), so the two paths cannot
+  disagree on what a name means;
+- trials.model.ACTIVATION_MODULES, NORM_MODULES and ARCH_MODULES build the torch modules for
+  ACTIVATIONS, NORMS and ARCHS (trials.model checks at import that its tables have exactly
+  these keys).
+
+Adding an optimizer whose rule is an existing (update, decay) pair is one line in OPTIMIZERS; a
+new update family is one method in each optimizer plus that line. Adding an activation or a norm
+is one name here plus one builder line in trials.model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DECAYS = ("decoupled", "l2")
+UPDATES = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class OptimizerRule:
+    """What an optimizer name means.
+
+    update: "adam" (bias-corrected first and second moments, Kingma & Ba 2015) or "sgd" (plain
+        or heavy-ball momentum, torch.optim.SGD's convention: the buffer starts at g).
+    decay: "decoupled" (p <- p (1 - lr wd) before the update; Loshchilov & Hutter 2019) or "l2"
+        (wd p added to the gradient, so Adam rescales it).
+    """
+
+    update: str
+    decay: str
+
+
+OPTIMIZERS: dict[str, OptimizerRule] = {
+    "adamw": OptimizerRule(update="adam", decay="decoupled"),
+    "adam": OptimizerRule(update="adam", decay="l2"),
+    "sgd": OptimizerRule(update="sgd", decay="l2"),
+}
+"""Optimizer name -> its rule. The first is the config default."""
+
+ARCHS = ("transformer", "mlp")
+"""Model architectures (the first is the default). Built by trials.model.ARCH_MODULES."""
+
+ACTIVATIONS = ("gelu", "relu", "swiglu")
+"""Feed-forward (transformer) and hidden-layer (MLP) nonlinearities; swiglu = silu(a) * b over a
+doubled up-projection (Shazeer 2020). Built by trials.model.ACTIVATION_MODULES."""
+
+NORMS = ("layernorm", "rmsnorm", "none")
+"""Normalisation layers, computed in float32. Built by trials.model.NORM_MODULES."""
+
+SCHEDULES = ("constant", "cosine", "linear", "inverse_sqrt", "one_cycle")
+"""Learning-rate schedules (trials.optim.lr_multiplier)."""
+
+VECTORIZE = ("loop", "vmap")
+"""How a population runs its members (trials.population_model.StackedModel). The first is the
+default: trials.population.train_population and the config's search.population_vectorize both
+take it from here, so they cannot disagree (issue 13)."""
+
+assert all(r.update in UPDATES and r.decay in DECAYS for r in OPTIMIZERS.values())
+
+
+def optimizer_rule(name: str) -> OptimizerRule:
+    """The rule for an optimizer name.
+
+    Args:
+        name: an OptimConfig.name.
+    Returns:
+        Its OptimizerRule.
+    Raises:
+        ValueError: one line naming the value and the allowed names (never a fallback).
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optim.name: got {name!r}, allowed: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+__all__ = ["ACTIVATIONS", "ARCHS", "DECAYS", "NORMS", "OPTIMIZERS", "SCHEDULES", "UPDATES", "VECTORIZE",
+           "OptimizerRule", "optimizer_rule"]
