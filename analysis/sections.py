@@ -120,8 +120,9 @@ def learning_curves(ctx: Context) -> Section:
     blocks.append(Text("The typical trial is the median-ranked one among trials that ran to a "
                        "verdict (generalised or used their budget), never one the scheduler "
                        "stopped. Red shading: collapses after generalising; a blue band: the "
-                       "other seeds of the same config; a population trial's curve is its "
-                       "members' median, with each seed's steps written on it."))
+                       "seeds of the same config (min–max; a population trial's own members); a "
+                       "population trial's line is its members' median, with each seed's steps "
+                       "written on it."))
     return Section("Learning curves (best and typical trials)", blocks)
 
 

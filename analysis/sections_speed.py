@@ -85,9 +85,9 @@ def seeds(ctx: Context) -> Section:
     multi = (table["seeds grokked"].str.split("/").str[1].astype(int) > 1).any()
     note = ("Each config's steps to generalise by seed (never: did not reach the target), the "
             "share of seeds that generalised, the Kaplan–Meier median over seeds and the range "
-            "of those that did; fastest first. A population trial the scheduler stopped sent "
-            "no per-seed steps, only how many of its seeds had generalised and when the trainer "
-            "confirmed each: those seeds are named ?1, ?2, ... and their steps are upper bounds."
+            "of those that did; fastest first. A population trial's seeds are found on each "
+            "member's own curve by the same event rule; results from before member curves were "
+            "recorded name a stopped trial's seeds ?1, ?2, ... with upper-bound steps."
             if multi else
             "Each config was trained with one seed, so there is no spread over seeds to show; "
             "use search.seeds or search.seeds_per_trial for it.")

@@ -21,12 +21,14 @@ CHECKPOINT_DIR = "checkpoints"
 EXPERIMENT = "experiment.yaml"
 CURVES = "curves.parquet"
 TRIALS = "trials.parquet"
-HEARTBEAT = "driver.json"
+# Not *.json: on a resume Tune copies every top-level *.json / *.pkl of the sweep folder into its
+# staging dir and copies them back, stale, at each snapshot (ray 2.60, sync_down_experiment_state).
+HEARTBEAT = "driver.heartbeat"
 # The sweep's ledger (orchestrator.ledger): LEDGER/<trial_id>.json is written atomically the
 # moment the driver learns that a trial finished; it is the one source of truth for statuses.
 LEDGER = "ledger"
 # ASHA's rungs and stop decisions (orchestrator.durable_asha): Ray's snapshot leaves them out.
-SCHEDULER_STATE = "scheduler-state.json"
+SCHEDULER_STATE = "scheduler.state"
 
 # Statuses. The trainer ends a run with one of TRAINER_STATUSES; a sweep records each trial
 # with one of FINAL_STATUSES (the scheduler stopping a trial is "pruned", whether ASHA stopped

@@ -37,7 +37,12 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    """The message with line breaks escaped: a path or value holding a newline stays one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,13 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as err:
-        print(f"groktune: error: {err}", file=sys.stderr)
+        print(f"groktune: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:
         # A path argument the checks above let through (permissions, a file vanishing, a full
         # disk): still one line naming the file, never a traceback.
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        print(f"groktune: error: {where}{err.strerror or type(err).__name__}", file=sys.stderr)
+        print(f"groktune: error: {one_line(where)}{err.strerror or type(err).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("groktune: interrupted", file=sys.stderr)

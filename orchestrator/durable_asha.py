@@ -7,7 +7,7 @@ against rungs that hold only what arrives after the resume, and forget that it h
 decided to stop a trial whose stop the kill interrupted.
 
 DurableASHA writes its rungs and stop decisions (JSON, groktune.layout.write_atomic) to
-STORAGE/NAME/SCHEDULER_STATE whenever they change, before Tune acts on the decision, and
+STORAGE/NAME/scheduler.state (not *.json: Tune would copy it back stale) whenever they change, before Tune acts on the decision, and
 loads them on first use in a restored driver. A trial it had decided to stop is stopped again
 at its first result after the resume; a rung result reported again after a checkpoint restart
 is already recorded and is not judged twice.

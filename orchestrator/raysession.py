@@ -75,7 +75,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     if address:
         try:
             return ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as err:
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(f"--address {address}: cannot join the Ray cluster ({first[:160]})") from None
     _open_session()

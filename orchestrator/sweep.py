@@ -5,7 +5,7 @@
 
 STORAGE/NAME/ holds Ray's own layout (one folder per trial with result.json, params.json,
 checkpoints and TensorBoard events; the experiment state Tune restores from), plus
-experiment.yaml (the resolved experiment config, search included), driver.json (the heartbeat
+experiment.yaml (the resolved experiment config, search included), driver.heartbeat (JSON, the heartbeat
 `groktune status` reads), ledger/ (one record per finished trial, the source of every status:
 orchestrator.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.results).
 """

@@ -39,7 +39,7 @@ class LedgerCallback(Callback):
 
 
 class Heartbeat(Callback):
-    """Writes EXPERIMENT/driver.json every few seconds: driver pid, trial counts, resources."""
+    """Writes EXPERIMENT/driver.heartbeat (JSON) every few seconds: driver pid, trial counts, resources."""
 
     def __init__(self, experiment_dir: str, every_s: float = 5.0):
         self.path = Path(experiment_dir) / HEARTBEAT

@@ -1,7 +1,7 @@
 """The text of `groktune status DIR`: trial counts, best so far, the driver and its resources.
 
 Reads the experiment folder only (result.json files, the ledger that holds every finished
-trial's status, driver.json written by the sweep's Heartbeat callback); it never connects to Ray.
+trial's status, driver.heartbeat written by the sweep's Heartbeat callback); it never connects to Ray.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ so an unknown name is refused at validation in one line and never falls through 
   these keys).
 
 Adding an optimizer whose rule is an existing (update, decay) pair is one line in OPTIMIZERS; a
-new update family is one method in each optimizer plus that line. Adding an activation or a norm
+new update family is one method in trials.optim.Optimizer plus that line, and either one in
+trials.population_optim (listed in its POPULATION_UPDATES) or nothing there: populations then
+refuse the name in one line (lion and muon, issue 16). Adding an activation or a norm
 is one name here plus one builder line in trials.model.
 """
 
@@ -23,15 +25,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DECAYS = ("decoupled", "l2")
-UPDATES = ("adam", "sgd")
+UPDATES = ("adam", "sgd", "lion", "muon")
 
 
 @dataclass(frozen=True)
 class OptimizerRule:
     """What an optimizer name means.
 
-    update: "adam" (bias-corrected first and second moments, Kingma & Ba 2015) or "sgd" (plain
-        or heavy-ball momentum, torch.optim.SGD's convention: the buffer starts at g).
+    update: "adam" (bias-corrected first and second moments, Kingma & Ba 2015), "sgd" (plain
+        or heavy-ball momentum, torch.optim.SGD's convention: the buffer starts at g), "lion"
+        (sign of an interpolated momentum, Chen et al. 2023) or "muon" (Newton-Schulz
+        orthogonalised Nesterov momentum on hidden weight matrices, Adam on the rest; Jordan
+        et al. 2024). lion and muon live in trials.optim_extra; populations refuse them.
     decay: "decoupled" (p <- p (1 - lr wd) before the update; Loshchilov & Hutter 2019) or "l2"
         (wd p added to the gradient, so Adam rescales it).
     """
@@ -44,6 +49,8 @@ OPTIMIZERS: dict[str, OptimizerRule] = {
     "adamw": OptimizerRule(update="adam", decay="decoupled"),
     "adam": OptimizerRule(update="adam", decay="l2"),
     "sgd": OptimizerRule(update="sgd", decay="l2"),
+    "lion": OptimizerRule(update="lion", decay="decoupled"),
+    "muon": OptimizerRule(update="muon", decay="decoupled"),
 }
 """Optimizer name -> its rule. The first is the config default."""
 
@@ -59,6 +66,14 @@ NORMS = ("layernorm", "rmsnorm", "none")
 
 SCHEDULES = ("constant", "cosine", "linear", "inverse_sqrt", "one_cycle")
 """Learning-rate schedules (trials.optim.lr_multiplier)."""
+
+LOSSES = ("cross_entropy", "stablemax")
+"""Training losses (trials.losses.training_loss); stablemax is Prieto et al. 2025's StableMax
+cross-entropy. The first is the default."""
+
+WEIGHT_NORM_CLIP_MODES = ("row", "matrix")
+"""optim.weight_norm_clip_mode (trials.optim_extra.clip_weight_norms_): each row of every 2-D
+weight to l2 norm <= c, or each whole matrix (Frobenius norm). The first is the default."""
 
 VECTORIZE = ("loop", "vmap")
 """How a population runs its members (trials.population_model.StackedModel). The first is the
@@ -83,5 +98,5 @@ def optimizer_rule(name: str) -> OptimizerRule:
     return OPTIMIZERS[name]
 
 
-__all__ = ["ACTIVATIONS", "ARCHS", "DECAYS", "NORMS", "OPTIMIZERS", "SCHEDULES", "UPDATES", "VECTORIZE",
-           "OptimizerRule", "optimizer_rule"]
+__all__ = ["ACTIVATIONS", "ARCHS", "DECAYS", "LOSSES", "NORMS", "OPTIMIZERS", "SCHEDULES", "UPDATES", "VECTORIZE",
+           "WEIGHT_NORM_CLIP_MODES", "OptimizerRule", "optimizer_rule"]

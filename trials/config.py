@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from trials.choices import ACTIVATIONS, ARCHS, NORMS, OPTIMIZERS, SCHEDULES
+from trials.choices import ACTIVATIONS, ARCHS, LOSSES, NORMS, OPTIMIZERS, SCHEDULES, WEIGHT_NORM_CLIP_MODES
 from trials.limits import (  # noqa: F401  (MAX_* re-exported for callers of the config)
     MAX_BATCH,
     MAX_COUNT,
@@ -153,6 +153,19 @@ class OptimConfig:
     grad_clip: float = 0.0
     """Clip the global L2 gradient norm to this value; 0 turns clipping off."""
     label_smoothing: float = 0.0
+    loss: str = LOSSES[0]
+    """cross_entropy | stablemax (StableMax cross-entropy, Prieto et al. 2025; no label smoothing)"""
+    orthogonal_grad: bool = False
+    """⊥Grad (Prieto et al. 2025): remove each tensor's gradient component along its weights."""
+    weight_norm_clip: float = 0.0
+    """After each step clip every 2-D weight (embeddings and head included) to l2 norm <= this
+    (Clip-to-Grok 2026); 0 turns it off."""
+    weight_norm_clip_mode: str = WEIGHT_NORM_CLIP_MODES[0]
+    """row (each row of a matrix) | matrix (the whole matrix)"""
+    muon_lr: float = 0.02
+    """muon: learning rate of the hidden weight matrices (the schedule scales it like lr)."""
+    muon_momentum: float = 0.95
+    """muon: momentum of the Nesterov buffer."""
     grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
@@ -173,6 +186,13 @@ class OptimConfig:
         _in_unit("one_cycle_pct", self.one_cycle_pct, closed_low=False)
         _positive("grad_clip", self.grad_clip, allow_zero=True)
         _in_unit("label_smoothing", self.label_smoothing)
+        _choice("loss", self.loss, LOSSES)
+        if self.loss == "stablemax" and self.label_smoothing:
+            raise ValueError(f"label_smoothing: got {self.label_smoothing}, loss stablemax takes none; set it to 0")
+        _positive("weight_norm_clip", self.weight_norm_clip, allow_zero=True)
+        _choice("weight_norm_clip_mode", self.weight_norm_clip_mode, WEIGHT_NORM_CLIP_MODES)
+        _positive("muon_lr", self.muon_lr)
+        _in_unit("muon_momentum", self.muon_momentum)
 
 
 @dataclass

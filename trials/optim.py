@@ -1,7 +1,9 @@
 """Optimisers and learning-rate schedules.
 
 The optimizers of trials.choices.OPTIMIZERS (AdamW: decoupled weight decay, Loshchilov & Hutter
-2019; Adam: L2 added to the gradient; SGD with momentum), dispatched on each name's rule from that
+2019; Adam: L2 added to the gradient; SGD with momentum; Lion; Muon with AdamW for the
+non-matrix parameters), with ⊥Grad before and weight-norm clipping after any of them
+(trials.optim_extra has those formulas), dispatched on each name's rule from that
 one table (trials.population_optim reads the same table, so single runs and populations agree on
 what a name means; an unknown name is refused, never run as another). Written with torch's
 multi-tensor `_foreach_` kernels: one kernel launch per operation over all parameters, no host
@@ -18,6 +20,7 @@ import torch.nn as nn
 
 from trials.choices import SCHEDULES, optimizer_rule
 from trials.config import OptimConfig
+from trials.optim_extra import clip_weight_norms_, lion_update, muon_update, orthogonal_grads
 
 
 def param_groups(model: nn.Module, no_decay: list[str]) -> list[dict]:
@@ -56,8 +59,10 @@ class Optimizer(torch.optim.Optimizer):
         ValueError: cfg.name is not in trials.choices.OPTIMIZERS (one line, allowed names).
     """
 
-    def __init__(self, groups: list[dict], cfg: OptimConfig):
+    def __init__(self, groups: list[dict], cfg: OptimConfig, hidden: set[str] | None = None):
         self.rule = optimizer_rule(cfg.name)
+        # Muon's matrices, by identity (names are only known here); the rest get AdamW
+        self.hidden = {id(p) for g in groups for n, p in zip(g["names"], g["params"]) if n in (hidden or ())}
         defaults = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, t=0)
         torch_groups = [
             {"params": g["params"], "names": g["names"], "decay": g["decay"],
@@ -77,14 +82,24 @@ class Optimizer(torch.optim.Optimizer):
             for p in params:
                 if not self.state[p]:
                     self.state[p]["exp_avg"] = torch.zeros_like(p)
-                    if self.rule.update == "adam":
+                    if self._second_moment(p):
                         self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
             grads = [p.grad for p in params]
+            if self.cfg.orthogonal_grad:  # ⊥Grad wraps whichever update follows
+                grads = orthogonal_grads(params, grads)
             m = [self.state[p]["exp_avg"] for p in params]
             if self.rule.update == "sgd":
                 self._sgd(params, grads, m, group)
-            else:  # "adam": trials.choices.UPDATES has no third family
+            elif self.rule.update == "lion":
+                self._lion(params, grads, m, group)
+            elif self.rule.update == "muon":
+                self._muon(params, grads, group)
+            else:  # "adam": trials.choices.UPDATES has no fifth family
                 self._adam(params, grads, m, [self.state[p]["exp_avg_sq"] for p in params], group)
+            clip_weight_norms_(params, self.cfg.weight_norm_clip, self.cfg.weight_norm_clip_mode)
+
+    def _second_moment(self, p) -> bool:
+        return self.rule.update == "adam" or (self.rule.update == "muon" and id(p) not in self.hidden)
 
     def _decay(self, params, grads, group):
         """Weight decay by the rule: decoupled (in place on params) or L2 (returns new grads)."""
@@ -107,6 +122,26 @@ class Optimizer(torch.optim.Optimizer):
         torch._foreach_div_(denom, math.sqrt(1.0 - b2**t))
         torch._foreach_add_(denom, eps)  # sqrt(v / (1 - b2^t)) + eps
         torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - b1**t))
+
+    def _lion(self, params, grads, m, group) -> None:
+        self._decay(params, grads, group)  # decoupled: w <- w (1 - lr wd), then w <- w - lr sign(c)
+        signs = lion_update(grads, m, self.cfg.beta1, self.cfg.beta2)
+        torch._foreach_add_(params, signs, alpha=-group["lr"])
+
+    def _muon(self, params, grads, group) -> None:
+        """Muon on the hidden matrices at muon_lr (times the schedule), AdamW on the rest."""
+        rest = [i for i, p in enumerate(params) if id(p) not in self.hidden]
+        if rest:
+            ps = [params[i] for i in rest]
+            self._adam(ps, [grads[i] for i in rest], [self.state[p]["exp_avg"] for p in ps],
+                       [self.state[p]["exp_avg_sq"] for p in ps], group)
+        lr = group["lr"] * self.cfg.muon_lr / self.cfg.lr  # group["lr"] is cfg.lr times the schedule
+        for p, g in zip(params, grads):
+            if id(p) in self.hidden:
+                update = muon_update(g, self.state[p]["exp_avg"], self.cfg.muon_momentum)
+                if group["weight_decay"]:
+                    p.mul_(1.0 - lr * group["weight_decay"])
+                p.add_(update, alpha=-lr)
 
     def _sgd(self, params, grads, buf, group) -> None:
         lr = group["lr"]
@@ -135,8 +170,17 @@ class Optimizer(torch.optim.Optimizer):
             group["lr"] = lr
 
 
+def hidden_matrices(model: nn.Module) -> set[str]:
+    """Names of the 2-D weights Muon updates: all but embeddings and the unembedding `head`."""
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    head = getattr(model, "head", None)
+    skip = embeddings | ({id(head.weight)} if isinstance(head, nn.Linear) else set())
+    return {n for n, p in model.named_parameters() if p.ndim == 2 and id(p) not in skip}
+
+
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> Optimizer:
-    return Optimizer(param_groups(model, cfg.no_decay), cfg)
+    """The Optimizer over param_groups(model, cfg.no_decay) (Muon: hidden_matrices(model))."""
+    return Optimizer(param_groups(model, cfg.no_decay), cfg, hidden_matrices(model))
 
 
 def lr_multiplier(step: int, cfg: OptimConfig, total_steps: int) -> float:

@@ -58,7 +58,7 @@ from trials.evalplan import StopRule, eval_steps
 from trials.metrics import EVAL_CHUNK
 from trials.optim import lr_multiplier
 from trials.population_model import StackedModel, build_layout, flatten_members, member_norms
-from trials.population_optim import PopulationOptimizer
+from trials.population_optim import PopulationOptimizer, unsupported_methods
 from trials.population_summary import PopulationEval, PopulationReporter, PopulationResult, median_steps_to_target
 from trials.setup import build_run, config_sections
 from trials.train import TrainResult
@@ -102,6 +102,9 @@ def check_population(cfgs: list) -> None:
         raise SetupError("population: train.precision fp16 is not supported; use fp32 or bf16")
     if getattr(getattr(cfg, "probes", None), "kinds", None):
         raise SetupError("population: probes are not supported; set probes.kinds: []")
+    reason = unsupported_methods(cfg.optim)  # issue-16 methods run in single runs only
+    if reason:
+        raise SetupError(f"population: {reason}")
 
 
 class _Population:

@@ -18,10 +18,38 @@ from __future__ import annotations
 
 import torch
 
-from trials.choices import optimizer_rule
+from trials.choices import OPTIMIZERS, optimizer_rule
 from trials.population_model import Layout, split_rows
 
 PER_MEMBER = ("lr", "weight_decay", "beta1", "beta2", "momentum")
+
+POPULATION_UPDATES = ("adam", "sgd")
+"""The update families (trials.choices.UPDATES) this module implements; lion and muon are not."""
+
+
+def unsupported_methods(optim) -> str | None:
+    """Why a population cannot train with this OptimConfig, or None when it can.
+
+    The issue-16 methods (Lion, Muon, StableMax, ⊥Grad, weight-norm clipping) run in single runs
+    only; a population refuses them at validation time in one line instead of training something
+    else.
+
+    Args:
+        optim: an OptimConfig.
+    Returns:
+        A one-line reason naming the setting and its supported value, or None.
+    """
+    rule = optimizer_rule(optim.name)
+    if rule.update not in POPULATION_UPDATES:
+        allowed = [n for n, r in OPTIMIZERS.items() if r.update in POPULATION_UPDATES]
+        return f"optim.name {optim.name!r} is not supported; use {', '.join(allowed)}"
+    if optim.loss != "cross_entropy":
+        return f"optim.loss {optim.loss!r} is not supported; use cross_entropy"
+    if optim.orthogonal_grad:
+        return "optim.orthogonal_grad is not supported; set it to false"
+    if optim.weight_norm_clip:
+        return "optim.weight_norm_clip is not supported; set it to 0"
+    return None
 
 
 class PopulationOptimizer:
@@ -37,6 +65,9 @@ class PopulationOptimizer:
     def __init__(self, optims: list, noises: list, layout: Layout, device: torch.device):
         first = optims[0]
         self.rule = optimizer_rule(first.name)
+        reason = unsupported_methods(first)
+        if reason:  # never train another rule than the one named
+            raise ValueError(f"population: {reason}")
         self.name, self.eps, self.layout = first.name, first.eps, layout
         self.grokfast_kind, self.window = first.grokfast.kind, first.grokfast.window
         self.clip_to = first.grad_clip

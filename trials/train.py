@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tasks import TokenStream
 from trials.checkpoint import load_checkpoint, load_model_state, save_checkpoint, to_cpu, to_device
 from trials.evalplan import StopRule, eval_steps
+from trials.losses import training_loss
 from trials.metrics import grouped_norms, perplexity, score_lm, score_split
 from trials.optim import lr_multiplier
 from trials.setup import Run, build_run, config_sections
@@ -137,7 +138,7 @@ def _train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
                 y = y.flatten()
             else:
                 logits = run.forward(x)  # (b, V): the answer position only
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=oc.label_smoothing) / tc.grad_accum
+            loss = training_loss(logits, y, oc) / tc.grad_accum  # optim.loss (trials.losses)
         (run.scaler.scale(loss) if run.scaler else loss).backward()
         if tc.train_metrics == "batches":
             _accumulate_batch_metrics(run, logits.detach(), y, loss.detach() * tc.grad_accum)
@@ -163,7 +164,7 @@ def _train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
 
 def _accumulate_batch_metrics(run: Run, logits: torch.Tensor, y: torch.Tensor, mean_loss: torch.Tensor) -> None:
     """Add one micro-batch to the on-device window of train metrics (no host sync)."""
-    if run.cfg.optim.label_smoothing:  # log the plain cross-entropy, as the full pass does
+    if run.cfg.optim.label_smoothing or run.cfg.optim.loss != "cross_entropy":  # log plain CE, as the full pass
         mean_loss = F.cross_entropy(logits.float(), y)
     w = run.batch_window
     n = y.numel()

@@ -12,7 +12,7 @@ from orchestrator.durable_asha import DurableASHA
 
 
 def make(tmp_path):
-    return DurableASHA(str(tmp_path / "scheduler-state.json"), time_attr="step", metric="loss", mode="min",
+    return DurableASHA(str(tmp_path / "scheduler.state"), time_attr="step", metric="loss", mode="min",
                        max_t=900, grace_period=100, reduction_factor=3, stop_last_trials=False)
 
 

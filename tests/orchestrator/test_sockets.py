@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.orchestrator import rayprocs
@@ -62,7 +63,7 @@ def test_every_listener_of_a_running_sweep_is_on_loopback(tmp_path):
         token = root / "auth_token"
         modes = stat.S_IMODE(root.stat().st_mode), stat.S_IMODE(token.stat().st_mode)
         gcs = next(pid for pid, (_, name) in recorded.items() if name == "gcs_server")
-        gcs_env = Path(f"/proc/{gcs}/environ").read_bytes().split(b"\0")
+        gcs_env = psutil.Process(gcs).environ()
     finally:
         rayprocs.stop(driver, recorded)
         shutil.rmtree(short_tmp, ignore_errors=True)
@@ -73,6 +74,6 @@ def test_every_listener_of_a_running_sweep_is_on_loopback(tmp_path):
     exposed = [s for s in seen if not is_loopback(s[2])]
     assert exposed == [], exposed
     assert modes == (0o700, 0o600), [oct(m) for m in modes]
-    assert b"RAY_AUTH_MODE=token" in gcs_env and f"RAY_AUTH_TOKEN_PATH={token}".encode() in gcs_env
+    assert gcs_env.get("RAY_AUTH_MODE") == "token" and gcs_env.get("RAY_AUTH_TOKEN_PATH") == str(token)
     after = home_token.stat().st_mtime_ns if home_token.exists() else None
     assert after == before, "the user's ~/.ray/auth_token was written"

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from groktune.layout import SCHEDULER_STATE
 from orchestrator.ledger import REPLAY_KEY, count_starts, read_ledger
 from tests.orchestrator.rayprocs import members, session_root, still_alive
 from tests.orchestrator.test_cmd_sweep import ROOT, groktune, write_config
@@ -164,4 +165,11 @@ def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_pa
     assert kills >= 5, (tmp_path / "drivers.log").read_text()[-3000:]
     ledger = finish_and_check(cfg, tmp_path / "res", seen, 6)
     statuses = sorted(r["status"] for r in ledger.values() if r["replay_of"] in (None, r["trial_id"]))
+    # ASHA's state came back across the resumes: every trial it stopped is in its saved decisions
+    # (Ray's snapshot has none of it; a stale copy of it once overwrote the live file on resume).
+    asha = json.loads((tmp_path / "res" / "clitest" / SCHEDULER_STATE).read_text())
+    pruned = {t for t, r in ledger.items() if r["status"] == "pruned" and r["replay_of"] in (None, t)}
+    assert pruned <= set(asha["stopped"]), (pruned, asha)
+    assert all(t in asha["rungs"][0][-1][1] for t in ledger if ledger[t]["replay_of"] in (None, t)
+               and ledger[t]["status"] != "abandoned")  # every finished trial reached the first rung
     print(f"TPE + ASHA: {kills} kills; statuses {statuses}")
