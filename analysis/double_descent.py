@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 SMOOTH_MIN_POINTS = 15
 GRID_POINTS = 256
@@ -152,8 +153,6 @@ def model_wise_double_descent(trials, *, size_key: str = "model.d_model",
         when the columns are missing; found is a DoubleDescent or None (always None with
         fewer than four sizes).
     """
-    import pandas as pd
-
     if size_key not in trials or acc_key not in trials:
         return pd.DataFrame(columns=["size", "error", "trials"]), None
     frame = pd.DataFrame({"size": pd.to_numeric(trials[size_key], errors="coerce"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from groktune.layout import CURVES, EXPERIMENT, METRICS, RESULT, TRIALS
 from groktune.versions import VERSIONS, package_versions
 
 VERSION_FILES = ("environment.json", VERSIONS)
@@ -58,10 +59,10 @@ def recorded_versions(results) -> dict[str, str]:
 def _result_files(results) -> list[Path]:
     root = Path(results.path)
     if results.kind == "sweep":
-        names = ["experiment.yaml", "curves.parquet", "trials.parquet"]
+        names = [EXPERIMENT, CURVES, TRIALS]
         return [root / n for n in names if (root / n).exists()]
     dirs = [root] if results.kind == "run" else [root / t for t in results.trials["trial_id"]]
-    return [d / n for d in dirs for n in ("metrics.jsonl", "result.json") if (d / n).exists()]
+    return [d / n for d in dirs for n in (METRICS, RESULT) if (d / n).exists()]
 
 
 def _ray_trial_info(root: Path, limit: int = 500) -> dict[str, set]:

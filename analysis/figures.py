@@ -11,6 +11,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from groktune.layout import FINAL_STATUSES, LIVE_STATUSES
+
 PHASE_COLORS = {"comprehension": "#2ca02c", "grokking": "#1f77b4", "memorization": "#ff7f0e",
                 "confusion": "#d62728", "pruned": "#8c564b", "diverged": "#e377c2",
                 "error": "#7f7f7f", "unfinished": "#bcbd22", "no data": "#9e9e9e"}
@@ -21,8 +23,9 @@ NEVER_STYLES = {"pruned": ("v", "#8c564b", "pruned (stopped by the scheduler)"),
                 "unfinished": ("D", "#bcbd22", "unfinished")}
 DPI = 100
 # Statuses of trials that ended before their budget: their phase is the one they stopped in.
-STOPPED_EARLY = ("pruned", "early_stopped", "diverged", "error", "running", "pending", "paused",
-                 "incomplete")
+# ("incomplete": a run folder without result.json, analysis.runs.)
+STOPPED_EARLY = (tuple(s for s in FINAL_STATUSES if s not in ("grokked", "budget")) + ("early_stopped",)
+                 + LIVE_STATUSES + ("incomplete",))
 
 
 def new_figure(width: float = 9.0, height: float = 3.6) -> Figure:

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import ResultsError
-from analysis.runs import load_run, read_yaml_mapping, task_label
+from analysis.runs import load_run, read_yaml_mapping
+from groktune.layout import CONFIG, CURVES, EXPERIMENT, METRICS, RESULT, TRIALS, task_label
 
 REQUIRED_CURVES = ("trial_id", "step", "train_acc", "val_acc")
 
@@ -58,12 +59,12 @@ def load(path: str | Path) -> Results:
         raise ResultsError(f"{root}: no such results folder")
     if not root.is_dir():
         raise ResultsError(f"{root}: not a folder; give a sweep dir, a run dir or a folder of runs")
-    if (root / "curves.parquet").exists() or (root / "trials.parquet").exists():
+    if (root / CURVES).exists() or (root / TRIALS).exists():
         return _load_sweep(root)
-    if (root / "metrics.jsonl").exists():
+    if (root / METRICS).exists():
         return _load_runs(root, [root], kind="run")
-    run_dirs = sorted({p.parent for p in root.rglob("metrics.jsonl")})
-    if not run_dirs and (root / "experiment.yaml").exists():
+    run_dirs = sorted({p.parent for p in root.rglob(METRICS)})
+    if not run_dirs and (root / EXPERIMENT).exists():
         raise ResultsError(f"{root}: a sweep folder without curves.parquet and trials.parquet yet; "
                            f"build them from Ray's files with `groktune collect {root}`")
     if not run_dirs:
@@ -135,18 +136,18 @@ def _complete_trials(trials: pd.DataFrame, curves: pd.DataFrame, config: dict) -
 
 
 def _load_sweep(root: Path) -> Results:
-    curves = _read_parquet(root / "curves.parquet")
-    trials = _read_parquet(root / "trials.parquet")
-    _require(curves, REQUIRED_CURVES, root / "curves.parquet")
-    _require(trials, ["trial_id"], root / "trials.parquet")
-    config = read_yaml_mapping(root / "experiment.yaml")
+    curves = _read_parquet(root / CURVES)
+    trials = _read_parquet(root / TRIALS)
+    _require(curves, REQUIRED_CURVES, root / CURVES)
+    _require(trials, ["trial_id"], root / TRIALS)
+    config = read_yaml_mapping(root / EXPERIMENT)
     curves = tidy_curves(curves)
     trials = _complete_trials(trials, curves, config)
     space = dict(((config.get("search") or {}).get("space")) or {})
     searched = [k for k in space if k in trials.columns]
     if not searched:  # no experiment.yaml: fall back on dotted columns that vary
         searched = _varying(trials, [c for c in trials.columns if "." in c])
-    meta = {"files": ["experiment.yaml", "curves.parquet", "trials.parquet"], "skipped": []}
+    meta = {"files": [EXPERIMENT, CURVES, TRIALS], "skipped": []}
     return Results("sweep", root, curves, trials, config, searched, space, meta)
 
 
@@ -171,7 +172,7 @@ def _load_runs(root: Path, run_dirs: list[Path], kind: str) -> Results:
     trials = _complete_trials(trials, curves, config)
     config_cols = [c for c in trials.columns if "." in c]
     searched = _varying(trials, config_cols) if len(runs) > 1 else []
-    meta = {"files": ["config.yaml", "metrics.jsonl", "result.json"], "skipped": skipped,
+    meta = {"files": [CONFIG, METRICS, RESULT], "skipped": skipped,
             "runs": {r.row["trial_id"]: r.extra for r in runs if r.extra}}
     return Results(kind, root, curves, trials, config, searched, {}, meta)
 

@@ -31,11 +31,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import figures
+from analysis import probe_figures as pf
+from analysis.document import Figure, Section, Table, Text
 from analysis.errors import ResultsError
 from analysis.grokking import detect_grokking
 from groktune.events import DEFAULT_PATIENCE, first_event
+from groktune.layout import PROBE_DIR
 
-PROBE_DIR = "probes"
 MEASURES = ("restricted", "excluded", "key_share", "sharpening", "hindsight")
 
 
@@ -269,10 +272,6 @@ def probes_section(ctx, max_runs: int = 2):
     The onset table covers every trial whose curves carry the fourier columns; figures are
     drawn for the first `max_runs` trials (best first) with probe files on disk.
     """
-    from analysis import probe_figures as pf
-    from analysis.document import Figure, Section, Table, Text
-    from analysis.figures import to_png
-
     ids = [str(t) for t in ctx.summary["trial_id"]]
     dirs = find_probe_dirs(ctx.results.path, ids)
     probes = {tid: load_probes(dirs[tid]) for tid in ids if tid in dirs}
@@ -301,6 +300,6 @@ def probes_section(ctx, max_runs: int = 2):
                    ("attention", pf.attention_heatmaps, "attention maps"), ("per_class", pf.per_class_heatmap,
                    "per-class accuracy"))
         figs += [(kind, draw(pr[kind]), caption) for kind, draw, caption in drawers if kind in pr]
-        blocks += [Figure(f"probes_{i}_{name}.png", to_png(fig), f"Trial {tid}: {caption}")
+        blocks += [Figure(f"probes_{i}_{name}.png", figures.to_png(fig), f"Trial {tid}: {caption}")
                    for name, fig, caption in figs]
     return Section("Learning-dynamics probes", blocks)

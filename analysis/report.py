@@ -22,11 +22,13 @@ from analysis.document import Document, to_html, to_markdown
 from analysis.grokking import DEFAULT_DELAY_BOUNDARY, DEFAULT_PATIENCE
 from analysis.headline import headline
 from analysis.importance import param_importances
+from analysis.load import load
 from analysis.safe_text import csv_safe_frame
 from analysis.summary import choose_pair, rank_trials, trial_summary
-from orchestrator.errors import UserError
+from groktune.errors import UserError
+from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD, SUMMARY_CSV
 
-OUTPUTS = ("report.html", "report.md", "summary.csv", "figures")
+OUTPUTS = (*REPORT_FILES, REPORT_FIGURES)
 
 
 @dataclass
@@ -99,12 +101,12 @@ def write_report(doc: Document, summary: pd.DataFrame, out: str | Path) -> dict[
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        (tmp / "figures").mkdir()
+        (tmp / REPORT_FIGURES).mkdir()
         for fig in doc.figures():
-            (tmp / "figures" / fig.name).write_bytes(fig.png)
-        (tmp / "report.html").write_text(to_html(doc), encoding="utf-8")
-        (tmp / "report.md").write_text(to_markdown(doc), encoding="utf-8")
-        csv_safe_frame(summary).to_csv(tmp / "summary.csv", index=False)  # no formula injection
+            (tmp / REPORT_FIGURES / fig.name).write_bytes(fig.png)
+        (tmp / REPORT_HTML).write_text(to_html(doc), encoding="utf-8")
+        (tmp / REPORT_MD).write_text(to_markdown(doc), encoding="utf-8")
+        csv_safe_frame(summary).to_csv(tmp / SUMMARY_CSV, index=False)  # no formula injection
         _move_into_place(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -120,15 +122,15 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         os.rename(tmp, out)  # the common case: the whole folder appears at once
         return
     old = out / f".figures.old.{os.getpid()}"
-    if (out / "figures").exists():
-        os.rename(out / "figures", old)
+    if (out / REPORT_FIGURES).exists():
+        os.rename(out / REPORT_FIGURES, old)
     try:
-        os.rename(tmp / "figures", out / "figures")
+        os.rename(tmp / REPORT_FIGURES, out / REPORT_FIGURES)
     except OSError:
         if old.exists():
-            os.rename(old, out / "figures")  # put the previous figures back
+            os.rename(old, out / REPORT_FIGURES)  # put the previous figures back
         raise
-    for name in ("summary.csv", "report.md", "report.html"):
+    for name in (SUMMARY_CSV, REPORT_MD, REPORT_HTML):  # html last: paths.check_report_out reads it as "ours"
         os.replace(tmp / name, out / name)
     shutil.rmtree(old, ignore_errors=True)
 
@@ -145,7 +147,5 @@ def make_report(path: str | Path, out: str | Path, options: ReportOptions | None
     Raises:
         ResultsError: the results folder is missing, empty or malformed.
     """
-    from analysis.load import load
-
     doc, summary = build_report(load(path), options)
     return write_report(doc, summary, out)

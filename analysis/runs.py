@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.errors import ResultsError
+from groktune.layout import CONFIG, METRICS, RESULT, task_label
 from groktune.yamlio import load_yaml_file
 
 # result.json keys that become trial columns; any other key is kept as provenance (`extra`).
@@ -23,24 +24,6 @@ class LoadedRun:
     config: dict
     extra: dict = field(default_factory=dict)
     """Keys of result.json beyond the contract (versions, device, ...), shown in the report."""
-
-
-def task_label(task: dict) -> str:
-    """A short task label like "modular:x*y" from a config's task section.
-
-    Args:
-        task: the `task` mapping of an experiment config (may be empty).
-    Returns:
-        "name:op" for modular and s5, "name:op1+op2" for mixture, the name otherwise.
-    """
-    name = str(task.get("name", "unknown"))
-    if name in ("modular", "s5") and task.get("op"):
-        return f"{name}:{task['op']}"
-    if name == "mixture" and task.get("ops"):
-        return f"{name}:{'+'.join(map(str, task['ops']))}"
-    if name == "sparse_parity" and "n_bits" in task:
-        return f"{name}:n{task['n_bits']}k{task.get('k_bits', '?')}"
-    return name
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -125,15 +108,15 @@ def load_run(run_dir: Path, trial_id: str) -> LoadedRun:
     Raises:
         ResultsError: a file is malformed or metrics.jsonl lacks step/train_acc/val_acc.
     """
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / METRICS)
     scalars = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in records]
     curves = pd.DataFrame(scalars)
     missing = [c for c in ("step", "train_acc", "val_acc") if c not in curves]
     if missing:
-        raise ResultsError(f"{run_dir / 'metrics.jsonl'}: records lack {', '.join(missing)}")
+        raise ResultsError(f"{run_dir / METRICS}: records lack {', '.join(missing)}")
     curves.insert(0, "trial_id", trial_id)
-    config = read_yaml_mapping(run_dir / "config.yaml")
-    result = _read_json(run_dir / "result.json")
+    config = read_yaml_mapping(run_dir / CONFIG)
+    result = _read_json(run_dir / RESULT)
     row = {"trial_id": trial_id, **flatten(config)}
     row.update(_outcome(result, curves.sort_values("step").iloc[-1], config))
     extra = {k: v for k, v in result.items() if k not in RESULT_KEYS}

@@ -18,6 +18,7 @@ from analysis.document import Code, Figure, Section, Table, Text
 from analysis.double_descent import detect_double_descent, model_wise_double_descent
 from analysis.grokking import detect_grokking
 from analysis.importance import Importances
+from analysis.probes import probes_section
 from analysis.summary import best_and_typical, log_scaled, member_curves, task_table, varying
 
 if TYPE_CHECKING:
@@ -252,9 +253,7 @@ def what_was_run(ctx: Context) -> Section:
 
 
 def probes(ctx: Context) -> Section:
-    """Learning-dynamics probes (analysis.probes), imported only when a report is built."""
-    from analysis.probes import probes_section
-
+    """Learning-dynamics probes (analysis.probes)."""
     return probes_section(ctx)
 
 

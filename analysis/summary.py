@@ -12,8 +12,9 @@ from analysis.double_descent import detect_double_descent
 from analysis.errors import ResultsError
 from analysis.seeds import add_seed_columns
 from analysis.grokking import PHASES, detect_grokking
-from groktune.events import first_event
 from analysis.survival import describe_median, kaplan_meier
+from groktune.events import first_event
+from groktune.layout import FINAL_STATUSES, sweep_status
 
 FIRST_COLUMNS = ["trial_id", "task", "status", "outcome", "phase", "memorized_step",
                  "generalized_step", "delay", "steps_to_target", "seed_steps", "seeds_grokked",
@@ -25,8 +26,6 @@ STEP_COLUMNS = ["memorized_step", "generalized_step", "delay", "last_step", "dd_
 # Outcomes kept apart in every table and figure (issue 11, item 4): a run that did not
 # generalise was stopped by the scheduler, ran out of budget, diverged, failed, or is unfinished.
 OUTCOMES = ("grokked", "pruned", "budget", "diverged", "error", "unfinished", "no data")
-_OUTCOME_OF_STATUS = {"pruned": "pruned", "early_stopped": "pruned", "budget": "budget",
-                      "diverged": "diverged", "error": "error", "grokked": "budget"}
 VERDICT_OUTCOMES = ("grokked", "budget")
 """Outcomes of runs that ran to a verdict (generalised, or used their whole budget)."""
 
@@ -46,7 +45,10 @@ def outcome(status: str, generalized_step, has_curve: bool = True) -> str:
         return "no data"
     if generalized_step is not None and not pd.isna(generalized_step):
         return "grokked"
-    return _OUTCOME_OF_STATUS.get(str(status), "unfinished")
+    status = sweep_status(str(status))  # the one early_stopped -> pruned mapping
+    if status == "grokked":  # the trainer's rule only, no event at the report's threshold
+        return "budget"
+    return status if status in FINAL_STATUSES else "unfinished"
 
 
 def _collapse_columns(ev) -> dict:

@@ -35,6 +35,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from groktune.layout import losses_finite  # noqa: E402
 from orchestrator.config import load_config, with_values  # noqa: E402
 from orchestrator.objective import scores_for_curve  # noqa: E402
 from trials.evalplan import StopRule  # noqa: E402
@@ -84,7 +85,7 @@ def outcome(curve: pd.DataFrame, target: float, patience: int) -> tuple[int | No
     runs to the budget."""
     rule = StopRule(target, patience)
     for row in curve.itertuples():
-        finite = all(np.isfinite(v) for v in (row.train_loss, row.val_loss, row.param_norm))
+        finite = losses_finite(row._asdict())
         stop = rule.update(int(row.step), float(row.val_acc), float(row.val_loss), finite)
         if stop is not None:
             return (rule.event if stop == "grokked" else None), int(row.step)

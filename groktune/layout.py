@@ -7,15 +7,20 @@ Every other module imports these names instead of spelling them out.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import IO, Any
 
 # Run folder (groktune train, and each sweep trial's own folder).
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILE = "checkpoint.pt"  # inside CHECKPOINT_DIR (and inside each Tune checkpoint)
+PROBE_DIR = "probes"  # learning-dynamics probes: PROBE_DIR/<kind>.npz in the run folder
 
 # Sweep folder.
 EXPERIMENT = "experiment.yaml"
@@ -29,6 +34,17 @@ HEARTBEAT = "driver.heartbeat"
 LEDGER = "ledger"
 # ASHA's rungs and stop decisions (orchestrator.durable_asha): Ray's snapshot leaves them out.
 SCHEDULER_STATE = "scheduler.state"
+# Ray Tune's own files in each trial folder of a sweep (its names, not ours: TUNE_RESULT is Tune's
+# per-report log, unrelated to a run folder's RESULT).
+TUNE_PARAMS = "params.json"
+TUNE_RESULT = "result.json"
+
+# Report folder (groktune report --out DIR).
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+SUMMARY_CSV = "summary.csv"
+REPORT_FIGURES = "figures"
+REPORT_FILES = (REPORT_HTML, REPORT_MD, SUMMARY_CSV)  # the files; REPORT_FIGURES is a folder
 
 # Statuses. The trainer ends a run with one of TRAINER_STATUSES; a sweep records each trial
 # with one of FINAL_STATUSES (the scheduler stopping a trial is "pruned", whether ASHA stopped
@@ -46,27 +62,84 @@ def sweep_status(trainer_status: str) -> str:
     return "pruned" if trainer_status == "early_stopped" else trainer_status
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to path via a temp file in the same folder and a rename.
+# Eval-record keys that must all be finite, else the run diverged (the trainer's stop rule, the
+# population members, the sweep score and the collected status all ask the same question).
+FINITE_KEYS = ("train_loss", "val_loss", "param_norm")
+
+
+def losses_finite(record: Mapping[str, Any]) -> bool:
+    """True when every FINITE_KEYS value of an eval record is finite (a missing key counts as finite).
+
+    Args:
+        record: one eval record (metrics.jsonl line or a reported dict).
+    Returns:
+        False on any NaN or infinity among the losses and the parameter norm.
+    """
+    return all(math.isfinite(float(record.get(k, 0.0))) for k in FINITE_KEYS)
+
+
+# Mixture labels join their op names with this; no op name contains it (tests/groktune checks),
+# unlike "+", which "x+y" does.
+OPS_SEPARATOR = ","
+
+
+def task_label(task: Mapping[str, Any]) -> str:
+    """A short label for a config's task section, the same for sweeps and run folders.
+
+    Args:
+        task: the `task` mapping of an experiment config as plain data (may be empty or partial).
+    Returns:
+        "modular:x*y", "s5:xy", "sparse_parity:n40k3", "mixture:x+y,x*y", "lm:tokens.bin",
+        or the task name when the fields that qualify it are absent.
+    """
+    name = str(task.get("name", "unknown"))
+    if name in ("modular", "s5") and task.get("op"):
+        return f"{name}:{task['op']}"
+    if name == "sparse_parity" and "n_bits" in task:
+        return f"{name}:n{task['n_bits']}k{task.get('k_bits', '?')}"
+    if name == "mixture" and task.get("ops"):
+        return f"{name}:{OPS_SEPARATOR.join(map(str, task['ops']))}"
+    if name == "lm" and task.get("path"):
+        return f"{name}:{str(task['path']).replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    return name
+
+
+def write_atomic_with(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Let `write` fill a binary temp file in path's folder, then rename it onto path.
 
     Readers see the old file or the new one, never a torn one; the temp file is removed on any
-    failure, so nothing half-written is left behind.
+    failure, so nothing half-written is left behind. The one rename dance of the code base.
+
+    Args:
+        path: the file to (re)place; its folder must exist.
+        write: called once with the open temp file (torch.save(obj, f), np.savez(f, ...), ...).
+    Returns:
+        path.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text (UTF-8) to path atomically (see write_atomic_with)."""
+    write_atomic_with(path, lambda f: f.write(text.encode()))
 
 
 __all__ = [
-    "ABANDONED", "CHECKPOINT_DIR", "LEDGER", "CONFIG", "CURVES", "EXPERIMENT", "FINAL_STATUSES", "HEARTBEAT",
-    "LIVE_STATUSES", "METRICS", "RESULT", "SCHEDULER_STATE", "TRAINER_STATUSES", "TRIALS", "sweep_status",
-    "write_atomic",
+    "ABANDONED", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "CONFIG", "CURVES", "EXPERIMENT",
+    "FINAL_STATUSES", "FINITE_KEYS", "HEARTBEAT", "LEDGER", "LIVE_STATUSES", "METRICS",
+    "OPS_SEPARATOR", "PROBE_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_HTML", "REPORT_MD",
+    "RESULT", "SCHEDULER_STATE", "SUMMARY_CSV", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
+    "TUNE_RESULT", "losses_finite", "sweep_status", "task_label", "write_atomic",
+    "write_atomic_with",
 ]

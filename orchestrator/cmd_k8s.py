@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cluster.k8s.rayjob import K8sConfig, render_rayjob, to_yaml
+from orchestrator.config import dump_config, load_config
+from orchestrator.configtree import ConfigError, from_dict, validate_tree
+from orchestrator.paths import check_name_flag, check_output_file
+
 
 def register(sub) -> None:
     p = sub.add_parser("k8s", help="Kubernetes manifests for sweeps (KubeRay RayJob)")
@@ -29,9 +34,6 @@ def register(sub) -> None:
 
 
 def k8s_config(args):
-    from cluster.k8s.rayjob import K8sConfig
-    from orchestrator.configtree import from_dict, validate_tree
-
     flags = {"workers": args.workers, "cpus_per_worker": args.cpus_per_worker,
              "gpus_per_worker": args.gpus_per_worker, "memory_per_worker": args.memory_per_worker,
              "image": args.image, "claim": args.claim}
@@ -41,11 +43,6 @@ def k8s_config(args):
 
 
 def run_render(args) -> int:
-    from cluster.k8s.rayjob import render_rayjob, to_yaml
-    from orchestrator.config import dump_config, load_config
-    from orchestrator.configtree import ConfigError
-    from orchestrator.paths import check_name_flag, check_output_file
-
     check_name_flag(args.name)
     if args.out is not None and str(args.out) != "-":
         check_output_file(args.out)

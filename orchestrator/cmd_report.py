@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from groktune.layout import REPORT_HTML
+from orchestrator.errors import UserError
+from orchestrator.paths import check_report_out
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -42,8 +46,6 @@ def register(subparsers) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from orchestrator.errors import UserError
-
     if args.threshold is not None and not 0 < args.threshold <= 1:
         raise UserError(f"--threshold: got {args.threshold}, must be in (0, 1]")
     if args.patience is not None and args.patience < 1:
@@ -56,8 +58,6 @@ def run(args: argparse.Namespace) -> int:
     """parse -> load -> analyse -> write; analysis is imported here to keep `groktune` fast."""
     from analysis import ReportOptions, build_report, load, write_report
 
-    from orchestrator.paths import check_report_out
-
     _check(args)
     out = Path(args.out) if args.out else Path(args.path) / "report"
     results = load(args.path)  # its errors name PATH first
@@ -67,5 +67,5 @@ def run(args: argparse.Namespace) -> int:
                             phase_y=args.phase_y, size_key=args.size_key)
     doc, summary = build_report(results, options)
     paths = write_report(doc, summary, out)
-    print(f"groktune: report written to {paths['report.html']} (+ report.md, figures/, summary.csv)")
+    print(f"groktune: report written to {paths[REPORT_HTML]} (+ report.md, figures/, summary.csv)")
     return 0

@@ -12,8 +12,20 @@ cluster/slurm/template.sbatch.tmpl for what happens on the pre-limit signal.
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from pathlib import Path
+
+from cluster.slurm.render import SlurmConfig, render_script
+from cluster.slurm.submit import (
+    check_fresh, experiment_dir_of, find_sbatch, job_info, list_jobs, plan_job, sbatch, write_job,
+)
+from groktune.layout import TRIALS
+from orchestrator.config import dump_config, load_config
+from orchestrator.configtree import ConfigError, apply_overrides, from_dict, validate_tree
+from orchestrator.errors import UserError
+from orchestrator.paths import check_name_flag, check_parent_folder
 
 
 def register(sub) -> None:
@@ -46,9 +58,6 @@ def register(sub) -> None:
 
 def slurm_config(args):
     """SlurmConfig from defaults < --opt K=V < the named flags; ConfigError on bad values."""
-    from cluster.slurm.render import SlurmConfig
-    from orchestrator.configtree import apply_overrides, from_dict, validate_tree
-
     data = apply_overrides({}, args.options)
     flags = {"nodes": args.nodes, "cpus_per_node": args.cpus_per_node, "gpus_per_node": args.gpus_per_node,
              "time": args.time, "partition": args.partition, "account": args.account}
@@ -60,8 +69,6 @@ def slurm_config(args):
 
 def check_fits(exp, slurm) -> None:
     """A trial must fit on one node, or the sweep would wait forever."""
-    from orchestrator.configtree import ConfigError
-
     s = exp.search
     if s is None:
         raise ConfigError("search: missing; `groktune slurm submit` runs a sweep, which needs a `search:` section")
@@ -72,14 +79,6 @@ def check_fits(exp, slurm) -> None:
 
 
 def run_submit(args) -> int:
-    import sys
-
-    from cluster.slurm.render import render_script
-    from cluster.slurm.submit import check_fresh, find_sbatch, plan_job, sbatch, write_job
-    from orchestrator.config import dump_config, load_config
-    from orchestrator.errors import UserError
-    from orchestrator.paths import check_name_flag, check_parent_folder
-
     check_name_flag(args.name)  # it names a folder and the job (a newline would break #SBATCH)
     check_parent_folder(args.storage, "--storage")
     exp = load_config(args.config, args.overrides)
@@ -99,8 +98,6 @@ def run_submit(args) -> int:
         job_id = sbatch(files.script, exe)
     except UserError:
         if files.created_experiment_dir:
-            import shutil
-
             shutil.rmtree(job.experiment_dir, ignore_errors=True)
         raise
     print(f"submitted Slurm job {job_id}: sweep {name!r} on {slurm.nodes} node(s) x {slurm.cpus_per_node} CPUs"
@@ -112,9 +109,6 @@ def run_submit(args) -> int:
 
 
 def run_status(args) -> int:
-    from cluster.slurm.submit import experiment_dir_of, job_info, list_jobs
-    from orchestrator.errors import UserError
-
     if not args.job_id:
         jobs = list_jobs()
         if not jobs:
@@ -134,7 +128,7 @@ def run_status(args) -> int:
     print(f"  log       {info.get('StdOut', '?')}")
     exp_dir = experiment_dir_of(info)
     if exp_dir is not None:
-        done = (exp_dir / "trials.parquet").exists()
-        print(f"  results   {exp_dir}  ({'trials.parquet written' if done else 'no trials.parquet yet'}; "
+        done = (exp_dir / TRIALS).exists()
+        print(f"  results   {exp_dir}  ({f'{TRIALS} written' if done else f'no {TRIALS} yet'}; "
               f"groktune status {exp_dir})")
     return 0

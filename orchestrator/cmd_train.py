@@ -14,6 +14,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
 from groktune.layout import CONFIG, METRICS, RESULT
 from groktune.versions import write_versions
 from orchestrator.config import config_to_dict, dump_config, load_config, read_yaml
@@ -29,6 +32,11 @@ from orchestrator.rundir import (
     truncate_metrics,
     write_atomic,
 )
+from tasks.registry import build_task
+from trials.checkpoint import checkpoint_step, load_checkpoint
+from trials.errors import SetupError
+from trials.setup import autocast_factory, config_sections, pick_device
+from trials.train import train
 
 
 def register(sub) -> None:
@@ -61,9 +69,6 @@ def run(args) -> int:
     check_environment(cfg)  # device, precision, LM file: before the folder is touched
     resume_from = None
     if mode == RESUME:
-        from trials.checkpoint import checkpoint_step, load_checkpoint
-        from trials.setup import config_sections
-
         state = load_checkpoint(out / CHECKPOINT_DIR, config_sections(cfg))
         truncate_metrics(out / METRICS, checkpoint_step(state, out / CHECKPOINT_DIR))
         resume_from = out / CHECKPOINT_DIR
@@ -93,32 +98,21 @@ def check_same_setup(out: Path, cfg) -> None:
 
 def check_environment(cfg) -> None:
     """Raise SetupError/DataError now for what train() would only find after the folder exists."""
-    from trials.errors import SetupError
-    from trials.setup import autocast_factory, pick_device
-
     device = pick_device(cfg.train.device)
     if device.type == "cuda" and device.index is not None:
-        import torch
-
         if device.index >= torch.cuda.device_count():
             raise SetupError(f"train.device: got {cfg.train.device!r}, but only {torch.cuda.device_count()} "
                              f"CUDA device(s) are visible")
     autocast_factory(cfg.train.precision, device)
     if cfg.task.name == "lm":
-        from tasks.registry import build_task
-
         build_task(cfg.task, cfg.seed, "cpu")  # opens and measures the file (memory-mapped)
         if cfg.model.arch != "transformer":
             raise SetupError("model.arch: the lm task needs arch=transformer")
 
 
 def _train_with_progress(cfg, out: Path, resume_from):
-    from trials.train import train  # torch is imported only once the config is known good
-
     bar = None
     if sys.stderr.isatty() and not os.environ.get("CI"):
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.train.steps, unit="step", dynamic_ncols=True)
 
     def on_record(record: dict) -> None:

@@ -8,6 +8,7 @@ naming the dotted key, the value and what is allowed.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def read_yaml(path: str | Path) -> dict:
 
 def config_from_dict(data: dict, overrides: list[str] | None = None) -> ExperimentConfig:
     """Build and validate an ExperimentConfig from a nested dict plus `--set` overrides."""
-    data = apply_overrides(dict(data), list(overrides or []))
+    data = apply_overrides(copy.deepcopy(data), list(overrides or []))  # never the caller's dict
     cfg = from_dict(ExperimentConfig, data)
     validate_tree(cfg)
     return cfg

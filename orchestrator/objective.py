@@ -46,6 +46,7 @@ import math
 from dataclasses import dataclass, field
 
 from groktune.events import DEFAULT_PATIENCE, EventTracker
+from groktune.layout import losses_finite
 
 QUANTUM = 0.05
 DIVERGED_FACTOR = 3.0
@@ -107,7 +108,7 @@ class ScoreState:
 
     def update(self, record: dict, target: float, budget: int) -> float:
         """Fold in one eval record (step, val_acc, *_loss, param_norm); return its score."""
-        finite = all(math.isfinite(float(record.get(k, 0.0))) for k in ("train_loss", "val_loss", "param_norm"))
+        finite = losses_finite(record)
         per_class = record.get("val_acc_per_class")
         if self.chance is None and isinstance(per_class, list) and per_class:
             self.chance = 1.0 / len(per_class)  # classes = answer tokens

@@ -11,12 +11,13 @@ import json
 import re
 from pathlib import Path
 
+from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD
 from groktune.names import check_name
 from orchestrator.errors import UserError
 
-REPORT_OUTPUTS = ("report.html", "report.md", "summary.csv")
+REPORT_OUTPUTS = REPORT_FILES
 # A previous report links each figure it wrote as figures/NAME in report.md.
-_FIGURE_LINK = re.compile(r"\]\(figures/([^)\s/]+)\)")
+_FIGURE_LINK = re.compile(rf"\]\({re.escape(REPORT_FIGURES)}/([^)\s/]+)\)")
 
 
 def check_name_flag(value: str | None, flag: str = "--name") -> str | None:
@@ -65,7 +66,7 @@ def check_report_out(out: Path, force: bool = False) -> None:
     if not out.is_dir():
         return
     entries = sorted(p.name for p in out.iterdir())
-    ours = (out / "report.html").is_file()
+    ours = (out / REPORT_HTML).is_file()
     if entries and not ours:
         if not force:
             raise UserError(f"--out {out}: not empty and not a groktune report folder ({len(entries)} entries); "
@@ -73,14 +74,14 @@ def check_report_out(out: Path, force: bool = False) -> None:
         for name in REPORT_OUTPUTS:
             if name in entries:
                 raise UserError(f"--out {out}: already holds its own {name}; groktune will not overwrite it")
-    figures = out / "figures"
+    figures = out / REPORT_FIGURES
     if not figures.exists():
         return
     if not figures.is_dir():
         raise UserError(f"--out {out}: {figures} is a file; the report writes a figures/ folder there")
     linked = set()
-    if ours and (out / "report.md").is_file():
-        linked = set(_FIGURE_LINK.findall((out / "report.md").read_text(encoding="utf-8", errors="replace")))
+    if ours and (out / REPORT_MD).is_file():
+        linked = set(_FIGURE_LINK.findall((out / REPORT_MD).read_text(encoding="utf-8", errors="replace")))
     foreign = sorted(p.name for p in figures.iterdir() if p.name not in linked or not p.is_file())
     if foreign:
         raise UserError(f"--out {out}: {figures / foreign[0]} was not written by a groktune report "

@@ -13,9 +13,10 @@ dashboard, and:
 - Ray's session dir inside that private temp dir, and a watchdog (orchestrator.raywatch) that
   stops this session's processes and removes the dir when the driver ends, however it ends.
 
-`--address` or RAY_ADDRESS joins an existing cluster instead: that cluster's own settings apply
-(token auth there: RAY_AUTH_MODE=token plus ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or
-RAY_AUTH_TOKEN in the environment), and no watchdog runs, so the user's cluster is never touched.
+`--address` or RAY_ADDRESS joins an existing cluster instead (orchestrator.rayjoin): token mode
+is picked when a token is at hand (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN) unless
+RAY_AUTH_MODE says otherwise, a failing join says why in one line within seconds, and no watchdog
+runs, so the user's cluster is never touched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import UserError
+from orchestrator.rayjoin import prepare_join, refresh_ray_auth, restore_env
 from orchestrator.raywatch import MARKER
 
 TOKEN_FILE = "auth_token"
@@ -54,6 +56,7 @@ class _Session:
 
 
 _session: _Session | None = None
+_join_env: dict = {}  # what the join path changed in the environment (rayjoin.prepare_join)
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None):
@@ -73,11 +76,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     address = address or os.environ.get("RAY_ADDRESS") or None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from a laptop sweep
     if address:
-        try:
-            return ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(f"--address {address}: cannot join the Ray cluster ({first[:160]})") from None
+        return _join(address)
     _open_session()
     try:
         return ray.init(
@@ -99,15 +98,36 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
         raise
 
 
+def _join(address: str):
+    """ray.init against a running cluster, auth mode picked and the join checked first (rayjoin)."""
+    import ray
+
+    global _join_env
+    # A session left open (Ray died under it) must not lend its loopback switch, private token
+    # or temp dirs to a join: _close_session puts the user's environment back first.
+    _close_session()
+    _join_env = prepare_join(address)
+    try:
+        return ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as err:
+        restore_env(_join_env)
+        _join_env = {}
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--address {address}: cannot join the Ray cluster ({first[:160]})") from None
+
+
 def stop_ray() -> None:
     """ray.shutdown, then (embedded cluster) stop what is left of the session and remove its dir."""
     import ray
 
+    global _join_env
     try:
         if ray.is_initialized():
             ray.shutdown()
     finally:
         _close_session()
+        restore_env(_join_env)
+        _join_env = {}
 
 
 def _open_session() -> None:
@@ -138,7 +158,7 @@ def _open_session() -> None:
     os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
                        **dict.fromkeys(_TMP_ENV, str(root)), MARKER: str(root), LOCAL_ONLY_ENV: "0"})
     _session.saved_local_only = _set_local_only(True)
-    _refresh_ray_auth()
+    refresh_ray_auth()
 
 
 def _system_temp_dir() -> str:
@@ -170,7 +190,7 @@ def _close_session() -> None:
             else:
                 os.environ[key] = value
         _set_local_only(session.saved_local_only)
-        _refresh_ray_auth()
+        refresh_ray_auth()
 
 
 def _set_local_only(on: bool) -> bool:
@@ -186,12 +206,6 @@ def _set_local_only(on: bool) -> bool:
     return old
 
 
-def _refresh_ray_auth() -> None:
-    """Make this process's Ray see the auth env now (Ray caches its config and token)."""
-    from ray._raylet import AuthenticationTokenLoader, Config
-
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def cluster_resources() -> dict:

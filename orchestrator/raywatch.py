@@ -26,6 +26,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import psutil
+
 # The environment variable that tags the processes of one embedded session with its root dir.
 MARKER = "GROKTUNE_RAY_SESSION"
 POLL_S = 0.5
@@ -46,8 +48,6 @@ def descendants(driver_pid: int, root: str) -> dict[int, float]:
     Returns:
         An empty dict when the driver is gone.
     """
-    import psutil
-
     try:
         children = psutil.Process(driver_pid).children(recursive=True)
     except psutil.Error:
@@ -82,8 +82,6 @@ def session_processes(root: str, known: dict[int, float], spare: set[int]) -> li
     Returns:
         psutil.Process objects.
     """
-    import psutil
-
     found = {}
     for pid, started in known.items():
         try:
@@ -109,8 +107,6 @@ def stop_session(root: str, known: dict[int, float], spare: set[int]) -> int:
     Returns:
         How many processes were signalled.
     """
-    import psutil
-
     procs = session_processes(root, known, spare)
     for proc in procs:
         try:

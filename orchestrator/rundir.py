@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from groktune.layout import CHECKPOINT_DIR, CONFIG, METRICS, RESULT, write_atomic
+from groktune.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, CONFIG, METRICS, RESULT, write_atomic
 from orchestrator.errors import UserError
 
 
@@ -118,9 +118,9 @@ def plan_run_dir(out: Path, resume: bool, force: bool = False) -> str:
         if parent.exists() and not parent.is_dir():
             raise UserError(f"--out {out}: {parent} is a file, not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    ours = (out / METRICS).is_file() or (out / CHECKPOINT_DIR / "checkpoint.pt").is_file()
+    ours = (out / METRICS).is_file() or (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
     finished = ours and (out / RESULT).exists()
-    resumable = ours and (out / CHECKPOINT_DIR / "checkpoint.pt").is_file()
+    resumable = ours and (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
     if resume:
         if not out.is_dir():
             raise UserError(f"--resume: {out}: no such run folder")

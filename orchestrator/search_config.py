@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.space import check_algorithm, check_keys_exist, check_space
 from trials.choices import VECTORIZE
+from trials.errors import SetupError
 
 DISTRIBUTIONS = ("loguniform", "uniform", "quniform", "qloguniform", "randint", "choice", "grid")
 MAX_SEEDS = 1000
@@ -85,8 +87,6 @@ class SearchConfig:
     """Extra loggers: mlflow, wandb (used only when installed)."""
 
     def validate(self) -> None:
-        from orchestrator.space import check_algorithm, check_space  # the sweep owns distributions
-
         for name, allowed in (
             ("algorithm", ("tpe", "random", "grid", "pbt")),
             ("scheduler", ("asha", "hyperband", "fifo", "pbt")),
@@ -123,12 +123,9 @@ class SearchConfig:
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a
         population trial (seeds_per_trial > 1) against what trials.population supports."""
-        from orchestrator.space import check_keys_exist
-
         check_keys_exist(self.space, cfg)
         if self.seeds_per_trial > 1:
-            from trials.errors import SetupError
-            from trials.population import check_population
+            from trials.population import check_population  # heavy (torch): only for populations
 
             try:
                 check_population([cfg])

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.configtree import ConfigError, set_dotted
+from orchestrator.configtree import ConfigError, from_dict, set_dotted, to_dict, validate_tree
 
 CONTINUOUS = ("loguniform", "uniform", "quniform", "qloguniform", "randint")
 DISCRETE = ("choice", "grid")
@@ -109,19 +109,19 @@ def check_keys_exist(space: dict, cfg: Any) -> None:
     Raises ValueError("search.space.KEY: ...") (raised from ExperimentConfig.validate, which has
     no prefix of its own).
     """
-    from orchestrator.config import config_from_dict, config_to_dict  # config imports this module's users
-
-    base = config_to_dict(cfg)
+    # The config's own class and tree helpers, not orchestrator.config: that module imports this
+    # one (through search_config), and importing it back would close a circle.
+    base = to_dict(cfg)
     base.pop("search", None)  # checking a copy without `search` cannot recurse into this check
     for key, dist in parse_space(space).items():
         if not _is_leaf(base, key):
             raise ValueError(f"search.space.{_key_text(key)}: unknown key; not in the experiment config")
         for value in _candidates(dist):
-            data = config_to_dict(cfg)
+            data = to_dict(cfg)
             data.pop("search", None)
             set_dotted(data, key, snap(dist, value))
             try:
-                config_from_dict(data)
+                validate_tree(from_dict(type(cfg), data))
             except ConfigError as err:
                 raise ValueError(f"search.space.{key}.{dist.kind}: value {_short(value)} gives an invalid config "
                                  f"({err})") from None

@@ -19,7 +19,7 @@ import pickle
 import re
 from pathlib import Path
 
-from groktune.layout import EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE
+from groktune.layout import EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, TUNE_PARAMS
 from groktune.versions import VERSIONS
 from orchestrator.errors import UserError
 from orchestrator.ledger import ledger_dir, mark_abandoned, read_ledger
@@ -126,7 +126,7 @@ def reconcile(path: Path) -> dict[str, dict]:
     for claim_file in ledger_dir(path).glob("*.claim"):
         if claim_file.read_text().strip() not in known:
             claim_file.unlink()  # the claiming trial is gone with the lost state; a new one may claim
-    for params in path.glob("*/params.json"):
+    for params in path.glob(f"*/{TUNE_PARAMS}"):
         tid = params.parent.name.removeprefix("trial_")
         if tid not in known and tid not in ledger:
             try:

@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from groktune.layout import task_label as layout_task_label
 from orchestrator.config import ExperimentConfig, config_from_dict, config_to_dict
 from orchestrator.configtree import set_dotted
 from orchestrator.space import snap_values
@@ -74,17 +75,8 @@ def maker_for(cfg: ExperimentConfig, overrides: dict | None = None) -> TrialConf
 
 
 def task_label(cfg: Any) -> str:
-    """A short label for the task, e.g. "modular:x*y", "s5:xy", "sparse_parity:n40k3"."""
-    t = cfg.task
-    if t.name in ("modular", "s5"):
-        return f"{t.name}:{t.op}"
-    if t.name == "sparse_parity":
-        return f"sparse_parity:n{t.n_bits}k{t.k_bits}"
-    if t.name == "mixture":
-        return "mixture:" + ",".join(t.ops)
-    if t.name == "lm":
-        return f"lm:{t.path.rsplit('/', 1)[-1]}"
-    return t.name
+    """groktune.layout.task_label of an ExperimentConfig's task, e.g. "modular:x*y"."""
+    return layout_task_label(dataclasses.asdict(cfg.task))
 
 
 __all__ = ["MEMBER_SEED_STRIDE", "TRIAL_INDEX", "TrialConfigMaker", "maker_for", "searched_values", "task_label", "trial_seed"]

@@ -8,7 +8,7 @@ as progress (issue 11).
 from __future__ import annotations
 
 from tasks.config import TaskConfig
-from tasks.permutation import PERMUTATIONS
+from tasks.registry import REGISTRY
 
 
 def n_classes(cfg: TaskConfig) -> int | None:
@@ -21,19 +21,7 @@ def n_classes(cfg: TaskConfig) -> int | None:
         (p if it has a modular op, plus 120 if it has an s5 op), None for lm (next-token
         prediction over a vocabulary only the data file knows).
     """
-    from tasks.modular import OPERATIONS as MODULAR_OPERATIONS
-
-    if cfg.name == "modular":
-        return int(cfg.p)
-    if cfg.name == "s5":
-        return len(PERMUTATIONS)
-    if cfg.name == "sparse_parity":
-        return 2
-    if cfg.name == "mixture":
-        modular = any(op in MODULAR_OPERATIONS for op in cfg.ops)
-        s5 = any(op not in MODULAR_OPERATIONS for op in cfg.ops)
-        return (int(cfg.p) if modular else 0) + (len(PERMUTATIONS) if s5 else 0)
-    return None
+    return REGISTRY[cfg.name].classes(cfg)
 
 
 def chance_level(cfg: TaskConfig) -> float | None:

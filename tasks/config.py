@@ -4,21 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def is_prime(n: int) -> bool:
-    """True when n is a prime number (trial division; p is small here)."""
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
-
-
-# Operations whose table needs a modular inverse, so p must be prime.
-NEEDS_PRIME = {"x/y", "x/y if y odd else x-y"}
+# NEEDS_PRIME and is_prime belong to tasks.modular (which divides by y); re-exported here for
+# existing imports. The registry imports no config at run time, so there is no circle.
+from tasks.modular import NEEDS_PRIME, is_prime  # noqa: F401
+from tasks.registry import check_task
 
 
 @dataclass
@@ -50,6 +39,4 @@ class TaskConfig:
 
     def validate(self) -> None:
         """Raise ValueError('field: message') on the first invalid field."""
-        from tasks.registry import check_task  # local import: registry imports this module
-
         check_task(self)

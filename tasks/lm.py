@@ -1,8 +1,8 @@
 """Token-stream language modelling on a memory-mapped file (nanoGPT's train.bin style).
 
 File formats. A path ending in ".bin" holds uint16 tokens (native byte order, as numpy writes
-them) and vocab_size = max token + 1, found by scanning the file in chunks of SCAN_CHUNK
-tokens (never all at once). Any other file is read as bytes: uint8 tokens, vocab_size = 256.
+them) and vocab_size = max token + 1, found by reading the file in chunks of SCAN_CHUNK
+tokens into one buffer (never all at once, and not through the map, which would stay resident). Any other file is read as bytes: uint8 tokens, vocab_size = 256.
 The file is opened with numpy.memmap and never read whole; batches read only their windows.
 
 Split. The first round(N * train_fraction) tokens are training, the rest (the last
@@ -60,14 +60,39 @@ def advise_random(tokens: np.memmap) -> None:
         buf.madvise(mmap.MADV_RANDOM)
 
 
-def scan_vocab_size(tokens: np.ndarray, chunk: int = SCAN_CHUNK) -> int:
-    """Largest token + 1, reading `chunk` tokens at a time (uint8 files: always 256)."""
+def scan_vocab_size(tokens: np.ndarray, chunk: int = SCAN_CHUNK, path: str | None = None) -> int:
+    """Largest token + 1, reading `chunk` tokens at a time (uint8 files: always 256).
+
+    Args:
+        tokens: the (N,) token map (its dtype says the format).
+        chunk: tokens read per step; memory use is bounded by 2 * chunk bytes.
+        path: the file behind `tokens`. When given, it is read with ordinary file reads into one
+            reused buffer instead of through the map: touching every page of the map would leave
+            the whole file resident in this process (RSS) for the run's lifetime.
+    Returns:
+        The vocabulary size.
+    """
     if tokens.dtype == np.uint8:
         return 256
+    if path is None:
+        top = 0
+        for start in range(0, len(tokens), chunk):
+            top = max(top, int(tokens[start : start + chunk].max()))
+        return top + 1
+    return _scan_file(path, tokens.dtype, chunk) + 1
+
+
+def _scan_file(path: str, dtype: np.dtype, chunk: int) -> int:
+    """The largest token of a .bin file, read in chunks into one buffer (bounded memory)."""
+    buf = np.empty(max(int(chunk), 1), dtype=dtype)
+    view = memoryview(buf).cast("B")
     top = 0
-    for start in range(0, len(tokens), chunk):
-        top = max(top, int(tokens[start : start + chunk].max()))
-    return top + 1
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            got = f.readinto(view)
+            if not got:
+                return top
+            top = max(top, int(buf[: got // buf.itemsize].max()))
 
 
 def perplexity(mean_loss: float) -> float:
@@ -128,7 +153,7 @@ class TokenStream:
                 f" (train part {self.n_train}, validation part {self.n_val};"
                 f" each needs at least {need})"
             )
-        self.vocab_size = scan_vocab_size(self.tokens, scan_chunk)  # sequential: before advice
+        self.vocab_size = scan_vocab_size(self.tokens, scan_chunk, self.path)
         advise_random(self.tokens)
 
     def __getstate__(self) -> dict:

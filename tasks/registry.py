@@ -7,21 +7,24 @@ prefixes the section ("task."). File problems are found when building (DataError
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from tasks.base import AlgorithmicData
-from tasks.config import NEEDS_PRIME, TaskConfig, is_prime
 from tasks.lm import TokenStream
 from tasks.mixture import build_mixture
 from tasks.modular import OPERATIONS as MODULAR_OPERATIONS
-from tasks.modular import build_modular
+from tasks.modular import NEEDS_PRIME, build_modular, is_prime
 from tasks.permutation import ALIASES as S5_ALIASES
 from tasks.permutation import OPERATIONS as S5_OPERATIONS
-from tasks.permutation import build_s5, canonical_op
+from tasks.permutation import PERMUTATIONS, build_s5, canonical_op
 from tasks.sparse_parity import build_sparse_parity
 
-TASKS = ("modular", "s5", "sparse_parity", "lm", "mixture")
+if TYPE_CHECKING:  # tasks.config imports this module to validate; a type is all we need back
+    from tasks.config import TaskConfig
+
 MAX_P = 4096  # p*p rows of 4 int64 tokens: 0.5 GB at the cap
 MAX_BITS = 1024  # sparse_parity sequence length bound
 MAX_SAMPLES = 1 << 20  # sparse_parity samples bound (see tasks.sparse_parity.EXHAUSTIVE_BITS)
@@ -90,25 +93,59 @@ def _check_lm(cfg: TaskConfig) -> None:
     _check_int("val_windows", cfg.val_windows, 1, MAX_VAL_WINDOWS)
 
 
+def _check_modular(cfg: TaskConfig) -> None:
+    if not isinstance(cfg.op, str) or cfg.op not in MODULAR_OPERATIONS:
+        _fail("op", cfg.op, f"allowed for modular: {', '.join(MODULAR_OPERATIONS)}")
+    _check_modulus(cfg.p, [cfg.op])
+
+
+def _check_s5(cfg: TaskConfig) -> None:
+    if not isinstance(cfg.op, str) or canonical_op(cfg.op) is None:
+        names = ", ".join(list(S5_OPERATIONS) + list(S5_ALIASES))
+        _fail("op", cfg.op, f"allowed for s5: {names}")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one task is checked and built: the registry entry of a task name."""
+
+    check: Callable[[TaskConfig], None]
+    """Raise ValueError("field: got X, ...") on the first invalid field (train_fraction aside)."""
+    build: Callable[[TaskConfig, float, int], AlgorithmicData | TokenStream]
+    """(cfg, train_fraction, seed) -> the dataset on the CPU (lm: a TokenStream)."""
+    classes: Callable[[TaskConfig], int | None]
+    """The number of answer tokens (tasks.classes.n_classes), None when only the data knows."""
+
+
+def _mixture_classes(cfg: TaskConfig) -> int:
+    """p if some op is modular, plus 120 if some op is s5 (the answer vocabulary)."""
+    modular = any(op in MODULAR_OPERATIONS for op in cfg.ops)
+    s5 = any(op not in MODULAR_OPERATIONS for op in cfg.ops)
+    return (int(cfg.p) if modular else 0) + (len(PERMUTATIONS) if s5 else 0)
+
+
+# The one table of tasks: validation takes its allowed names from it, build_task dispatches on
+# it. A new task is a module with its check and build functions plus one line here.
+REGISTRY: dict[str, TaskSpec] = {
+    "modular": TaskSpec(_check_modular, lambda c, frac, seed: build_modular(c.op, c.p, frac, seed),
+                        lambda c: int(c.p)),
+    "s5": TaskSpec(_check_s5, lambda c, frac, seed: build_s5(c.op, frac, seed), lambda c: len(PERMUTATIONS)),
+    "sparse_parity": TaskSpec(_check_sparse_parity, lambda c, frac, seed: build_sparse_parity(
+        c.n_bits, c.k_bits, c.n_samples, frac, seed), lambda c: 2),
+    "lm": TaskSpec(_check_lm, lambda c, frac, seed: TokenStream(c.path, c.context_length, frac, c.val_windows),
+                   lambda c: None),  # next-token prediction: the vocabulary is the file's
+    "mixture": TaskSpec(lambda c: _check_mixture(c.ops, c.p),
+                        lambda c, frac, seed: build_mixture(list(c.ops), c.p, frac, seed), _mixture_classes),
+}
+TASKS = tuple(REGISTRY)
+
+
 def check_task(cfg: TaskConfig) -> None:
     """Raise ValueError('field: got X, allowed ...') on the first invalid field of `cfg`."""
-    if cfg.name not in TASKS:
-        _fail("name", cfg.name, f"allowed: {', '.join(TASKS)}")
+    if cfg.name not in REGISTRY:
+        _fail("name", cfg.name, f"allowed: {', '.join(REGISTRY)}")
     _check_fraction(cfg.train_fraction)
-    if cfg.name == "modular":
-        if not isinstance(cfg.op, str) or cfg.op not in MODULAR_OPERATIONS:
-            _fail("op", cfg.op, f"allowed for modular: {', '.join(MODULAR_OPERATIONS)}")
-        _check_modulus(cfg.p, [cfg.op])
-    elif cfg.name == "s5":
-        if not isinstance(cfg.op, str) or canonical_op(cfg.op) is None:
-            names = ", ".join(list(S5_OPERATIONS) + list(S5_ALIASES))
-            _fail("op", cfg.op, f"allowed for s5: {names}")
-    elif cfg.name == "mixture":
-        _check_mixture(cfg.ops, cfg.p)
-    elif cfg.name == "sparse_parity":
-        _check_sparse_parity(cfg)
-    else:
-        _check_lm(cfg)
+    REGISTRY[cfg.name].check(cfg)
 
 
 def build_task(
@@ -127,15 +164,4 @@ def build_task(
         ValueError: an invalid field (one line); DataError: an unusable lm file.
     """
     check_task(cfg)
-    frac = float(cfg.train_fraction)
-    if cfg.name == "lm":
-        return TokenStream(cfg.path, cfg.context_length, frac, cfg.val_windows, device=device)
-    if cfg.name == "modular":
-        data = build_modular(cfg.op, cfg.p, frac, seed)
-    elif cfg.name == "s5":
-        data = build_s5(cfg.op, frac, seed)
-    elif cfg.name == "mixture":
-        data = build_mixture(list(cfg.ops), cfg.p, frac, seed)
-    else:
-        data = build_sparse_parity(cfg.n_bits, cfg.k_bits, cfg.n_samples, frac, seed)
-    return data.to(device)
+    return REGISTRY[cfg.name].build(cfg, float(cfg.train_fraction), seed).to(device)

@@ -9,17 +9,16 @@ It is read with torch.load(weights_only=True): no pickled code runs.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
+from groktune.layout import CHECKPOINT_FILE, write_atomic_with
 from trials.errors import CheckpointError
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = CHECKPOINT_FILE  # the old name, kept for existing imports
 FORMAT_VERSION = 1
 
 
@@ -27,18 +26,8 @@ def save_checkpoint(state: dict, directory: str | Path) -> Path:
     """Write `state` to directory/checkpoint.pt atomically; return the path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / CHECKPOINT_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    payload = {"format_version": FORMAT_VERSION, **state}
+    return write_atomic_with(directory / CHECKPOINT_FILE, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path, expected: dict | None = None) -> dict:

@@ -42,7 +42,6 @@ member), probes. train.compile and activation checkpointing are ignored; train.t
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any
 
 import torch
 
+from groktune.layout import losses_finite
 from tasks import TokenStream
 from trials.checkpoint import load_checkpoint, save_checkpoint, to_cpu
 from trials.choices import VECTORIZE
@@ -222,7 +222,7 @@ class _Progress:
         keep = []
         for position, record in enumerate(records):
             member, rule = record["member"], self.rules[record["member"]]
-            finite = all(math.isfinite(record[k]) for k in ("train_loss", "val_loss", "param_norm"))
+            finite = losses_finite(record)
             stop = rule.update(self.step, record["val_acc"], record["val_loss"], finite)
             self.last[member] = record
             if stop is None:

@@ -27,6 +27,8 @@ from importlib.metadata import version
 
 import yaml
 
+from groktune.layout import EXPERIMENT
+
 MOUNT = "/mnt/groktune"
 CONFIG_DIR = "/etc/groktune"
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -80,7 +82,7 @@ def entrypoint(name: str) -> str:
     """The driver command: a fresh sweep, or `--resume` when the shared storage holds one."""
     exp_dir = shlex.quote(f"{MOUNT}/{name}")
     return (
-        f"groktune sweep {CONFIG_DIR}/experiment.yaml --name {shlex.quote(name)} --storage {MOUNT}"
+        f"groktune sweep {CONFIG_DIR}/{EXPERIMENT} --name {shlex.quote(name)} --storage {MOUNT}"
         f" $(python -m cluster.runtime can-resume {exp_dir} && echo --resume)"
     )
 
@@ -114,7 +116,7 @@ def render_rayjob(cfg: K8sConfig, name: str, config_text: str) -> list[dict]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": f"{base}-config", "labels": labels},
-        "data": {"experiment.yaml": config_text},
+        "data": {EXPERIMENT: config_text},
     }
     head = {
         "rayStartParams": {"num-cpus": "0"},  # the driver lives here; trials go to the workers

@@ -24,20 +24,34 @@ _SLURM_NAME = re.compile(r"^[A-Za-z0-9_.,:@+%-]+$")
 STOP_RAY_S = 20  # the template's bound on stopping Ray before it requeues
 
 
+# Ports left at 0 in RayPorts that two jobs on one node would fight over (Ray's fixed defaults
+# 6379, 52365, 10001, 10002-19999) come from a block of PORT_BLOCK ports picked by the job id:
+# PORT_BASE + (job id % PORT_BLOCKS) * PORT_BLOCK, all below Linux's ephemeral range (32768).
+PORT_BASE = 20000
+PORT_BLOCK = 500
+PORT_BLOCKS = 25
+
+
 @dataclass
 class RayPorts:
-    """Ports of the Ray processes; 0 lets Ray pick a free one. Defaults are Ray's own."""
+    """Ports of the Ray processes. 0: gcs, dashboard_agent_listen and the worker range come from
+    this job's port block (so jobs sharing a node do not collide); the others are left to Ray."""
 
-    gcs: int = 6379
-    """The head's GCS port: the cluster address is HEAD_IP:gcs."""
-    client_server: int = 10001
+    gcs: int = 0
+    """The head's GCS port: the cluster address is HEAD_IP:gcs (0: block + 0)."""
+    client_server: int = 0
+    """Ray Client server port. The job does not use Ray Client (the driver runs on the head and
+    joins the GCS address), and a plain install lacks it (grpcio); 0: none, or block + 2 when
+    grpcio is installed (Ray would otherwise take 10001)."""
     node_manager: int = 0
     object_manager: int = 0
-    min_worker: int = 10002
-    max_worker: int = 19999
+    min_worker: int = 0
+    """Worker port range; 0 and 0: block + 10 .. block + 499."""
+    max_worker: int = 0
     dashboard: int = 8265
     """Only used when SlurmConfig.dashboard is on (bound to the head's 127.0.0.1)."""
-    dashboard_agent_listen: int = 52365
+    dashboard_agent_listen: int = 0
+    """0: block + 1."""
     dashboard_agent_grpc: int = 0
     metrics_export: int = 0
     runtime_env_agent: int = 0
@@ -47,10 +61,9 @@ class RayPorts:
             value = getattr(self, f.name)
             if not 0 <= value <= 65535:
                 raise ValueError(f"{f.name}: got {value}, expected a port in 0..65535 (0 = Ray picks)")
-        if self.gcs == 0:
-            raise ValueError("gcs: got 0; the head needs a fixed port that workers and the driver dial")
-        if not 0 < self.min_worker <= self.max_worker:
-            raise ValueError(f"min_worker..max_worker: got {self.min_worker}..{self.max_worker}, expected a range")
+        if (self.min_worker, self.max_worker) != (0, 0) and not 0 < self.min_worker <= self.max_worker:
+            raise ValueError(f"min_worker..max_worker: got {self.min_worker}..{self.max_worker}, "
+                             "expected a range (or 0..0: this job's port block)")
 
 
 @dataclass
@@ -185,11 +198,14 @@ def sbatch_directives(cfg: SlurmConfig, job: SweepJob) -> list[str]:
 
 
 def ray_start_args(cfg: SlurmConfig, head: bool) -> list[str]:
-    """`ray start` options for the head or a worker: resources, ports, temp dir, dashboard."""
+    """`ray start` options for the head or a worker: resources, ports, temp dir, dashboard.
+
+    Ports from the job's block are shell variables that port_lines() sets.
+    """
     p = cfg.ports
     args = [f"--num-cpus={cfg.cpus_per_node}", f"--num-gpus={cfg.gpus_per_node}", '--temp-dir="$RAY_TEMP_DIR"']
     if head:
-        args += ['--node-ip-address="$head_ip"', '--port="$RAY_PORT"', f"--ray-client-server-port={p.client_server}"]
+        args += ['--node-ip-address="$head_ip"', '--port="$RAY_PORT"', '"${RAY_CLIENT_ARGS[@]}"']
         if cfg.dashboard:
             args += ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={p.dashboard}"]
         else:
@@ -197,14 +213,39 @@ def ray_start_args(cfg: SlurmConfig, head: bool) -> list[str]:
     optional = {
         "--node-manager-port": p.node_manager,
         "--object-manager-port": p.object_manager,
-        "--dashboard-agent-listen-port": p.dashboard_agent_listen,
         "--dashboard-agent-grpc-port": p.dashboard_agent_grpc,
         "--metrics-export-port": p.metrics_export,
         "--runtime-env-agent-port": p.runtime_env_agent,
     }
     args += [f"{flag}={port}" for flag, port in optional.items() if port]
-    args += [f"--min-worker-port={p.min_worker}", f"--max-worker-port={p.max_worker}", "--disable-usage-stats"]
+    args += [f"--dashboard-agent-listen-port={p.dashboard_agent_listen or '$RAY_AGENT_PORT'}",
+             f"--min-worker-port={p.min_worker or '$RAY_MIN_WORKER_PORT'}",
+             f"--max-worker-port={p.max_worker or '$RAY_MAX_WORKER_PORT'}", "--disable-usage-stats"]
     return args
+
+
+def port_lines(cfg: SlurmConfig) -> list[str]:
+    """Shell lines setting this job's ports: fixed ones from cfg.ports, the rest from its block."""
+    p = cfg.ports
+    client = (f"RAY_CLIENT_ARGS=(--ray-client-server-port={p.client_server})" if p.client_server else
+              "RAY_CLIENT_ARGS=()\n"
+              "# Ray starts a Ray Client server on 10001 whenever grpcio is installed; not used here.\n"
+              "python -c 'import grpc' 2>/dev/null && "
+              "RAY_CLIENT_ARGS=(--ray-client-server-port=$((port_block + 2)))")
+    return [
+        f"port_block=$(( {PORT_BASE} + (SLURM_JOB_ID % {PORT_BLOCKS}) * {PORT_BLOCK} ))",
+        f"RAY_PORT={p.gcs or '$port_block'}",
+        "RAY_AGENT_PORT=$((port_block + 1))",
+        "RAY_MIN_WORKER_PORT=$((port_block + 10))",
+        f"RAY_MAX_WORKER_PORT=$((port_block + {PORT_BLOCK - 1}))",
+        client,
+    ]
+
+
+def srun_resources(cfg: SlurmConfig) -> str:
+    """The srun options giving a Ray step its node's CPUs (and GPUs) explicitly."""
+    opts = f"--cpus-per-task={cfg.cpus_per_node}"
+    return opts + (f" --gres=gpu:{cfg.gpus_per_node}" if cfg.gpus_per_node else "")
 
 
 def _continued(args: list[str], indent: int) -> str:
@@ -236,7 +277,8 @@ def render_script(cfg: SlurmConfig, job: SweepJob, created: str = "") -> str:
         "experiment_dir": shlex.quote(str(job.experiment_dir)),
         "config": shlex.quote(str(job.config)),
         "temp_dir": _shell_path_with_job_id(cfg.temp_dir),
-        "gcs_port": str(cfg.ports.gcs),
+        "port_lines": "\n".join(port_lines(cfg)),
+        "srun_resources": srun_resources(cfg),
         "head_ip": shlex.quote(cfg.head_ip) if cfg.head_ip else '$(node_ip "$head_node")',
         "head_args": _continued(ray_start_args(cfg, head=True), 8),
         "worker_args": _continued(ray_start_args(cfg, head=False), 12),
@@ -248,3 +290,30 @@ def render_script(cfg: SlurmConfig, job: SweepJob, created: str = "") -> str:
     if missing:
         raise KeyError(f"{TEMPLATE}: no value for {', '.join(missing)}")
     return _HOLE.sub(lambda m: values[m.group(1)], template)
+
+
+
+def head_start_script(cfg: SlurmConfig, job: SweepJob, job_id: int, then: str, head_ip: str = "127.0.0.1") -> str:
+    """The job script's environment section and head start, without Slurm, then `then`: what
+    tests/cluster/plain_install.py runs to check that a plain install starts the head exactly as
+    the job does and that the driver joins it.
+
+    Args:
+        cfg: the job's SlurmConfig.
+        job: the sweep it runs.
+        job_id: stands in for SLURM_JOB_ID (it picks the port block and the temp dir).
+        then: bash lines run once the head is starting ($ray_address, $head_pid are set); the
+            program exits with their status, after stopping the head.
+        head_ip: the head's address.
+
+    Returns:
+        A bash program.
+    """
+    script = render_script(cfg, job)
+    env = script[script.index("# --- environment"):script.index("# --- the Ray cluster")]
+    head = _continued(["ray start --head --block", *ray_start_args(cfg, head=True)], 4)
+    return (f"set -uo pipefail\nSLURM_JOB_ID={int(job_id)}\n{env}head_ip={shlex.quote(head_ip)}\n"
+            f'ray_address="$head_ip:$RAY_PORT"\n{head} &\nhead_pid=$!\n'
+            "# TERM: `ray start --block` stops its node, as the job's stop_ray does\n"
+            "trap 'kill -TERM $head_pid 2>/dev/null; wait $head_pid' EXIT\n"
+            f"{then}\n")

@@ -93,6 +93,32 @@ def test_ports_are_configurable(tmp_path):
     assert "--node-manager-port" not in render(tmp_path)
 
 
+def job_ports(script: str, job_id: int) -> dict:
+    """The port variables the script's port lines set for a job id (run by bash)."""
+    start = script.index("port_block=")
+    lines = script[start:script.index("\n\n", start)]
+    out = subprocess.run(["bash", "-c", f"SLURM_JOB_ID={job_id}\n{lines}\n"
+                          'echo "$RAY_PORT $RAY_AGENT_PORT $RAY_MIN_WORKER_PORT $RAY_MAX_WORKER_PORT"'],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return dict(zip(("gcs", "agent", "min_worker", "max_worker"), map(int, out)))
+
+
+def test_ports_per_job_no_ray_client_and_explicit_srun_resources(tmp_path):
+    script = render(tmp_path, nodes=2, cpus_per_node=6, gpus_per_node=1)
+    bash_syntax_ok(script)
+    # No Ray Client flag unless grpcio is there (a plain install has none; Ray would take 10001).
+    assert "--ray-client-server-port=1" not in script and "python -c 'import grpc'" in script
+    # Two consecutive jobs on one node get disjoint port sets, below the ephemeral range.
+    a, b = job_ports(script, 1234), job_ports(script, 1235)
+    assert not set(range(a["gcs"], a["max_worker"] + 1)) & set(range(b["gcs"], b["max_worker"] + 1))
+    assert all(20000 <= v < 32768 for v in (*a.values(), *b.values()))
+    assert a["gcs"] not in range(a["min_worker"], a["max_worker"] + 1)
+    assert "--dashboard-agent-listen-port=$RAY_AGENT_PORT" in script
+    # Every srun step gets the node's CPUs and GPUs explicitly.
+    sruns = [line for line in script.splitlines() if "--cpus-per-task=6 --gres=gpu:1 --output=" in line]
+    assert len(sruns) == 2
+
+
 def test_token_auth_on_and_dashboard_loopback_or_off(tmp_path):
     off = render(tmp_path)
     assert "export RAY_AUTH_MODE=token" in off and "export RAY_AUTH_TOKEN" in off
@@ -148,7 +174,7 @@ def test_time_limits():
     ({"gpus_per_node": -1}, "gpus_per_node"),
     ({"partition": "gpu\n#SBATCH --x"}, "partition"),    # no directive injection
     ({"ports": {"gcs": 70000}}, "ports.gcs"),
-    ({"ports": {"gcs": 0}}, "ports.gcs"),
+    ({"ports": {"gcs": -1}}, "ports.gcs"),                # (0 is fine: the job's port block)
     ({"extra_sbatch": ["qos=high"]}, "extra_sbatch"),
     ({"temp_dir": "relative/dir"}, "temp_dir"),
 ])

@@ -166,3 +166,25 @@ def test_token_accuracy():
     y = torch.tensor([[1, 1, 0], [2, 3, 3]])  # 2 + 1 of 6 correct
     assert token_accuracy(logits, y) == pytest.approx(0.5)
     assert token_accuracy(logits.view(6, 4), y.view(6)) == pytest.approx(0.5)
+
+
+def _rss_file_bytes() -> int:
+    """This process's resident file-backed pages (Linux /proc), e.g. a touched memory map."""
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) * 1024
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+def test_vocab_scan_leaves_the_file_out_of_resident_memory(tmp_path):
+    # Issue 13: scanning through the map faulted in every page and kept them mapped (RSS = file).
+    path = tmp_path / "big.bin"
+    tokens = (np.arange(32 * 2**20, dtype=np.uint32) % 60000).astype(np.uint16)  # 64 MiB, real pages
+    tokens[-1] = 65000
+    tokens.tofile(path)
+    del tokens
+    before = _rss_file_bytes()
+    ts = TokenStream(str(path), 8, 0.5, 2, scan_chunk=1 << 16)
+    grown = _rss_file_bytes() - before
+    assert ts.vocab_size == 65001
+    assert grown < 16 * 2**20, f"{grown / 2**20:.0f} MiB of the 64 MiB file stayed resident"

@@ -130,3 +130,29 @@ def test_public_api():
     assert tasks.NEEDS_PRIME <= set(tasks.MODULAR_OPERATIONS)
     assert tasks.TASKS == ("modular", "s5", "sparse_parity", "lm", "mixture")
     assert issubclass(DataError, ValueError)
+
+
+def test_the_registry_is_the_list_of_tasks_validation_allows():
+    from tasks.registry import REGISTRY
+
+    assert tasks.TASKS == tuple(REGISTRY)
+    with pytest.raises(ValueError, match="allowed: " + ", ".join(REGISTRY)):
+        TaskConfig(name="sorting").validate()
+
+
+def test_a_new_task_is_one_registry_entry(monkeypatch):
+    # What ARCHITECTURE.md promises: a check, a build and one line, and nothing else changes.
+    from tasks.registry import REGISTRY, TaskSpec
+    from tasks.modular import build_modular
+
+    def check(cfg):
+        if cfg.p != 5:
+            raise ValueError(f"p: got {cfg.p!r}, must be 5 for tiny")
+
+    spec = TaskSpec(check, lambda c, frac, seed: build_modular("x+y", 5, frac, seed), lambda c: 5)
+    monkeypatch.setitem(REGISTRY, "tiny", spec)
+    data = build_task(TaskConfig(name="tiny", p=5), seed=0)
+    assert isinstance(data, AlgorithmicData) and data.vocab_size == 7
+    assert tasks.n_classes(TaskConfig(name="tiny", p=5)) == 5 and tasks.chance_level(TaskConfig(name="tiny")) == 0.2
+    with pytest.raises(ValueError, match="^p: got 7, must be 5 for tiny$"):
+        TaskConfig(name="tiny", p=7).validate()

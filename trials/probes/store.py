@@ -14,13 +14,11 @@ A reopened store deletes those past the step it resumes from.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-PROBE_DIR = "probes"
+from groktune.layout import PROBE_DIR, write_atomic_with  # noqa: F401 (PROBE_DIR: re-exported)
 
 
 class ProbeStore:
@@ -102,16 +100,8 @@ class ProbeStore:
 
 
 def _savez_atomic(path: Path, payload: dict[str, np.ndarray]) -> Path:
-    """np.savez to a temp file in the same folder, then rename: readers never see a torn file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """np.savez through the shared atomic write: readers never see a torn file."""
+    return write_atomic_with(path, lambda f: np.savez(f, **payload))
 
 
 class TensorBoardProbes:
