@@ -34,6 +34,8 @@ HEARTBEAT = "driver.heartbeat"
 LEDGER = "ledger"
 # ASHA's rungs and stop decisions (orchestrator.durable_asha): Ray's snapshot leaves them out.
 SCHEDULER_STATE = "scheduler.state"
+# A Slurm job's script, config and logs (`groktune slurm submit`), inside the sweep folder it runs.
+SLURM_DIR = "slurm"
 # Ray Tune's own files in each trial folder of a sweep (its names, not ours: TUNE_RESULT is Tune's
 # per-report log, unrelated to a run folder's RESULT).
 TUNE_PARAMS = "params.json"
@@ -139,7 +141,7 @@ __all__ = [
     "ABANDONED", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "CONFIG", "CURVES", "EXPERIMENT",
     "FINAL_STATUSES", "FINITE_KEYS", "HEARTBEAT", "LEDGER", "LIVE_STATUSES", "METRICS",
     "OPS_SEPARATOR", "PROBE_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_HTML", "REPORT_MD",
-    "RESULT", "SCHEDULER_STATE", "SUMMARY_CSV", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
+    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "SUMMARY_CSV", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
     "TUNE_RESULT", "losses_finite", "sweep_status", "task_label", "write_atomic",
     "write_atomic_with",
 ]

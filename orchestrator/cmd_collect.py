@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from groktune.layout import CURVES, TRIALS
+
 
 def register(sub) -> None:
     p = sub.add_parser("collect", help="rebuild curves.parquet and trials.parquet of a sweep folder")
@@ -12,8 +14,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from orchestrator.results import collect
+    from orchestrator.results import collect  # pandas and the configs: loaded only when this command runs
 
     curves, trials = collect(args.dir)
-    print(f"{len(trials)} trials, {len(curves)} evals -> {args.dir}/curves.parquet, {args.dir}/trials.parquet")
+    print(f"{len(trials)} trials, {len(curves)} evals -> {args.dir / CURVES}, {args.dir / TRIALS}")
     return 0

@@ -29,7 +29,7 @@ Each real training start is counted in ledger/<trial_id>.starts (one line per st
 re-run is visible and testable (tests/orchestrator/test_sweep_crash.py: 7 SIGKILLs of one sweep).
 The ledger lives on the driver's file system; trials read it there, so on a multi-node cluster
 without shared storage a restarted finished trial falls back to the adapter's own "finished"
-checkpoint (trials.tune_adapter). ASHA's state: orchestrator.durable_asha. Not measured: the
+checkpoint (orchestrator.tune_adapter). ASHA's state: orchestrator.durable_asha. Not measured: the
 cost of the 2 s snapshot period against "auto" (one small JSON and pickle per period).
 """
 
@@ -40,7 +40,7 @@ import os
 import time
 from pathlib import Path
 
-from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, write_atomic
+from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, sweep_status, write_atomic
 
 REPLAY_KEY = "ledger_replay_of"
 # Tune's own per-result bookkeeping: dropped from a replayed result (Tune adds fresh ones).
@@ -89,7 +89,8 @@ def final_status(result: dict, errored: bool) -> str:
     """
     if errored:
         return "error"
-    status = result.get("status")
+    status = sweep_status(str(result.get("status", "")))
+    # No closing report: the scheduler stopped the trial before its end.
     return status if status in FINAL_STATUSES else "pruned"
 
 
@@ -179,7 +180,7 @@ def replay_for(exp: str | Path, trial_id: str, config: dict, orphans: dict[str, 
 
 def run_with_ledger(config: dict, *, inner, exp: str, orphans: dict, **kwargs) -> None:
     """The sweep's trainable: replay a finished trial's ledgered result, else train with `inner`."""
-    from ray import tune
+    from ray import tune  # here: results and `status` read the ledger without importing Ray
 
     trial_id = tune.get_context().get_trial_id()
     replay = replay_for(exp, trial_id, config, orphans)

@@ -32,9 +32,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from groktune.layout import ABANDONED, CURVES, FINAL_STATUSES, TRIALS
+from groktune.layout import (
+    ABANDONED,
+    CURVES,
+    EXPERIMENT,
+    FINAL_STATUSES,
+    TRIALS,
+    TUNE_PARAMS,
+    TUNE_RESULT,
+    losses_finite,
+    sweep_status,
+)
+from orchestrator.config import load_config, with_values
 from orchestrator.errors import UserError
 from orchestrator.ledger import REPLAY_KEY, read_ledger
+from orchestrator.trial_config import searched_values, task_label, trial_seed
+from trials.evalplan import StopRule
+
 # Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.
 NOT_CURVES = {
     "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
@@ -48,7 +62,7 @@ NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "
 
 def read_results(trial_dir: Path) -> list[dict]:
     """The JSON lines of one trial's result.json; a torn last line (a live writer) is skipped."""
-    path = trial_dir / "result.json"
+    path = trial_dir / TUNE_RESULT
     if not path.exists():
         return []
     rows = []
@@ -61,7 +75,7 @@ def read_results(trial_dir: Path) -> list[dict]:
 
 
 def trial_dirs(path: Path) -> list[Path]:
-    return sorted(p.parent for p in path.glob("*/params.json"))
+    return sorted(p.parent for p in path.glob(f"*/{TUNE_PARAMS}"))
 
 
 def ray_statuses(path: Path) -> dict[str, str]:
@@ -124,9 +138,6 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     Returns:
         The row as a dict.
     """
-    from orchestrator.trial_config import searched_values, task_label, trial_seed
-    from orchestrator.config import with_values
-
     search = cfg.search
     values = searched_values(point, search.space)
     row: dict = {"trial_id": trial_id, **values, "seed": trial_seed(point, search.seeds)}
@@ -168,17 +179,13 @@ def trial_status(last: dict, ledger_status: str | None) -> str:
 
 def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
     """(status, steps_to_target) by the trainer's StopRule replayed over a finished curve."""
-    from trials.evalplan import StopRule
-
     rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
     stop = None
     for r in evals:
-        finite = all(math.isfinite(float(r.get(k, 0.0))) for k in ("train_loss", "val_loss", "param_norm"))
-        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), finite)
+        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
         if stop is not None:
             break
-    status = rule.final_status(stop)
-    status = "pruned" if status == "early_stopped" else status
+    status = sweep_status(rule.final_status(stop))
     return status, (rule.event if status == "grokked" else None)
 
 
@@ -187,12 +194,10 @@ def _is_scalar(value) -> bool:
 
 
 def load_experiment_config(path: Path):
-    from orchestrator.config import load_config
-    from orchestrator.sweep import EXPERIMENT_FILE
-
-    if not (path / EXPERIMENT_FILE).exists():
-        raise UserError(f"{path}: not a groktune sweep folder ({EXPERIMENT_FILE} not found)")
-    return load_config(path / EXPERIMENT_FILE)
+    """The experiment config saved in a sweep folder; UserError when it is not one."""
+    if not (path / EXPERIMENT).exists():
+        raise UserError(f"{path}: not a groktune sweep folder ({EXPERIMENT} not found)")
+    return load_config(path / EXPERIMENT)
 
 
 def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -245,7 +250,7 @@ def _point(tdir: Path, rows: list[dict]) -> dict:
         if isinstance(r.get("config"), dict):
             return r["config"]
     try:
-        return json.loads((tdir / "params.json").read_text())
+        return json.loads((tdir / TUNE_PARAMS).read_text())
     except (OSError, ValueError):
         return {}
 

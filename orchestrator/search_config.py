@@ -7,8 +7,8 @@
         train.batch_size: {choice: [128, 256, 512]}
         model.d_model: {quniform: [32, 128, 32]}
         task.op: {grid: ["x+y", "x*y"]}
-      algorithm: tpe        # tpe | random | grid | pbt
-      scheduler: asha       # asha | hyperband | fifo | pbt
+      algorithm: tpe        # tpe | random | grid | pbt      (orchestrator.sweep_algos.SEARCHERS)
+      scheduler: asha       # asha | hyperband | fifo | pbt  (orchestrator.sweep_algos.SCHEDULERS)
       seeds_per_trial: 3    # each trial trains seeds s, s+1000, s+2000 as one population; reports the median
 """
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.space import check_algorithm, check_keys_exist, check_space
+from orchestrator.sweep_algos import SCHEDULERS, SEARCHERS
 from trials.choices import VECTORIZE
 from trials.errors import SetupError
 
@@ -88,8 +89,8 @@ class SearchConfig:
 
     def validate(self) -> None:
         for name, allowed in (
-            ("algorithm", ("tpe", "random", "grid", "pbt")),
-            ("scheduler", ("asha", "hyperband", "fifo", "pbt")),
+            ("algorithm", tuple(SEARCHERS)),  # the registries: a name they lack is refused here
+            ("scheduler", tuple(SCHEDULERS)),
             ("mode", ("min", "max")),
             ("population_vectorize", VECTORIZE),
         ):

@@ -19,11 +19,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from orchestrator.config import ExperimentConfig, dump_config, load_config
 from groktune.layout import EXPERIMENT as EXPERIMENT_FILE
 from groktune.layout import write_atomic
 from groktune.versions import write_versions
+from orchestrator.config import ExperimentConfig, dump_config, load_config
 from orchestrator.errors import UserError
+from orchestrator.ledger import run_with_ledger
+from orchestrator.objective import ScoreState
+from orchestrator.raysession import start_ray, stop_ray
+from orchestrator.results import collect
+from orchestrator.sweep_algos import (
+    build_scheduler,
+    build_searcher,
+    checkpoint_every,
+    clones_checkpoints,
+    num_samples,
+    param_space,
+)
+from orchestrator.sweep_folder import check_fresh, check_resume, reconcile, resumable
+from orchestrator.trial_config import maker_for
+
+# Ray (and the adapter and callbacks, which import Ray and torch) are imported inside the
+# functions that use them: `groktune sweep` refuses a bad config before Ray is even imported.
 
 SNAPSHOT_S = "2"
 
@@ -75,15 +92,11 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
     training again.
 
     With search.seeds_per_trial > 1 a trial trains its point with that many seeds as one
-    population in one process (trials.tune_adapter.population_trainable), on the same resources.
+    population in one process (orchestrator.tune_adapter.population_trainable), on the same resources.
     """
     from ray import tune
 
-    from orchestrator.ledger import run_with_ledger
-    from orchestrator.objective import ScoreState
-    from orchestrator.sweep_algos import checkpoint_every
-    from orchestrator.trial_config import maker_for
-    from trials.tune_adapter import population_trainable, trainable
+    from orchestrator.tune_adapter import population_trainable, trainable
 
     s = cfg.search
     maker = maker_for(cfg, {"train.checkpoint_every": checkpoint_every(s, cfg.train.checkpoint_every)})
@@ -105,7 +118,6 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
     """A fresh Tuner; `callbacks` are extra Tune callbacks (benchmarks/sweep_overhead.py's clock)."""
     from ray import tune
 
-    from orchestrator.sweep_algos import build_scheduler, build_searcher, num_samples, param_space
     from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, tracking_callbacks
 
     s = cfg.search
@@ -125,7 +137,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
         storage_path=str(path.parent),
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest two.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None if s.scheduler == "pbt" else 2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None if clones_checkpoints(s) else 2),
         callbacks=[LedgerCallback(str(path)), Heartbeat(str(path)), *tracking_callbacks(s.tracking, path.name), *callbacks],
         verbose=1,
     )
@@ -138,9 +150,6 @@ def restore_tuner(cfg: ExperimentConfig, path: Path):
     record), unfinished ones continue from their last checkpoints, errored ones stay errors
     (error is final: their retries ran out); the searcher's and scheduler's state come back."""
     from ray import tune
-
-    from orchestrator.sweep_algos import param_space
-    from orchestrator.sweep_folder import reconcile
 
     orphans = reconcile(path)
     return tune.Tuner.restore(
@@ -166,10 +175,6 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     anything is written; a sweep that fails before Tune saved any state leaves no folder it
     created. `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume).
     """
-    from orchestrator.raysession import start_ray, stop_ray
-    from orchestrator.results import collect
-    from orchestrator.sweep_folder import check_fresh, check_resume, resumable
-
     if cfg.search is None:
         raise UserError("search: missing; a sweep config needs a `search:` section (see configs/demo_sweep.yaml)")
     path = experiment_dir(cfg, storage, name)

@@ -21,6 +21,7 @@ from ray.tune import Callback
 
 from groktune.layout import HEARTBEAT, write_atomic
 from orchestrator.ledger import record_trial
+from orchestrator.raysession import cluster_resources
 
 
 class LedgerCallback(Callback):
@@ -54,8 +55,6 @@ class Heartbeat(Callback):
         self.write(trials, finished=True)
 
     def write(self, trials, finished: bool) -> None:
-        from orchestrator.raysession import cluster_resources
-
         self.last = time.monotonic()
         try:
             resources = cluster_resources()

@@ -19,7 +19,8 @@ import pickle
 import re
 from pathlib import Path
 
-from groktune.layout import EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, TUNE_PARAMS
+from groktune.layout import (EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, SLURM_DIR,
+                             TUNE_PARAMS)
 from groktune.versions import VERSIONS
 from orchestrator.errors import UserError
 from orchestrator.ledger import ledger_dir, mark_abandoned, read_ledger
@@ -81,7 +82,8 @@ def check_fresh(path: Path) -> None:
         return
     if resumable(path) or newest_state(path) is not None or read_ledger(path):
         raise UserError(f"{path}: already holds a sweep; pass --resume to continue it, or choose another --name")
-    ours = {EXPERIMENT, TUNER_PKL, HEARTBEAT, VERSIONS, LEDGER, SCHEDULER_STATE}
+    # SLURM_DIR: `groktune slurm submit` writes the job's script there before the job runs the sweep.
+    ours = {EXPERIMENT, TUNER_PKL, HEARTBEAT, VERSIONS, LEDGER, SCHEDULER_STATE, SLURM_DIR}
     # trial_* folders: checkpoints of trials Tune never saved in a state; a rerun uses new ids.
     foreign = [p.name for p in path.iterdir()
                if p.name not in ours and not p.name.startswith((".", "trial_"))]

@@ -13,14 +13,14 @@ from pathlib import Path
 from groktune.layout import FINAL_STATUSES, HEARTBEAT
 from orchestrator.errors import UserError
 from orchestrator.paths import read_json_mapping
+from orchestrator.results import build_tables, load_experiment_config, summary
+from orchestrator.sweep_algos import expected_trials
 
 STALE_S = 60.0
 
 
 def describe(path: str | Path) -> str:
-    from orchestrator.results import build_tables, load_experiment_config, summary
-    from orchestrator.sweep_algos import expected_trials
-
+    """The status text of the sweep folder `path` (UserError when it is not one)."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such sweep folder")

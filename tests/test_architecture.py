@@ -12,9 +12,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("groktune", "tasks", "trials", "orchestrator", "analysis", "cluster")
-# Issue 13: the Tune adapter is orchestration that still lives in trials; the lead moves it into
-# orchestrator, then this exception (and its test's orchestrator import) goes away.
-RAY_IN_TRIALS_EXCEPTIONS = {"trials.tune_adapter"}
 
 
 def module_name(path: Path) -> str:
@@ -153,12 +150,20 @@ def test_analysis_and_cluster_import_only_the_base():
 
 def test_trials_imports_no_ray():
     graph = import_graph(top_level_only=False)
-    bad = [m for m, ts in graph.items() if _package(m) == "trials" and m not in RAY_IN_TRIALS_EXCEPTIONS
-           and any(_package(t) == "ray" for t in ts)]
+    bad = [m for m, ts in graph.items() if _package(m) == "trials" and any(_package(t) == "ray" for t in ts)]
     assert bad == []
-    # The exception is real and still needed; when it is not, delete it (issue 13).
-    assert all(any(_package(t) == "ray" for t in graph[m]) for m in RAY_IN_TRIALS_EXCEPTIONS if m in graph)
+    assert any(_package(t) == "ray" for t in graph["orchestrator.tune_adapter"])  # the adapter moved, not vanished
 
 
 def test_no_import_circles():
     assert cycles(import_graph(top_level_only=True)) == []
+
+
+def test_production_code_has_no_test_hooks():
+    """Test-only behaviour (failing a trial once, ...) lives in tests/, e.g. tests/orchestrator/fail_once.py."""
+    hooks = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "GROKTUNE_TEST" in node.value:
+                hooks.append(f"{name}:{node.lineno}")
+    assert hooks == []

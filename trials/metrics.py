@@ -23,6 +23,7 @@ def score_split(
     n_classes_index: torch.Tensor | None = None,
     chunk: int = EVAL_CHUNK,
     autocast=contextlib.nullcontext,
+    groups: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy of the answer token over a whole split, in chunks.
 
@@ -33,8 +34,10 @@ def score_split(
             70-74 ms in chunks of 2048 (fp32).
         n_classes_index: (V,) map from token id to class position (-1 for non-answers); when
             given, per-class accuracy is returned as "per_class" (n_classes,).
+        groups: (N,) operation index of each row (mixtures); when given, accuracy per operation
+            is returned as "per_group" (max group + 1,).
     Returns:
-        {"loss": (), "acc": (), ["per_class": (n_classes,)]} tensors on the device.
+        {"loss": (), "acc": (), ["per_class": (n_classes,)], ["per_group": (G,)]} tensors on the device.
     """
     was_training = model.training
     model.eval()
@@ -55,7 +58,16 @@ def score_split(
         hits = torch.bincount(cls, weights=correct.float(), minlength=n)
         totals = torch.bincount(cls, minlength=n).clamp_min(1)
         out["per_class"] = hits / totals
+    if groups is not None:
+        out["per_group"] = _mean_by(groups, correct.float())
     return out
+
+
+def _mean_by(index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` (N,) per value of `index` (N,) long; 0 for an index with no rows."""
+    n = int(index.max()) + 1 if index.numel() else 0
+    totals = torch.bincount(index, minlength=n).clamp_min(1)
+    return torch.bincount(index, weights=values, minlength=n) / totals
 
 
 @torch.no_grad()

@@ -200,7 +200,8 @@ def _evaluate(run: Run, prog: Progress, lr: float, grad_stats, n_train: float, w
         val = score_lm(run.forward, data.val_batches(tc.batch_size or 64, run.device), run.autocast)
     else:
         per_class = run.class_index if tc.per_class_metrics else None
-        val = score_split(run.forward, data.val_x, data.val_y, per_class, autocast=run.autocast)
+        groups = data.val_group if len(data.group_names) > 1 else None  # mixtures: per operation
+        val = score_split(run.forward, data.val_x, data.val_y, per_class, autocast=run.autocast, groups=groups)
     if tc.train_metrics == "batches":
         train = _window_metrics(run)
     elif isinstance(data, TokenStream):
@@ -215,6 +216,8 @@ def _evaluate(run: Run, prog: Progress, lr: float, grad_stats, n_train: float, w
         "train_loss": train["loss"], "train_acc": train["acc"], "val_loss": val["loss"], "val_acc": val["acc"],
         "param_norm": pnorm, "grad_norm": grad_stats["total"] if grad_stats else torch.tensor(float("nan")),
     }
+    if "per_group" in val:  # val_acc/<op> for each operation of a mixture
+        tensors.update({f"val_acc/{name}": val["per_group"][g] for g, name in enumerate(data.group_names)})
     if tc.per_class_metrics:
         tensors.update({f"param_norm/{k}": v for k, v in p_layers.items()})
         if grad_stats and "per_layer" in grad_stats:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 
+from groktune.layout import SLURM_DIR
+
 TEMPLATE = "template.sbatch.tmpl"
 _HOLE = re.compile(r"\{\{(\w+)\}\}")
 _TIME = re.compile(r"^(?:(\d+)-)?(\d{1,3}):(\d{2}):(\d{2})$")
@@ -155,7 +157,7 @@ class SweepJob:
 
     @property
     def slurm_dir(self) -> Path:
-        return self.experiment_dir / "slurm"
+        return self.experiment_dir / SLURM_DIR
 
 
 def time_limit_seconds(text: str) -> int:

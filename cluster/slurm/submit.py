@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cluster.slurm.render import SweepJob
 from groktune.errors import UserError
+from groktune.layout import SLURM_DIR
 
 SCRIPT_NAME = "job.sbatch"
 CONFIG_NAME = "config.yaml"
@@ -39,7 +40,7 @@ def plan_job(name: str, storage: Path, workdir: Path | None = None) -> SweepJob:
     return SweepJob(
         name=name,
         storage=storage,
-        config=storage / name / "slurm" / CONFIG_NAME,
+        config=storage / name / SLURM_DIR / CONFIG_NAME,
         workdir=(workdir or Path.cwd()).resolve(),
         bin_dir=Path(sys.executable).parent,
     )
@@ -129,7 +130,7 @@ def job_info(job_id: str) -> dict[str, str] | None:
 def experiment_dir_of(info: dict[str, str]) -> Path | None:
     """A groktune job's experiment dir: its script is STORAGE/NAME/slurm/job.sbatch."""
     command = Path(info.get("Command", ""))
-    if command.name == SCRIPT_NAME and command.parent.name == "slurm":
+    if command.name == SCRIPT_NAME and command.parent.name == SLURM_DIR:
         return command.parent.parent
     return None
 

@@ -80,7 +80,7 @@ def test_write_atomic_with_replaces_whole_or_not_at_all(tmp_path):
 # Files that still spell run-format names out; they belong to other work in flight, and the
 # lead replaces the literals with groktune.layout names after it lands (issue 13). Allowed here,
 # never required: delete an entry once its file is clean.
-NOT_YET_CLEAN = {"orchestrator/results.py", "cluster/slurm/submit.py"}
+NOT_YET_CLEAN = {"cluster/slurm/submit.py"}
 
 
 def test_file_names_are_spelled_only_in_the_base():

@@ -46,9 +46,11 @@ def write_config(tmp_path, name="sweep.yaml", **sections):
     return path
 
 
-def groktune(*args, env=None, timeout=600, **kw):
+def groktune(*args, env=None, timeout=600, fail_once=None, **kw):
+    """The CLI in a subprocess; fail_once="FLAGFILE@STEP" runs it through tests/orchestrator/fail_once.py."""
     full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)], cwd=ROOT, env=full_env,
+    entry = ["orchestrator.cli"] if fail_once is None else ["tests.orchestrator.fail_once", str(fail_once)]
+    return subprocess.run([sys.executable, "-m", *entry, *map(str, args)], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 
@@ -166,7 +168,7 @@ def test_errored_trials_make_the_sweep_exit_1(tmp_path):
                                          "scheduler": "fifo", "max_failures": 0},
                        train={**BASE["train"], "steps": 100})
     proc = groktune("sweep", cfg, "--storage", tmp_path / "res",
-                    env={"GROKTUNE_TEST_FAIL_ONCE": f"{tmp_path / 'flag'}@50"})
+                    fail_once=f"{tmp_path / 'flag'}@50")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "1 trial(s) errored" in proc.stderr
     trials = pd.read_parquet(tmp_path / "res" / "clitest" / "trials.parquet")
@@ -214,7 +216,7 @@ def test_failed_trial_retries_from_checkpoint_and_divergence_does_not_stop_the_s
     cfg = write_config(tmp_path, search={"space": {"optim.lr": {"grid": [3e-3, 1e3]}}, "algorithm": "grid",
                                          "scheduler": "fifo", "max_failures": 2})
     flag = tmp_path / "failed-once"
-    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", env={"GROKTUNE_TEST_FAIL_ONCE": f"{flag}@250"})
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", fail_once=f"{flag}@250")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert flag.read_text().strip() == "250"  # the hook fired once, at the eval at step 250
     exp = tmp_path / "res" / "clitest"
@@ -317,7 +319,7 @@ def test_a_population_sweep_reports_the_median_of_separate_member_runs(tmp_path)
         search={"space": {"optim.lr": {"grid": [3e-3, 1e-2]}}, "algorithm": "grid", "scheduler": "fifo",
                 "seeds_per_trial": 3, "max_failures": 1})
     flag = tmp_path / "failed-once"
-    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", env={"GROKTUNE_TEST_FAIL_ONCE": f"{flag}@250"})
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", fail_once=f"{flag}@250")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert flag.exists()
     exp = tmp_path / "res" / "clitest"

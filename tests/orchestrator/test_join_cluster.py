@@ -113,3 +113,32 @@ def test_a_join_that_cannot_work_says_why_within_10_s(tmp_path):
             line = done.stderr.strip()
             assert done.returncode == 2 and "\n" not in line and why in line, (address, done.stderr[-2000:])
             assert took < 10, f"{address}: {took:.1f} s"
+
+
+# --- fast: the checks that need no Ray cluster -----------------------------------------------------
+
+def test_check_join_names_the_cause_without_ray():
+    from orchestrator.errors import UserError
+    from orchestrator.rayjoin import check_join
+
+    for address, why in {"head-without-port": "expected HOST:PORT", "head:port": "expected HOST:PORT",
+                         f"127.0.0.1:{free_port()}": "nothing accepts connections"}.items():
+        with pytest.raises(UserError) as err:
+            check_join(address)
+        assert why in str(err.value) and "\n" not in str(err.value)
+    check_join("ray://head:10001")  # Ray Client addresses are left to ray.init
+
+
+def test_token_mode_with_no_token_is_refused_before_ray_tries(tmp_path, monkeypatch):
+    from orchestrator.errors import UserError
+    from orchestrator.rayjoin import check_join
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    for key in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with pytest.raises(UserError, match="RAY_AUTH_MODE=token but no token found"):
+            check_join(f"127.0.0.1:{listener.getsockname()[1]}")

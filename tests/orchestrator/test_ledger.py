@@ -52,6 +52,8 @@ def test_final_status_rules():
     assert final_status({"status": "diverged"}, errored=False) == "diverged"
     assert final_status({"step": 100}, errored=False) == "pruned"  # the scheduler stopped it
     assert final_status({"status": "grokked"}, errored=True) == "error"
+    # A trainer's own early stop is recorded as the sweep says it (groktune.layout.sweep_status).
+    assert final_status({"status": "early_stopped"}, errored=False) == "pruned"
 
 
 def test_first_record_wins_and_is_strict_enough_json(tmp_path):

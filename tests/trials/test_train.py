@@ -145,3 +145,19 @@ def test_batch_train_metrics_are_the_mean_over_the_window(tiny_cfg):
     assert [r["val_loss"] for r in full] == [r["val_loss"] for r in window]  # training unchanged
     # The window averages losses of earlier (worse) weights, so it lies above the end-of-window pass.
     assert window[-1]["train_loss"] > full[-1]["train_loss"]
+
+
+def test_mixture_records_val_accuracy_per_operation(tiny_cfg):
+    """Each op of a mixture gets val_acc/<op>; their row-weighted mean is the overall val_acc."""
+    from tasks import build_task  # the same data the trainer builds
+
+    cfg = tiny_cfg(task={"name": "mixture", "ops": ["x+y", "x-y"]}, train={"steps": 12})
+    _, records, _ = collect(cfg)
+    last = records[-1]
+    assert {"val_acc/x+y", "val_acc/x-y"} <= set(last)
+    data = build_task(cfg.task, seed=cfg.seed, device="cpu")
+    counts = torch.bincount(data.val_group, minlength=2).double()
+    per_op = torch.tensor([last["val_acc/x+y"], last["val_acc/x-y"]], dtype=torch.float64)
+    assert float((per_op * counts).sum() / counts.sum()) == pytest.approx(last["val_acc"], abs=1e-6)
+    single = collect(tiny_cfg(train={"steps": 12}))[1][-1]
+    assert not any(k.startswith("val_acc/") for k in single)  # only mixtures

@@ -34,7 +34,7 @@ def sweep_cfg(**search):
 def run_tuner(cfg, storage, param_space, scheduler=None, num_samples=1):
     from ray import tune
 
-    from trials.tune_adapter import population_trainable, trainable
+    from orchestrator.tune_adapter import population_trainable, trainable
 
     if cfg.search.seeds_per_trial > 1:
         fn = tune.with_parameters(population_trainable, make_members=maker_for(cfg).members, scorer=ScoreState,

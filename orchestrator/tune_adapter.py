@@ -1,6 +1,6 @@
 """The Ray Tune function trainables: `train(cfg, report)` with its records sent to `tune.report`.
 
-The only module in trials/ that imports Ray. `trainable` is handed, through
+Orchestration, not training: it imports Ray, so it lives here and trials/ stays Ray-free. `trainable` is handed, through
 `tune.with_parameters`, a `make_config(tune_config) -> ExperimentConfig` and a `scorer` class
 (orchestrator.objective's ScoreState), so the trial config and the objective stay with the
 orchestrator. `population_trainable` (search.seeds_per_trial > 1) is handed
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import shutil
 import tempfile
@@ -30,16 +29,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from ray import tune
 
 from groktune.events import event_patience
+from groktune.layout import sweep_status
 from tasks import chance_level
 from trials.population import train_population
+from trials.setup import pick_device
 from trials.train import train
 
 STATE_FILE = "tune_state.json"
-FAIL_ONCE_ENV = "GROKTUNE_TEST_FAIL_ONCE"
-"""Test hook: "FLAGFILE@STEP" makes the first trial to pass STEP raise once (creating FLAGFILE)."""
 
 
 def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type) -> None:
@@ -104,8 +104,7 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         outcome = fit(report, resume_from)
         final = dict(report.last_metrics)
         final.update(outcome, resumed_from_step=report.resumed_from_step)
-        if final["status"] == "early_stopped":
-            final["status"] = "pruned"
+        final["status"] = sweep_status(final["status"])
         report.send(final, report.last_save, finished=final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -133,8 +132,6 @@ class _Meter:
     def snapshot(self) -> dict:
         cpu = self.cpu_before + time.process_time() - self.cpu_start
         if self.device.startswith("cuda"):
-            import torch
-
             peak = torch.cuda.max_memory_allocated() / 2**20
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -149,10 +146,8 @@ class _Reporter:
         self.resumed_from_step = resumed_from_step  # the checkpoint's step, 0 on a fresh start
         self.last_metrics: dict = {}
         self.last_save = None
-        self.fail_once = os.environ.get(FAIL_ONCE_ENV, "")
 
     def __call__(self, record: dict, save=None) -> None:
-        self._maybe_fail(record["step"])
         tc = self.cfg.train
         score = self.state.update(record, tc.target_val_acc, tc.steps)
         metrics = {k: _plain(v) for k, v in record.items()}
@@ -177,24 +172,8 @@ class _Reporter:
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
         shutil.rmtree(folder, ignore_errors=True)  # Ray has copied it into the trial's storage
 
-    def _maybe_fail(self, step: int) -> None:
-        if not self.fail_once or "@" not in self.fail_once:
-            return
-        flag, at = self.fail_once.rsplit("@", 1)
-        if step < int(at):
-            return
-        try:
-            fd = os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return
-        os.write(fd, f"{step}\n".encode())
-        os.close(fd)
-        raise RuntimeError(f"{FAIL_ONCE_ENV}: failing once at step {step} (test hook)")
-
 
 def _device_name(cfg: Any) -> str:
-    from trials.setup import pick_device
-
     try:
         return str(pick_device(cfg.train.device))
     except Exception:  # noqa: BLE001 - train() raises the real error a moment later
@@ -215,4 +194,4 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["FAIL_ONCE_ENV", "STATE_FILE", "population_trainable", "trainable"]
+__all__ = ["STATE_FILE", "population_trainable", "trainable"]
