@@ -359,8 +359,9 @@ def test_a_population_sweep_reports_the_median_of_separate_member_runs(tmp_path)
 @pytest.mark.slow
 def test_max_concurrent_holds_for_random_search_and_workers_are_reused(tmp_path):
     """Tune ignores max_concurrent_trials for a BasicVariantGenerator; the generator must get it.
-    With reuse_actors, the three serial trials run in one worker process."""
-    cfg = write_config(tmp_path, train={**BASE["train"], "steps": 800, "target_val_acc": 1.0, "target_patience": 1000},
+    With reuse_actors, the three serial trials run in one worker process. Each trial must last
+    over 2 s (Ray's timestamps are whole seconds): 800 steps took only ~1 s in a reused worker."""
+    cfg = write_config(tmp_path, train={**BASE["train"], "steps": 2400, "target_val_acc": 1.0, "target_patience": 1000},
                        search={**BASE["search"], "algorithm": "random", "scheduler": "fifo",
                                "num_samples": 3, "max_concurrent": 1, "reuse_actors": True})
     proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--name", "serial")
