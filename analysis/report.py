@@ -19,13 +19,14 @@ import pandas as pd
 
 from analysis import sections
 from analysis.document import Document, to_html, to_markdown
-from analysis.grokking import DEFAULT_DELAY_BOUNDARY, DEFAULT_PATIENCE
+from analysis.grokking import DEFAULT_DELAY_BOUNDARY
 from analysis.headline import headline
 from analysis.importance import param_importances
 from analysis.load import load
 from analysis.safe_text import csv_safe_frame
 from analysis.summary import choose_pair, rank_trials, trial_summary
 from groktune.errors import UserError
+from groktune.events import event_patience
 from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD, SUMMARY_CSV
 
 OUTPUTS = (*REPORT_FILES, REPORT_FIGURES)
@@ -53,7 +54,7 @@ def resolve(options: ReportOptions, config: dict) -> tuple[float, int]:
     threshold = options.threshold if options.threshold is not None else train.get("target_val_acc", 0.99)
     patience = options.patience
     if patience is None:
-        patience = int(train.get("target_patience") or 0) or DEFAULT_PATIENCE
+        patience = event_patience(int(train.get("target_patience") or 0))
     return float(threshold), int(patience)
 
 

@@ -1,4 +1,4 @@
-"""`groktune sweep CONFIG [--set K=V ...] [--name NAME] [--storage DIR] [--address ADDR] [--resume]`."""
+"""`groktune sweep CONFIG [--set K=V ...] [--name NAME] [--storage DIR] [--address ADDR] [--resume] [-v | --quiet]`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,18 @@ def register(sub) -> None:
     p.add_argument("--storage", type=Path, default=Path("results"), help="parent folder of experiments (default ./results)")
     p.add_argument("--address", help="join this Ray cluster (default RAY_ADDRESS, else an embedded local Ray)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in STORAGE/NAME after its driver died")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="count", default=0,
+                      help="show Ray Tune's own trial tables and logging instead of the progress line (-vv: more)")
+    loud.add_argument("--quiet", action="store_true", help="print only the final summary")
     p.set_defaults(func=run)
+
+
+def verbosity(args) -> int:
+    """orchestrator.console's QUIET / NORMAL / VERBOSE (and up, one per extra -v) from the flags."""
+    from orchestrator.console import NORMAL, QUIET
+
+    return QUIET if args.quiet else NORMAL + args.verbose
 
 
 def run(args) -> int:
@@ -32,7 +43,7 @@ def run(args) -> int:
     from orchestrator.results import summary
     from orchestrator.sweep import run_sweep
 
-    outcome = run_sweep(cfg, args.storage, args.name, args.address, args.resume)
+    outcome = run_sweep(cfg, args.storage, args.name, args.address, args.resume, verbosity=verbosity(args))
     print(summary(outcome.trials, list(cfg.search.space)))
     print(f"sweep took {outcome.wall_time:.0f}s -> {outcome.path} (curves.parquet, trials.parquet)")
     errored = int((outcome.trials["status"] == "error").sum()) if len(outcome.trials) else 0

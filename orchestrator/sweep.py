@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Sequence
 
 from groktune.layout import EXPERIMENT as EXPERIMENT_FILE
-from groktune.layout import write_atomic
+from groktune.layout import FINAL_STATUSES, write_atomic
 from groktune.versions import write_versions
 from orchestrator.config import ExperimentConfig, dump_config, load_config
+from orchestrator.console import NORMAL, header_lines, quiet_ray
 from orchestrator.errors import UserError
-from orchestrator.ledger import run_with_ledger
+from orchestrator.ledger import read_ledger, run_with_ledger
 from orchestrator.objective import ScoreState
 from orchestrator.raysession import start_ray, stop_ray
 from orchestrator.results import collect
@@ -33,10 +34,11 @@ from orchestrator.sweep_algos import (
     build_searcher,
     checkpoint_every,
     clones_checkpoints,
+    expected_trials,
     num_samples,
     param_space,
 )
-from orchestrator.sweep_folder import check_fresh, check_resume, reconcile, resumable
+from orchestrator.sweep_folder import check_fresh, check_resume, reconcile, resumable, tune_trial_ids
 from orchestrator.trial_config import maker_for
 
 # Ray (and the adapter and callbacks, which import Ray and torch) are imported inside the
@@ -114,13 +116,18 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
-    """A fresh Tuner; `callbacks` are extra Tune callbacks (benchmarks/sweep_overhead.py's clock)."""
+def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), verbosity: int = NORMAL):
+    """A fresh Tuner; `callbacks` are extra Tune callbacks (benchmarks/sweep_overhead.py's clock).
+
+    `verbosity` (orchestrator.console): NORMAL adds the progress line and keeps Tune silent;
+    VERBOSE (and up) brings back Tune's own tables instead; QUIET prints neither.
+    """
     from ray import tune
 
-    from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, tracking_callbacks
+    from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, Progress, tracking_callbacks
 
     s = cfg.search
+    progress = [Progress(expected_trials(s))] if verbosity == NORMAL else []
     tune_config = tune.TuneConfig(
         metric=s.metric,
         mode=s.mode,
@@ -138,8 +145,10 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = ()):
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest two.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None if clones_checkpoints(s) else 2),
-        callbacks=[LedgerCallback(str(path)), Heartbeat(str(path)), *tracking_callbacks(s.tracking, path.name), *callbacks],
-        verbose=1,
+        callbacks=[LedgerCallback(str(path)), Heartbeat(str(path)), *progress,
+                   *tracking_callbacks(s.tracking, path.name), *callbacks],
+        # 0: no per-trial boxes or result tables (the Progress line replaces them); -v: 1, -vv: 2.
+        verbose=max(0, verbosity - 1),
     )
     return tune.Tuner(build_trainable(cfg, path), param_space=param_space(s), tune_config=tune_config, run_config=run_config)
 
@@ -152,6 +161,9 @@ def restore_tuner(cfg: ExperimentConfig, path: Path):
     from ray import tune
 
     orphans = reconcile(path)
+    finished = sum(r.get("status") in FINAL_STATUSES for r in read_ledger(path).values())
+    print(f"groktune: resuming {path.name}: {len(tune_trial_ids(path))} trial(s) in Tune's saved state, "
+          f"{finished} finished in the ledger (kept, not trained again)", flush=True)
     return tune.Tuner.restore(
         str(path), trainable=build_trainable(cfg, path, orphans), resume_unfinished=True, resume_errored=False,
         param_space=param_space(cfg.search),
@@ -167,13 +179,26 @@ def outermost_new(path: Path) -> Path | None:
     return path
 
 
+def print_header(cfg: ExperimentConfig, path: Path) -> None:
+    """The console header (orchestrator.console.header_lines) with the connected cluster's resources."""
+    import ray
+
+    s = cfg.search
+    lines = header_lines(path.name, expected_trials(s), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial},
+                         ray.cluster_resources(), path)
+    print("\n".join(lines), flush=True)
+
+
 def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
-              address: str | None = None, resume: bool = False, callbacks: Sequence = ()) -> SweepOutcome:
+              address: str | None = None, resume: bool = False, callbacks: Sequence = (),
+              verbosity: int = NORMAL) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write both parquet files; return the trials table.
 
     All-or-nothing: the folder is checked, Ray started and the resources checked before
     anything is written; a sweep that fails before Tune saved any state leaves no folder it
     created. `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume).
+    `verbosity`: orchestrator.console's QUIET / NORMAL / VERBOSE (a resume keeps the console
+    the sweep was started with: Tune restores its callbacks from tuner.pkl).
     """
     if cfg.search is None:
         raise UserError("search: missing; a sweep config needs a `search:` section (see configs/demo_sweep.yaml)")
@@ -191,13 +216,16 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     start_ray(address)
     try:
         check_resources(cfg.search)
-        if resume:
-            tuner = restore_tuner(cfg, path)
-        else:
-            tuner = build_tuner(cfg, path, callbacks)  # creates the folder (Tune writes tuner.pkl)
-            write_atomic(path / EXPERIMENT_FILE, dump_config(cfg))
-        write_versions(path)  # what produced these results, read back by the report
-        tuner.fit()
+        if verbosity >= NORMAL:
+            print_header(cfg, path)
+        with quiet_ray(verbosity):
+            if resume:
+                tuner = restore_tuner(cfg, path)
+            else:
+                tuner = build_tuner(cfg, path, callbacks, verbosity)  # creates the folder (Tune writes tuner.pkl)
+                write_atomic(path / EXPERIMENT_FILE, dump_config(cfg))
+            write_versions(path)  # what produced these results, read back by the report
+            tuner.fit()
     except BaseException:
         if created is not None and path.exists() and not resumable(path):
             shutil.rmtree(created, ignore_errors=True)  # nothing resumable yet: leave nothing behind
@@ -209,4 +237,4 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
 
 
 __all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "check_resources", "experiment_dir", "restore_tuner",
-           "run_sweep", "saved_config"]
+           "print_header", "run_sweep", "saved_config"]

@@ -10,7 +10,6 @@ caller decides where checkpoints go (a run dir, a Ray Tune checkpoint, nowhere).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Callable, Protocol
 import torch
 import torch.nn.functional as F
 
+from groktune.layout import losses_finite
 from tasks import TokenStream
 from trials.checkpoint import load_checkpoint, load_model_state, save_checkpoint, to_cpu, to_device
 from trials.evalplan import StopRule, eval_steps
@@ -88,7 +88,7 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
         if not at_eval:
             continue
         record = _evaluate(run, prog, lr, grad_stats, n_train, time.perf_counter() - started)
-        finite = all(math.isfinite(record[k]) for k in ("train_loss", "val_loss", "param_norm"))
+        finite = losses_finite(record)
         stop = rule.update(prog.step, record["val_acc"], record["val_loss"], finite)
         if probes is not None and finite and probes.due(prog.step, final=stop is not None or prog.step == tc.steps):
             probes.collect(prog.step, record)
