@@ -83,7 +83,8 @@ def seeds(ctx: Context) -> Section:
     if table.empty:
         return Section(title, [Text("No trial has curves.")])
     multi = (table["seeds grokked"].str.split("/").str[1].astype(int) > 1).any()
-    note = ("Each config's steps to generalise by seed (never: did not reach the target), the "
+    note = ("Each config's steps to generalise by seed (never: did not reach the target within its "
+            "budget; pruned at N: stopped by the scheduler at step N, so censored there), the "
             "share of seeds that generalised, the Kaplan–Meier median over seeds and the range "
             "of those that did; fastest first. A population trial's seeds are found on each "
             "member's own curve by the same event rule; results from before member curves were "

@@ -18,6 +18,9 @@ import pandas as pd
 from analysis.survival import fmt_step, kaplan_meier
 
 NEVER = "never"
+STOPPED = ("pruned", "diverged", "error", "unfinished")
+"""Outcomes (analysis.summary.OUTCOMES) of a trial stopped before a verdict: its seeds that had not
+generalised read "pruned at <step>", not "never" (they are censored, not failures)."""
 
 
 def _members(value) -> dict[str, float | None] | None:
@@ -84,12 +87,14 @@ def seed_units(summary: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
             gen = r.get("generalized_step")
             members = {str(r["trial_id"]) if seed is None or pd.isna(seed) else str(int(seed)):
                        None if gen is None or pd.isna(gen) else float(gen)}
+        stopped = r.get("outcome") if r.get("outcome") in STOPPED else None
         for seed, step in members.items():
             rows.append({"trial_id": r["trial_id"], "config": key, "seed": seed,
                          "step": np.nan if step is None else step,
                          "time": float(last) if step is None else step,
-                         "generalised": step is not None})
-    return pd.DataFrame(rows, columns=["trial_id", "config", "seed", "step", "time", "generalised"])
+                         "generalised": step is not None,
+                         "censored": None if step is not None or stopped is None else f"{stopped} at {int(last)}"})
+    return pd.DataFrame(rows, columns=["trial_id", "config", "seed", "step", "time", "generalised", "censored"])
 
 
 def _seed_order(seed: str):
@@ -98,8 +103,10 @@ def _seed_order(seed: str):
 
 
 def _by_seed(units: pd.DataFrame) -> str:
-    pairs = sorted(zip(units["seed"], units["step"]), key=lambda p: _seed_order(p[0]))
-    return ", ".join(f"{s}: {NEVER if pd.isna(t) else int(t)}" for s, t in pairs)
+    """"0: 175, 1000: never, 2000: pruned at 300": a seed stopped before a verdict says so."""
+    triples = sorted(zip(units["seed"], units["step"], units["censored"]), key=lambda p: _seed_order(p[0]))
+    return ", ".join(f"{s}: {int(t) if not pd.isna(t) else (c if isinstance(c, str) else NEVER)}"
+                     for s, t, c in triples)
 
 
 def add_seed_columns(summary: pd.DataFrame, searched: list[str]) -> pd.DataFrame:

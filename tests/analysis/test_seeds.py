@@ -89,3 +89,13 @@ def test_population_members_come_from_their_own_curves_by_the_event_rule():
                             "generalized_step": pd.array([None], dtype="Int64"),
                             "member_generalized": [json.dumps(events)]})
     assert add_seed_columns(summary, ["optim.lr"]).loc[0, "seed_steps"] == "0: 40, 1000: never, 2000: 70"
+
+
+def test_a_pruned_seed_reads_pruned_at_its_step_not_never():
+    frame = pd.DataFrame({"trial_id": list("abc"), "optim.lr": [1e-3] * 3, "seed": [0, 1, 2],
+                          "generalized_step": pd.array([300, None, None], dtype="Int64"),
+                          "last_step": [1000, 1000, 250], "outcome": ["grokked", "budget", "pruned"]})
+    s = add_seed_columns(frame, ["optim.lr"]).set_index("trial_id")
+    assert s.loc["a", "seed_steps"] == "0: 300, 1: never, 2: pruned at 250"
+    units = seed_units(frame, ["optim.lr"]).set_index("seed")
+    assert units.loc["2", "time"] == 250 and not units.loc["2", "generalised"]  # censored where it stopped
