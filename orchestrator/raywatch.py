@@ -108,27 +108,24 @@ def stop_session(root: str, known: dict[int, float], spare: set[int]) -> int:
         How many processes were signalled.
     """
     procs = session_processes(root, known, spare)
-    for proc in procs:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
+    _signal(procs, psutil.Process.terminate)
     _, alive = psutil.wait_procs(procs, timeout=TERM_GRACE_S)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    _signal(alive, psutil.Process.kill)
     psutil.wait_procs(alive, timeout=TERM_GRACE_S)
     # A second pass: a worker the raylet was starting while we signalled it.
     late = session_processes(root, {}, spare)
-    for proc in late:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    _signal(late, psutil.Process.kill)
     shutil.rmtree(root, ignore_errors=True)
     return len(procs) + len(late)
+
+
+def _signal(procs, send) -> None:
+    """Send `send` (Process.terminate or .kill) to each process; one already gone is fine."""
+    for proc in procs:
+        try:
+            send(proc)
+        except psutil.Error:
+            pass
 
 
 def watch(root: str, driver_pid: int) -> None:

@@ -8,7 +8,7 @@ import pytest
 from orchestrator.config import config_from_dict
 from orchestrator.configtree import ConfigError
 from tests.conftest import TINY, deep_merge
-from trials.train import train
+from tests.trials.test_train import assert_resume_at_30_matches, collect
 
 METHODS = {
     "lion": {"name": "lion", "lr": 1e-3},
@@ -19,32 +19,16 @@ METHODS = {
 }
 
 
-def _collect(cfg, **kw):
-    records, saves = [], []
-    result = train(cfg, lambda r, save=None: (records.append(r), saves.append(save)), **kw)
-    return result, records, saves
-
-
 @pytest.mark.parametrize("method", list(METHODS))
 def test_resume_gives_the_same_records_bitwise(tiny_cfg, tmp_path, method):
-    cfg = tiny_cfg(optim=METHODS[method])
-    _, full, saves = _collect(cfg)
+    full = assert_resume_at_30_matches(tiny_cfg(optim=METHODS[method]), tmp_path)
     assert full[-1]["train_acc"] > full[0]["train_acc"]  # it learns
-    mid = next(i for i, r in enumerate(full) if r["step"] == 30)
-    saves[mid](tmp_path)
-    result, resumed, _ = _collect(cfg, resume_from=tmp_path)
-    assert [r["step"] for r in resumed] == [r["step"] for r in full[mid + 1:]]
-    for a, b in zip(full[mid + 1:], resumed):
-        a, b = dict(a), dict(b)
-        a.pop("wall_time"), b.pop("wall_time")
-        assert a == b
-    assert result.final_step == 60
 
 
 def test_methods_change_the_run(tiny_cfg):
-    base = _collect(tiny_cfg())[1][-1]
+    base = collect(tiny_cfg())[1][-1]
     for extra in METHODS.values():
-        assert _collect(tiny_cfg(optim=extra))[1][-1]["param_norm"] != base["param_norm"]
+        assert collect(tiny_cfg(optim=extra))[1][-1]["param_norm"] != base["param_norm"]
 
 
 @pytest.mark.parametrize("override", ["optim.name=lion", "optim.name=muon", "optim.loss=stablemax",

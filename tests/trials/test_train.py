@@ -40,6 +40,12 @@ def test_records_carry_the_contract_and_follow_the_eval_plan(tiny_cfg):
 def test_resume_from_checkpoint_gives_the_same_curve(tiny_cfg, tmp_path):
     cfg = tiny_cfg(optim={"grokfast": {"kind": "ema"}, "noise": {"eta": 0.01}, "grad_clip": 1.0},
                    model={"dropout_resid": 0.1})
+    assert_resume_at_30_matches(cfg, tmp_path)
+
+
+def assert_resume_at_30_matches(cfg, tmp_path) -> list[dict]:
+    """Train to the end; resume from the step-30 checkpoint; the records after it must be equal
+    (wall time aside). Returns the uninterrupted run's records."""
     _, full, saves = collect(cfg)
     mid = next(i for i, r in enumerate(full) if r["step"] == 30)
     saves[mid](tmp_path)
@@ -50,6 +56,7 @@ def test_resume_from_checkpoint_gives_the_same_curve(tiny_cfg, tmp_path):
         a.pop("wall_time"), b.pop("wall_time")
         assert a == b
     assert result.final_step == 60
+    return full
 
 
 def test_stops_when_grokked_and_reports_the_streak_start(tiny_cfg):
