@@ -69,7 +69,7 @@ def grok_objective(summary: pd.DataFrame) -> pd.Series:
 
 def _distribution(values: pd.Series, spec):
     """An Optuna distribution holding every observed value, or None for a constant column."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution  # deferred: optuna, as below
 
     numeric = pd.to_numeric(values, errors="coerce")
     choice = isinstance(spec, dict) and "choice" in spec  # e.g. batch_size 0 = full batch
@@ -86,7 +86,7 @@ def _distribution(values: pd.Series, spec):
 
 
 def _study(summary: pd.DataFrame, searched: list[str], space: dict):
-    import optuna
+    import optuna  # deferred: ~0.7 s to import; only a report with enough trials needs it
 
     dists, columns = {}, {}
     for key in searched:
@@ -116,7 +116,7 @@ class _LogCapture(logging.Handler):
 
 def _evaluate(study, seed: int, said: list[str]) -> dict[str, float]:
     """fANOVA importances of one study; warnings and Optuna's log lines go into `said`."""
-    import optuna
+    import optuna  # deferred: as in _study
 
     capture = _LogCapture()
     logger = logging.getLogger("optuna")
@@ -170,7 +170,7 @@ def param_importances(summary: pd.DataFrame, searched: list[str], space: dict | 
     Returns:
         Importances(values, evaluator, note, spread, warnings, undetermined, parameters).
     """
-    import optuna
+    import optuna  # deferred: as in _study
 
     rows = summary[summary["phase"] != "no data"].reset_index(drop=True)
     searched = [k for k in searched if k in rows]

@@ -18,6 +18,7 @@ from analysis.document import Code, Figure, Section, Table, Text
 from analysis.double_descent import detect_double_descent, model_wise_double_descent
 from analysis.grokking import detect_grokking
 from analysis.importance import Importances
+from analysis.pareto import pareto_section
 from analysis.probes import probes_section
 from analysis.summary import best_and_typical, log_scaled, member_curves, task_table, varying
 
@@ -257,6 +258,6 @@ def probes(ctx: Context) -> Section:
     return probes_section(ctx)
 
 
-BUILDERS = (overview, sections_speed.survival, sections_speed.seeds, learning_curves,
+BUILDERS = (overview, sections_speed.survival, sections_speed.seeds, pareto_section, learning_curves,
             sections_speed.collapses, steps_over_params, importances, phase_diagram,
             double_descent, norms, probes, all_trials, what_was_run)

@@ -60,7 +60,7 @@ def kaplan_meier(times, generalised, *, confidence: float = CONFIDENCE) -> Survi
     Raises:
         ValueError: the arrays differ in length or hold a negative or non-finite time.
     """
-    from scipy import stats
+    from scipy import stats  # deferred: scipy.stats takes ~1-2 s to import; only reports with runs need it
 
     t = np.asarray(times, dtype=float).ravel()
     e = np.asarray(generalised, dtype=bool).ravel()

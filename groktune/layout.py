@@ -21,6 +21,8 @@ RESULT = "result.json"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "checkpoint.pt"  # inside CHECKPOINT_DIR (and inside each Tune checkpoint)
 PROBE_DIR = "probes"  # learning-dynamics probes: PROBE_DIR/<kind>.npz in the run folder
+# TensorBoard events: a run folder's, and a sweep folder's (one run per trial, at optimizer steps).
+TENSORBOARD = "tensorboard"
 
 # Sweep folder.
 EXPERIMENT = "experiment.yaml"
@@ -141,7 +143,7 @@ __all__ = [
     "ABANDONED", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "CONFIG", "CURVES", "EXPERIMENT",
     "FINAL_STATUSES", "FINITE_KEYS", "HEARTBEAT", "LEDGER", "LIVE_STATUSES", "METRICS",
     "OPS_SEPARATOR", "PROBE_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_HTML", "REPORT_MD",
-    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "SUMMARY_CSV", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
+    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "SUMMARY_CSV", "TENSORBOARD", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
     "TUNE_RESULT", "losses_finite", "sweep_status", "task_label", "write_atomic",
     "write_atomic_with",
 ]

@@ -25,6 +25,7 @@ COMMANDS = [
     "orchestrator.cmd_collect",
     "orchestrator.cmd_status",
     "orchestrator.cmd_report",
+    "orchestrator.cmd_bench",
     "orchestrator.cmd_slurm",
     "orchestrator.cmd_k8s",
 ]

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from groktune.layout import CURVES, TRIALS
 
 
 def register(sub) -> None:
     p = sub.add_parser("collect", help="rebuild curves.parquet and trials.parquet of a sweep folder")
-    p.add_argument("dir", type=Path, help="the sweep folder, STORAGE/NAME")
+    p.add_argument("dir", help="the sweep folder, STORAGE/NAME (a path or file:///PATH; for a bucket sweep, "
+                               "URI/NAME names its local working copy)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from orchestrator.results import collect  # pandas and the configs: loaded only when this command runs
+    from orchestrator.storage import local_sweep_folder
 
-    curves, trials = collect(args.dir)
-    print(f"{len(trials)} trials, {len(curves)} evals -> {args.dir / CURVES}, {args.dir / TRIALS}")
+    path = local_sweep_folder(args.dir)
+    curves, trials = collect(path)
+    print(f"{len(trials)} trials, {len(curves)} evals -> {path / CURVES}, {path / TRIALS}")
     return 0

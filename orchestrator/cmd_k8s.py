@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.k8s.rayjob import K8sConfig, render_rayjob, to_yaml
+from cluster.k8s.rayjob import KUBERAY_VERSION, K8sConfig, render_rayjob, to_yaml
 from orchestrator.config import dump_config, load_config
 from orchestrator.configtree import ConfigError, from_dict, validate_tree
 from orchestrator.paths import check_name_flag, check_output_file
@@ -56,7 +56,7 @@ def run_render(args) -> int:
         raise ConfigError(f"search.gpus_per_trial: got {exp.search.gpus_per_trial:g}, more than --gpus-per-worker {k8s.gpus_per_worker}")
     name = args.name or exp.name  # both checked: groktune.names
     header = (f"groktune sweep {name!r} as a KubeRay RayJob; written by `groktune k8s render`.\n"
-              f"Needs the KubeRay operator (>= 1.5.1) and the ReadWriteMany PVC {k8s.claim!r}.\n"
+              f"Needs the KubeRay operator (>= {KUBERAY_VERSION}) and the ReadWriteMany PVC {k8s.claim!r}.\n"
               f"Run: kubectl apply -f THIS_FILE; results land in {k8s.claim}:/{name}/")
     text = to_yaml(render_rayjob(k8s, name, dump_config(exp)), header)
     if args.out is not None and str(args.out) == "-":

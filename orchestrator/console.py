@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from groktune.layout import FINAL_STATUSES
+from groktune.layout import FINAL_STATUSES, TENSORBOARD
 
 # Verbosity of `groktune sweep`: --quiet, default, -v (Ray's tables), -vv (Ray's trial details).
 QUIET, NORMAL, VERBOSE = 0, 1, 2
@@ -92,13 +92,14 @@ def header_lines(experiment: str, trials: int, per_trial: dict, cluster: dict, p
         cluster: Ray's cluster_resources() ({"CPU": n, "GPU": n, ...}).
         path: the experiment folder.
     Returns:
-        Two lines.
+        Three lines; the last says how to follow the sweep while it runs.
     """
     cpus, gpus = cluster.get("CPU", 0), cluster.get("GPU", 0)
     return [
         f"groktune sweep {experiment}: {trials} trials, {per_trial['cpu']:g} CPU / {per_trial['gpu']:g} GPU "
         f"per trial on {cpus:g} CPUs / {gpus:g} GPUs",
         f"results -> {path}",
+        f"follow live: tensorboard --logdir {path / TENSORBOARD}   or   groktune status {path}",
     ]
 
 

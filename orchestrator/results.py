@@ -15,7 +15,8 @@ wins); val_acc_per_class stays as a list column.
 trials.parquet: one row per trial — trial_id; one column per searched key, named by the dotted
 key ("optim.lr"); seed; task (e.g. "modular:x*y"); status grokked|budget|diverged|pruned|error
 from the ledger (a trial not in it yet: running once it reported, else pending); steps_to_target (nullable int);
-final_<metric> for every scalar metric of the last eval; wall_time; device; peak_memory_mb;
+final_<metric> for every scalar metric of the last eval; wall_time; device; hostname, node_ip,
+node_id (the Ray node of the last report) and nodes (every node id it ran on); peak_memory_mb;
 cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
 
 A population trial (search.seeds_per_trial > 1) reports its members' median record, so its curves
@@ -42,6 +43,7 @@ from groktune.layout import (
     TUNE_RESULT,
     losses_finite,
     sweep_status,
+    write_atomic_with,
 )
 from orchestrator.config import load_config, with_values
 from orchestrator.errors import UserError
@@ -53,7 +55,7 @@ from trials.evalplan import StopRule
 NOT_CURVES = {
     "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
     "time_since_restore", "done", "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
-    "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target", REPLAY_KEY,
+    "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target", REPLAY_KEY, "node_id",
 }
 # Per-trial columns of their own in trials.parquet, or Ray's counters: no final_<key> copy.
 NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "training_iteration",
@@ -162,12 +164,25 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     row["final_step"] = last.get("step")
     row["wall_time"] = last.get("wall_time")
     row["device"] = last.get("device")
+    row.update(trial_nodes(rows, last))
     row["peak_memory_mb"] = max((r.get("peak_memory_mb") or 0.0 for r in evals), default=None)
     row["cpu_time_s"] = last.get("cpu_time_s")
     # Starts from a checkpoint: failure retries, resumed sweeps, PBT exploits.
     row["restarts"] = sum(1 for r in rows if r.get("iterations_since_restore") == 1 and r.get("training_iteration", 1) > 1
                           and REPLAY_KEY not in r)  # a ledger replay is not a restart: nothing trains
     return row
+
+
+def trial_nodes(rows: list[dict], last: dict) -> dict:
+    """Where a trial ran: hostname, node_ip and Ray node_id of its last report, and `nodes`, every
+    node id it reported from in order (two after a retry on another node, issue 15).
+
+    Ray's own hostname and node_ip are the same for every node of one machine; the adapter's
+    node_id (orchestrator.tune_adapter) tells them apart.
+    """
+    nodes = list(dict.fromkeys(str(r["node_id"]) for r in rows if r.get("node_id")))
+    return {"hostname": last.get("hostname"), "node_ip": last.get("node_ip"), "node_id": last.get("node_id"),
+            "nodes": ",".join(nodes) or None}
 
 
 def trial_status(last: dict, ledger_status: str | None) -> str:
@@ -267,9 +282,7 @@ def collect(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     path = Path(path)
     curves, trials = build_tables(path)
     for frame, name in ((curves, CURVES), (trials, TRIALS)):
-        tmp = path / f".{name}.tmp"
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(path / name)
+        write_atomic_with(path / name, lambda f, frame=frame: frame.to_parquet(f, index=False))
     return curves, trials
 
 

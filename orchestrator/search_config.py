@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.space import check_algorithm, check_keys_exist, check_space
+from orchestrator.multi_objective import check_objectives
+from orchestrator.optuna_storage import check_storage
+from orchestrator.space import DISCRETE, check_keys_exist, check_space, parse_space
 from orchestrator.sweep_algos import SCHEDULERS, SEARCHERS
 from trials.choices import VECTORIZE
 from trials.errors import SetupError
 
-DISTRIBUTIONS = ("loguniform", "uniform", "quniform", "qloguniform", "randint", "choice", "grid")
 MAX_SEEDS = 1000
 # (field, low, high): sizes and budgets refused before anything is started. The highs are far
 # beyond any real sweep; they keep a typo (num_samples: 1e9) from queueing a billion trials.
@@ -43,22 +44,27 @@ LIMITS = (
 @dataclass
 class SearchConfig:
     space: dict[str, Any] = field(default_factory=dict)
-    """Dotted config key -> {distribution: arguments}; distributions as in DISTRIBUTIONS."""
+    """Dotted config key -> {distribution: arguments}; distributions as in orchestrator.space.DISTRIBUTIONS."""
     algorithm: str = "tpe"
-    """tpe (Optuna, seeded) | random | grid (every combination once; num_samples ignored) | pbt"""
+    """tpe (Optuna, seeded) | random | grid (every combination once; num_samples ignored) | pbt |
+    nsga2 (Optuna's NSGA-II, for several objectives)"""
     scheduler: str = "asha"
     """asha | hyperband | fifo | pbt (pbt goes with algorithm pbt; both perturb optim/train keys only)"""
-    metric: str = "grok_score"
-    """What the scheduler and searcher optimise; see orchestrator.objective.grok_score (lower is better)."""
-    mode: str = "min"
+    metric: str | list[str] = "grok_score"
+    """What the scheduler and searcher optimise; see orchestrator.objective.grok_score (lower is better).
+    A list (with mode a list of equal length) is a multi-objective search: orchestrator.multi_objective."""
+    mode: str | list[str] = "min"
     num_samples: int = 12
     """Configurations sampled (each run once per seed; grid dimensions multiply it)."""
     max_concurrent: int = 0
     """Trials running at once; 0 = as many as the resources allow."""
-    reuse_actors: bool = False
-    """Run the next trial in a finished trial's worker process instead of starting a new one
-    (saves the worker's start-up and imports, ~3 s per trial on a 2-core CPU: benchmarks/README.md
-    "Sweep overhead"). Then a trial's peak_memory_mb on CPU is its worker's peak so far."""
+    reuse_actors: bool = True
+    """Run the next trial in a finished trial's worker process instead of starting a new one:
+    the worker's start-up and imports (torch, the first optimizer's torch._dynamo import) are
+    paid once per worker, not per trial (~3 s per trial on a 2-core CPU: benchmarks/README.md
+    "Sweep overhead" and "Sweep throughput"). The price: a trial's peak_memory_mb on CPU is its
+    worker's peak so far, and memory a trial leaves behind stays with the worker; false gives
+    each trial a fresh process."""
     grace_period: int = 200
     """ASHA/HyperBand: optimizer steps before a trial can first be stopped."""
     reduction_factor: int = 3
@@ -83,7 +89,9 @@ class SearchConfig:
     checkpoint_every: int = 0
     """Steps between trial checkpoints; 0 uses train.checkpoint_every."""
     optuna_storage: str = ""
-    """Optional Optuna storage URL (e.g. sqlite:///study.db) so optuna-dashboard can show the study."""
+    """Where the TPE study lives, so optuna-dashboard can follow it live: an RDB URL
+    (sqlite:///study.db) or a JournalStorage file (journal:PATH, or a path ending in .log /
+    .journal); empty keeps it in memory. orchestrator.optuna_storage."""
     tracking: list[str] = field(default_factory=list)
     """Extra loggers: mlflow, wandb (used only when installed)."""
 
@@ -91,7 +99,6 @@ class SearchConfig:
         for name, allowed in (
             ("algorithm", tuple(SEARCHERS)),  # the registries: a name they lack is refused here
             ("scheduler", tuple(SCHEDULERS)),
-            ("mode", ("min", "max")),
             ("population_vectorize", VECTORIZE),
         ):
             value = getattr(self, name)
@@ -110,8 +117,7 @@ class SearchConfig:
         for seed in self.seeds:
             if not 0 <= seed <= 2**31 - 1:
                 raise ValueError(f"seeds: got {seed}, each must be in [0, {2**31 - 1}]")
-        if self.optuna_storage and not self.optuna_storage.isprintable():
-            raise ValueError("optuna_storage: got a URL with control characters")
+        check_storage(self.optuna_storage)  # RDB URL or journal file; one line otherwise
         if self.seeds_per_trial > 1 and len(self.seeds) > 1:
             raise ValueError(f"seeds_per_trial: got {self.seeds_per_trial} with {len(self.seeds)} seeds; "
                              f"give one seed (each trial trains seed + 1000 i for i < seeds_per_trial)")
@@ -120,13 +126,14 @@ class SearchConfig:
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
+        check_objectives(self)  # metric/mode, one or several (issue 16)
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a
         population trial (seeds_per_trial > 1) against what trials.population supports."""
         check_keys_exist(self.space, cfg)
         if self.seeds_per_trial > 1:
-            from trials.population import check_population  # heavy (torch): only for populations
+            from trials.population import check_population  # deferred: torch, needed only for populations
 
             try:
                 check_population([cfg])
@@ -136,3 +143,39 @@ class SearchConfig:
                                  f"but {reason}, or set search.seeds_per_trial: 1") from None
 
 
+def _names(table: dict, flag: str) -> str:
+    """The table's names whose spec has `flag` set, as "a, b or c"."""
+    names = [name for name, spec in table.items() if getattr(spec, flag)]
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def check_algorithm(space: dict, algorithm: str, scheduler: str) -> None:
+    """Combinations of a space, a searcher and a scheduler that cannot run; ValueError one-liners.
+
+    Every rule asks a property of the SEARCHERS / SCHEDULERS entry (orchestrator.sweep_algos),
+    never a name, so a new searcher or scheduler states its needs in its own table line.
+
+    Args:
+        space: search.space (already checked by check_space).
+        algorithm: a SEARCHERS key; scheduler: a SCHEDULERS key (both already validated).
+    """
+    searcher, sched = SEARCHERS[algorithm], SCHEDULERS[scheduler]
+    if searcher.defers_to_scheduler != sched.needs_mutations:
+        pair = algorithm if searcher.defers_to_scheduler else scheduler
+        raise ValueError(f"algorithm: {algorithm} with scheduler {scheduler}; {pair} needs algorithm: "
+                         f"{_names(SEARCHERS, 'defers_to_scheduler')} and scheduler: "
+                         f"{_names(SCHEDULERS, 'needs_mutations')} together")
+    dists = parse_space(space)
+    for key, d in dists.items():
+        if d.kind == "grid" and not searcher.grid_dimensions:
+            raise ValueError(f"space.{key}: grid needs algorithm {_names(SEARCHERS, 'grid_dimensions')} "
+                             f"({algorithm} samples; use choice)")
+        if searcher.exhaustive and d.kind not in DISCRETE:
+            raise ValueError(f"space.{key}: algorithm {algorithm} needs grid or choice values, got {d.kind}")
+        if key == "train.steps":
+            raise ValueError("space.train.steps: the step budget is fixed per sweep; set train.steps outside the space")
+        if sched.clones_checkpoints and key.split(".")[0] in ("task", "model"):
+            raise ValueError(f"space.{key}: {scheduler} can only perturb optim/train keys "
+                             f"(checkpoints are cloned between trials of one task and model)")
+    if searcher.needs_space and not dists:
+        raise ValueError(f"space: empty; {algorithm} needs at least one distribution")

@@ -186,7 +186,7 @@ def grid_size(space: dict) -> int:
 
 def to_ray(space: dict) -> dict:
     """Ray Tune domains for a Tuner `param_space` (flat dotted keys)."""
-    from ray import tune
+    from ray import tune  # deferred: Ray; validation parses spaces without importing it
 
     out = {}
     for key, d in parse_space(space).items():
@@ -207,7 +207,7 @@ def to_ray(space: dict) -> dict:
 
 def mutations(space: dict) -> dict:
     """PBT `hyperparam_mutations`: ranges become Ray domains, lists stay lists (neighbour moves)."""
-    from ray import tune
+    from ray import tune  # deferred: Ray; validation parses spaces without importing it
 
     out = {}
     for key, d in parse_space(space).items():
@@ -222,28 +222,9 @@ def mutations(space: dict) -> dict:
     return out
 
 
-def check_algorithm(space: dict, algorithm: str, scheduler: str) -> None:
-    """Combinations the searchers and schedulers cannot run; ValueError one-liners."""
-    dists = parse_space(space)
-    if (algorithm == "pbt") != (scheduler == "pbt"):
-        raise ValueError(f"algorithm: {algorithm} with scheduler {scheduler}; pbt needs algorithm: pbt and scheduler: pbt together")
-    for key, d in dists.items():
-        if d.kind == "grid" and algorithm == "tpe":
-            raise ValueError(f"space.{key}: grid needs algorithm random, grid or pbt (TPE samples; use choice)")
-        if algorithm == "grid" and d.kind not in DISCRETE:
-            raise ValueError(f"space.{key}: algorithm grid needs grid or choice values, got {d.kind}")
-        if key == "train.steps":
-            raise ValueError("space.train.steps: the step budget is fixed per sweep; set train.steps outside the space")
-        if algorithm == "pbt" and key.split(".")[0] in ("task", "model"):
-            raise ValueError(f"space.{key}: pbt can only perturb optim/train keys (checkpoints are cloned between trials of one task and model)")
-    if algorithm == "tpe" and not dists:
-        raise ValueError("space: empty; tpe needs at least one distribution")
-
-
 __all__ = [
     "DISTRIBUTIONS",
     "Dist",
-    "check_algorithm",
     "check_keys_exist",
     "check_space",
     "grid_keys",

@@ -4,8 +4,8 @@
     outcome = run_sweep(cfg, storage="results", name=None, address=None, resume=False)
 
 STORAGE/NAME/ holds Ray's own layout (one folder per trial with result.json, params.json,
-checkpoints and TensorBoard events; the experiment state Tune restores from), plus
-experiment.yaml (the resolved experiment config, search included), driver.heartbeat (JSON, the heartbeat
+checkpoints; the experiment state Tune restores from), plus tensorboard/ (one run per trial, at
+optimizer steps: orchestrator.sweep_callbacks.StepTensorBoard), experiment.yaml (the resolved experiment config, search included), driver.heartbeat (JSON, the heartbeat
 `groktune status` reads), ledger/ (one record per finished trial, the source of every status:
 orchestrator.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.results).
 """
@@ -25,7 +25,9 @@ from groktune.versions import write_versions
 from orchestrator.config import ExperimentConfig, dump_config, load_config
 from orchestrator.console import NORMAL, header_lines, quiet_ray
 from orchestrator.errors import UserError
+from orchestrator.bucket import tune_storage_for
 from orchestrator.ledger import read_ledger, run_with_ledger
+from orchestrator.multi_objective import tune_objective
 from orchestrator.objective import ScoreState
 from orchestrator.raysession import start_ray, stop_ray
 from orchestrator.results import collect
@@ -45,6 +47,11 @@ from orchestrator.trial_config import maker_for
 # functions that use them: `groktune sweep` refuses a bad config before Ray is even imported.
 
 SNAPSHOT_S = "2"
+CHECKPOINT_PERIOD_S = 20.0
+"""With search.checkpoint_every unset: a trial hands Tune at most one checkpoint per this many
+seconds of its wall time (orchestrator.tune_adapter.CheckpointPolicy), so a failure loses at
+most ~20 s of a trial's work, trials shorter than that never checkpoint, and no trial
+checkpoints twice within one experiment snapshot (SNAPSHOT_S) before its closing report."""
 
 
 @dataclass
@@ -102,13 +109,30 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
 
     s = cfg.search
     maker = maker_for(cfg, {"train.checkpoint_every": checkpoint_every(s, cfg.train.checkpoint_every)})
-    ledger = {"exp": str(path), "orphans": dict(orphans or {})}
+    ledger = {"exp": str(path), "orphans": dict(orphans or {}), "checkpoints": checkpoint_policy(s)}
     if s.seeds_per_trial > 1:
         bound = tune.with_parameters(run_with_ledger, inner=population_trainable, make_members=maker.members,
                                      scorer=ScoreState, vectorize=s.population_vectorize, **ledger)
     else:
         bound = tune.with_parameters(run_with_ledger, inner=trainable, make_config=maker, scorer=ScoreState, **ledger)
     return tune.with_resources(bound, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+
+
+def checkpoint_policy(search):
+    """Which offered saves become Tune checkpoints (orchestrator.tune_adapter.CheckpointPolicy).
+
+    Args:
+        search: the SearchConfig.
+    Returns:
+        Every save when PBT clones checkpoints or search.checkpoint_every asks for those steps;
+        else, when failed trials are retried (max_failures > 0), one per CHECKPOINT_PERIOD_S at
+        most; else none (nothing would read them).
+    """
+    from orchestrator.tune_adapter import CheckpointPolicy
+
+    if clones_checkpoints(search) or search.checkpoint_every:
+        return CheckpointPolicy(enabled=True, min_interval_s=0.0)
+    return CheckpointPolicy(enabled=search.max_failures > 0, min_interval_s=CHECKPOINT_PERIOD_S)
 
 
 def trial_dirname(trial) -> str:
@@ -124,29 +148,31 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
     """
     from ray import tune
 
-    from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, Progress, tracking_callbacks
+    from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, Progress, logger_callbacks
 
     s = cfg.search
     progress = [Progress(expected_trials(s))] if verbosity == NORMAL else []
     tune_config = tune.TuneConfig(
-        metric=s.metric,
-        mode=s.mode,
+        **tune_objective(s),  # one metric; None with several (the searcher holds the lists)
         search_alg=build_searcher(s, cfg.seed, path.name),
         scheduler=build_scheduler(s, cfg.train.steps, path),
         num_samples=num_samples(s),
         max_concurrent_trials=s.max_concurrent or None,
-        reuse_actors=s.reuse_actors,  # off: one process per trial, its peak memory is its own
+        reuse_actors=s.reuse_actors,  # on by default: a worker takes trial after trial (SearchConfig)
         trial_dirname_creator=trial_dirname,
         trial_name_creator=trial_dirname,
     )
     run_config = tune.RunConfig(
         name=path.name,
-        storage_path=str(path.parent),
+        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.bucket)
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        # PBT restores trials from other trials' checkpoints, possibly older than the newest two.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None if clones_checkpoints(s) else 2),
+        # PBT restores trials from other trials' checkpoints, possibly older than the newest ones.
+        # Else 3: Tune forces an extra experiment snapshot when a trial checkpoints num_to_keep
+        # times between two snapshots; under checkpoint_policy a trial makes at most two there
+        # (one periodic, then its closing one), so none is forced.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None if clones_checkpoints(s) else 3),
         callbacks=[LedgerCallback(str(path)), Heartbeat(str(path)), *progress,
-                   *tracking_callbacks(s.tracking, path.name), *callbacks],
+                   *logger_callbacks(s, path), *callbacks],
         # 0: no per-trial boxes or result tables (the Progress line replaces them); -v: 1, -vv: 2.
         verbose=max(0, verbosity - 1),
     )

@@ -5,11 +5,15 @@ of the sweep asks about). SearchConfig.validate takes its allowed names from the
 name is refused before Ray starts and can never fall through to a default. Adding a scheduler is
 one builder function here plus one line in SCHEDULERS (ARCHITECTURE.md shows it).
 
+tpe and nsga2 also take several objectives (search.metric/mode as lists, FIFO only:
+orchestrator.multi_objective decides what is allowed from the multi_objective flags below).
+
 Time for every scheduler is the optimizer step (the reported `step`), so grace periods, rungs
 and PBT intervals are all in steps, whatever the eval schedule.
 
     algorithm   searcher                                   seeds repeat via
     tpe         OptunaSearch(TPESampler(seed))             Ray's Repeater (__trial_index__)
+    nsga2       OptunaSearch(NSGAIISampler(seed))          Ray's Repeater (__trial_index__)
     random      BasicVariantGenerator(random_state=seed)   a "seed" grid dimension
     grid        BasicVariantGenerator, every value once    a "seed" grid dimension
     pbt         BasicVariantGenerator + PBT scheduler      a "seed" grid dimension
@@ -32,27 +36,44 @@ TIME_ATTR = "step"
 
 
 def _variants(search: Any, seed: int, study_name: str):
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.basic_variant import BasicVariantGenerator  # deferred: Ray, only to build
 
     # Tune applies max_concurrent_trials only to a Searcher; this generator takes its own.
     return BasicVariantGenerator(random_state=seed, max_concurrent=search.max_concurrent)
 
 
 def _tpe(search: Any, seed: int, study_name: str):
+    """Optuna TPE through orchestrator.optuna_searcher.StepOptunaSearch (intermediate values at
+    the optimizer step, PRUNED for stopped trials), in search.optuna_storage when given. TPE
+    takes one objective or several (search.metric as a list: orchestrator.multi_objective)."""
+    import optuna  # deferred: validation imports this module before Ray or Optuna
+
+    return _optuna(search, study_name, optuna.samplers.TPESampler(seed=seed))
+
+
+def _nsga2(search: Any, seed: int, study_name: str):
+    """Optuna NSGA-II (a genetic multi-objective sampler; also runs with one objective)."""
+    import optuna  # deferred: validation imports this module before Ray or Optuna
+
+    return _optuna(search, study_name, optuna.samplers.NSGAIISampler(seed=seed))
+
+
+def _optuna(search: Any, study_name: str, sampler: Any):
+    """StepOptunaSearch with `sampler`; with several objectives the metric and mode lists go to
+    the searcher (tune.TuneConfig gets None: orchestrator.multi_objective.tune_objective)."""
+    # deferred: Optuna, Ray and the modules that import them load only when a sweep is built
     import optuna
-    from ray.tune.search import Repeater
-    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search import Repeater  # deferred: as above
+
+    from orchestrator.multi_objective import searcher_objective  # deferred: as above
+    from orchestrator.optuna_searcher import StepOptunaSearch  # deferred: imports Ray
+    from orchestrator.optuna_storage import open_storage  # deferred: as above
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = None
-    if search.optuna_storage:
-        try:
-            storage = optuna.storages.RDBStorage(search.optuna_storage)
-        except Exception as err:  # noqa: BLE001 - bad URL, missing driver, unreachable database
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
-            raise UserError(f"search.optuna_storage: cannot open {search.optuna_storage!r} ({first})") from None
-    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed), storage=storage, study_name=study_name)
-    if len(search.seeds) > 1:
+    storage = open_storage(search.optuna_storage)  # UserError, one line, when it cannot be opened
+    searcher = StepOptunaSearch(sampler=sampler, storage=storage, study_name=study_name,
+                                **searcher_objective(search))
+    if len(search.seeds) > 1:  # one objective only (multi_objective.check_objectives)
         searcher = Repeater(searcher, repeat=len(search.seeds), set_index=True)
     return searcher
 
@@ -67,45 +88,54 @@ class SearcherSpec:
     """Every listed value once, as grid dimensions (num_samples ignored)."""
     repeats_seeds: bool = False
     """The searcher repeats each point once per seed (no "seed" grid dimension)."""
+    grid_dimensions: bool = True
+    """Takes `grid` dimensions (Tune's grid_search); a model-based sampler (TPE) cannot."""
+    needs_space: bool = False
+    """Refuses an empty space (it has nothing to model)."""
+    defers_to_scheduler: bool = False
+    """Only starts the trials; a scheduler with `needs_mutations` does the searching."""
+    multi_objective: bool = False
+    """Takes search.metric / search.mode as lists (orchestrator.multi_objective)."""
 
 
 SEARCHERS: dict[str, SearcherSpec] = {
-    "tpe": SearcherSpec(_tpe, repeats_seeds=True),
-    "random": SearcherSpec(_variants),
-    "grid": SearcherSpec(_variants, exhaustive=True),
-    "pbt": SearcherSpec(_variants),  # the PBT scheduler does the searching
+    "tpe": SearcherSpec(_tpe, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
+    "random": SearcherSpec(_variants, multi_objective=True),  # ignores the values: lists only name the front
+    "grid": SearcherSpec(_variants, exhaustive=True, multi_objective=True),
+    "pbt": SearcherSpec(_variants, defers_to_scheduler=True),  # the PBT scheduler does the searching
+    "nsga2": SearcherSpec(_nsga2, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
 }
 
 
 def _asha(search: Any, budget: int, state_dir: Path | None):
     """ASHA; with the sweep folder, orchestrator.durable_asha.DurableASHA (rungs survive a kill)."""
-    from ray.tune.schedulers import AsyncHyperBandScheduler
+    from ray.tune.schedulers import AsyncHyperBandScheduler  # deferred: Ray, only to build
 
     args = dict(time_attr=TIME_ATTR, max_t=budget, grace_period=min(search.grace_period, budget),
                 reduction_factor=search.reduction_factor, stop_last_trials=False)
     if state_dir is None:
         return AsyncHyperBandScheduler(**args)
-    from orchestrator.durable_asha import DurableASHA  # imports Ray at module level
+    from orchestrator.durable_asha import DurableASHA  # deferred: imports Ray at module level
 
     return DurableASHA(str(Path(state_dir) / SCHEDULER_STATE), **args)
 
 
 def _hyperband(search: Any, budget: int, state_dir: Path | None):
-    from ray.tune.schedulers import HyperBandScheduler
+    from ray.tune.schedulers import HyperBandScheduler  # deferred: Ray, only to build
 
     return HyperBandScheduler(time_attr=TIME_ATTR, max_t=budget, reduction_factor=search.reduction_factor,
                               stop_last_trials=False)
 
 
 def _pbt(search: Any, budget: int, state_dir: Path | None):
-    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers import PopulationBasedTraining  # deferred: Ray, only to build
 
     return PopulationBasedTraining(time_attr=TIME_ATTR, perturbation_interval=search.perturbation_interval,
                                    hyperparam_mutations=mutations(search.space), quantile_fraction=0.25)
 
 
 def _fifo(search: Any, budget: int, state_dir: Path | None):
-    from ray.tune.schedulers import FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler  # deferred: Ray, only to build
 
     return FIFOScheduler()
 
@@ -118,14 +148,21 @@ class SchedulerSpec:
     """(search, step budget, sweep folder or None) -> the Tune scheduler."""
     clones_checkpoints: bool = False
     """Trials continue from other trials' checkpoints (PBT's exploit): checkpoint at least every
-    perturbation_interval and keep every checkpoint, since a clone may pick an older one."""
+    perturbation_interval and keep every checkpoint, since a clone may pick an older one. Only
+    optim/train keys may vary then: a clone must fit the task and model of the weights it takes."""
+    needs_mutations: bool = False
+    """Searches by mutating the space (PBT's hyperparam_mutations): goes with a searcher whose
+    spec `defers_to_scheduler`, and only with one."""
+    multi_objective: bool = False
+    """Never compares trials on the metric, so several metrics are fine (ASHA/HyperBand cut at
+    rungs and PBT exploits by one number; orchestrator.multi_objective)."""
 
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "asha": SchedulerSpec(_asha),
     "hyperband": SchedulerSpec(_hyperband),
-    "fifo": SchedulerSpec(_fifo),
-    "pbt": SchedulerSpec(_pbt, clones_checkpoints=True),
+    "fifo": SchedulerSpec(_fifo, multi_objective=True),
+    "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True),
 }
 
 
@@ -148,7 +185,7 @@ def _lookup(table: dict, key: str, name: str):
 
 def param_space(search: Any) -> dict:
     """The Tuner's param_space: Ray domains, grids, and the seed dimension where it is a grid."""
-    from ray import tune
+    from ray import tune  # deferred: Ray, only to build
 
     spec = searcher_spec(search)
     space = dict(search.space)

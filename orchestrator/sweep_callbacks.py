@@ -1,16 +1,22 @@
 """Tune callbacks of a sweep: the ledger (statuses), the driver heartbeat that `groktune status`
-reads, the console's progress line, and tracking.
+reads, the console's progress line, TensorBoard, and tracking.
 
-TensorBoard events per trial come from Ray's own TBX logger (on whenever tensorboardX is
-installed). MLflow and W&B callbacks are added when asked for in `search.tracking` and their
-packages are installed; asked for but missing, they are skipped with a warning.
+TensorBoard: StepTensorBoard replaces Ray's TBX logger (a subclass, so Tune does not add its
+own): every trial's scalars at the optimizer step (result["step"], not Tune's
+training_iteration), one run per trial named by its hyperparameters
+(`trial_1a2b3_00004_lr=0.003,weight_decay=1`), all in SWEEP/tensorboard/ (groktune.layout
+TENSORBOARD) instead of a temporary Ray folder, so `tensorboard --logdir SWEEP/tensorboard`
+follows a sweep live. MLflow and W&B callbacks are added when asked for in `search.tracking`
+and their packages are installed; asked for but missing, they are skipped with a warning.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
+import re
 import socket
 import sys
 import time
@@ -18,11 +24,17 @@ from collections import Counter
 from pathlib import Path
 
 from ray.tune import Callback
+from ray.tune.logger import TBXLoggerCallback
 
-from groktune.layout import HEARTBEAT, write_atomic
+from groktune.layout import HEARTBEAT, TENSORBOARD, write_atomic
 from orchestrator.console import LinePrinter, eta_seconds, progress_line
-from orchestrator.ledger import final_status, record_trial
+from orchestrator.ledger import RAY_KEYS, final_status, record_trial
 from orchestrator.raysession import cluster_resources
+from orchestrator.sweep_algos import TIME_ATTR
+
+RUN_NAME_MAX = 120  # characters of a TensorBoard run (folder) name
+# Scalars a trial's hparams entry shows (TensorBoard's HPARAMS tab), when the trial reported them.
+HPARAM_METRICS = ("grok_score", "val_acc", "steps_to_target")
 
 
 class LedgerCallback(Callback):
@@ -136,6 +148,128 @@ class Progress(Callback):
         self._reset()
 
 
+def run_name(trial_id: str, config: dict, keys: list[str]) -> str:
+    """A trial's TensorBoard run name: `trial_<id>_` and its searched values, file-name safe.
+
+    Args:
+        trial_id: Tune's trial id.
+        config: the trial's sampled point (dotted keys; maybe "seed").
+        keys: the searched keys (search.space), in order; shown by their last component
+            (lr, weight_decay) unless two share it, then in full.
+    Returns:
+        e.g. `trial_1a2b3_00004_lr=0.003,weight_decay=1,seed=1`, at most RUN_NAME_MAX characters.
+    """
+    keys = [k for k in keys if k in config] + (["seed"] if "seed" in config and "seed" not in keys else [])
+    short = {k: k.rsplit(".", 1)[-1] for k in keys}
+    if len(set(short.values())) < len(short):
+        short = {k: k for k in keys}
+    parts = ",".join(f"{short[k]}={_short_value(config[k])}" for k in keys)
+    name = f"trial_{trial_id}" + (f"_{parts}" if parts else "")
+    return re.sub(r"[^\w.=,+-]", "_", name)[:RUN_NAME_MAX]
+
+
+def _short_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+    """The finite numeric entries of a Tune result, without Tune's bookkeeping and the step."""
+    out = {}
+    for key, value in result.items():
+        if key in RAY_KEYS or key == TIME_ATTR or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+class StepTensorBoard(TBXLoggerCallback):
+    """Each trial's scalars at the optimizer step, one run per trial in SWEEP/tensorboard/.
+
+    A step is written once per trial: the adapter's closing report repeats the last eval's step
+    (only its new scalars, such as steps_to_target, are added) and a trial retried from a
+    checkpoint repeats the steps after it (skipped). At the trial's end its hyperparameters and
+    HPARAM_METRICS go to TensorBoard's HPARAMS tab. The run is named when the trial starts: a PBT
+    trial that Tune restarts under a perturbed config continues in a run named by its new values.
+
+    Args:
+        experiment_dir: the sweep folder.
+        space_keys: the searched keys, for run names and hparams.
+    """
+
+    def __init__(self, experiment_dir: str | Path, space_keys: list[str]):
+        super().__init__()  # tensorboardX's SummaryWriter; ImportError without it
+        self.root = Path(experiment_dir) / TENSORBOARD
+        self.keys = list(space_keys)
+        self._written: dict[str, tuple[int, set]] = {}  # trial id -> (last step, its scalar names)
+        self._starts: dict[str, int] = {}  # trial id -> writers opened for it
+
+    def log_trial_start(self, trial):
+        if trial in self._trial_writer:
+            self._trial_writer[trial].close()
+        folder = self.root / run_name(trial.trial_id, dict(trial.config), self.keys)
+        # tensorboardX names event files by the second: a retry within it would overwrite the file.
+        starts = self._starts[trial.trial_id] = self._starts.get(trial.trial_id, 0) + 1
+        self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=30,
+                                                             filename_suffix=f".{os.getpid()}.{starts}")
+        self._trial_result[trial] = {}
+
+    def log_trial_result(self, iteration, trial, result):
+        if TIME_ATTR not in result:
+            return
+        if trial not in self._trial_writer:
+            self.log_trial_start(trial)
+        step, scalars = int(result[TIME_ATTR]), scalar_metrics(result)
+        last, names = self._written.get(trial.trial_id, (-1, set()))
+        if step < last:
+            return  # a retry repeating steps it had already reported
+        if step == last:
+            scalars = {k: v for k, v in scalars.items() if k not in names}
+        writer = self._trial_writer[trial]
+        for key, value in scalars.items():
+            writer.add_scalar(key, value, global_step=step)
+        self._written[trial.trial_id] = (step, (names if step == last else set()) | set(scalars))
+        self._trial_result[trial].update(scalars)
+        writer.flush()
+
+    def log_trial_end(self, trial, failed: bool = False):
+        if trial not in self._trial_writer:
+            return
+        final = self._trial_result.get(trial, {})
+        metrics = {k: final[k] for k in HPARAM_METRICS if k in final}
+        params = {k: v for k, v in dict(trial.config).items()
+                  if isinstance(v, (str, bool, int, float)) and not k.startswith("__")}  # not Tune's __trial_index__
+        if metrics and params:
+            self._try_log_hparams_plain(trial, params, metrics)
+        self._trial_writer.pop(trial).close()
+        self._trial_result.pop(trial, None)
+
+    def _try_log_hparams_plain(self, trial, params: dict, metrics: dict) -> None:
+        from tensorboardX.summary import hparams  # deferred: only at a trial's end
+
+        try:
+            for summary in hparams(hparam_dict=params, metric_dict=metrics):
+                self._trial_writer[trial].file_writer.add_summary(summary)
+        except Exception:  # noqa: BLE001 - hparams are a convenience; the scalars are written
+            pass
+
+    def __getstate__(self):  # pickled into tuner.pkl: no open writers
+        return {"root": self.root, "keys": self.keys}
+
+    def __setstate__(self, state):
+        self.__init__(state["root"].parent, state["keys"])
+
+
+def logger_callbacks(search, experiment_dir: str | Path) -> list:
+    """StepTensorBoard (when tensorboardX is installed: it comes with ray[tune]) and the
+    tracking callbacks of search.tracking, for RunConfig(callbacks=...)."""
+    path = Path(experiment_dir)
+    board = [StepTensorBoard(path, list(search.space))] if importlib.util.find_spec("tensorboardX") else []
+    return board + tracking_callbacks(search.tracking, path.name)
+
+
 def tracking_callbacks(names: list[str], experiment_name: str) -> list:
     """MLflow / W&B logger callbacks for the names asked for and installed."""
     callbacks = []
@@ -144,14 +278,15 @@ def tracking_callbacks(names: list[str], experiment_name: str) -> list:
             print(f"groktune: warning: search.tracking {name}: package not installed; skipped", file=sys.stderr)
             continue
         if name == "mlflow":
-            from ray.air.integrations.mlflow import MLflowLoggerCallback
+            from ray.air.integrations.mlflow import MLflowLoggerCallback  # deferred: optional package
 
             callbacks.append(MLflowLoggerCallback(experiment_name=experiment_name))
         elif name == "wandb":
-            from ray.air.integrations.wandb import WandbLoggerCallback
+            from ray.air.integrations.wandb import WandbLoggerCallback  # deferred: optional package
 
             callbacks.append(WandbLoggerCallback(project=experiment_name))
     return callbacks
 
 
-__all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "Progress", "tracking_callbacks"]
+__all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "Progress", "StepTensorBoard", "logger_callbacks", "run_name",
+           "scalar_metrics", "tracking_callbacks"]

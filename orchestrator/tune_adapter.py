@@ -8,8 +8,8 @@ orchestrator. `population_trainable` (search.seeds_per_trial > 1) is handed
 (trials.population); it reports the members' median record, scored the same way.
 
 Per eval it reports the trainer's record plus the score, the device, CPU time and peak memory;
-when the trainer offers a checkpoint it is written to a temp folder with the score state and
-handed to Ray (`tune.Checkpoint.from_directory`). On start it restores from
+when the trainer offers a checkpoint and the sweep's CheckpointPolicy wants it, it is written to
+a temp folder with the score state and handed to Ray (`tune.Checkpoint.from_directory`). On start it restores from
 `tune.get_checkpoint()`: a retried trial continues from its last checkpoint, and a PBT trial
 cloned from another continues from that trial's weights under its own (perturbed) config —
 the learning rate is applied every step from the config, so a new lr takes effect at once.
@@ -26,9 +26,11 @@ import resource
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import ray
 import torch
 from ray import tune
 
@@ -42,8 +44,33 @@ from trials.train import train
 STATE_FILE = "tune_state.json"
 
 
-def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type) -> None:
-    """Run one trial; `config` is the sampled point (dotted keys, maybe "seed")."""
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Which of the saves the trainer offers become Tune checkpoints (orchestrator.sweep builds it).
+
+    The trainer offers a save every train.checkpoint_every steps and at its end. A Tune checkpoint
+    is not free: the worker writes it, Ray copies it into the trial's folder and the driver books
+    it (~0.2 s each on a busy 2-core machine, benchmarks/README.md "Sweep overhead"; 16 per trial
+    cost 3 s per trial there), and a trial that checkpoints CheckpointConfig.num_to_keep times
+    between two experiment snapshots forces an extra snapshot (Ray's "Experiment state
+    snapshotting ... may become a bottleneck" warning). So a sweep hands on only what something
+    can use, at a period in seconds; the last step's save always goes with the closing report.
+    """
+
+    enabled: bool = True
+    """False: no checkpoints at all (no failure retries and no PBT: nothing would read them)."""
+    min_interval_s: float = 0.0
+    """Hand on a save only this long after the trial's start or its previous checkpoint (a
+    failure then loses at most about this much work); 0: every save offered."""
+
+
+EVERY_SAVE = CheckpointPolicy()
+
+
+def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type,
+              checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
+    """Run one trial; `config` is the sampled point (dotted keys, maybe "seed"); `checkpoints`
+    says which offered saves become Tune checkpoints."""
     cfg = make_config(config)
 
     def fit(report: _Reporter, resume_from: Path | None) -> dict:
@@ -51,15 +78,16 @@ def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type)
         result = train(cfg, report, resume_from=resume_from, artifacts_dir=tune.get_context().get_trial_dir())
         return {"status": result.status, "steps_to_target": result.steps_to_target}
 
-    _run_trial(cfg, scorer, fit)
+    _run_trial(cfg, scorer, fit, checkpoints)
 
 
 def population_trainable(config: dict, *, make_members: Callable[[dict], list], scorer: type,
-                         vectorize: str) -> None:
+                         vectorize: str, checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
     """Run one trial as a population: the sampled point once per member seed, in this process.
 
     Reports the members' median record (PopulationEval.median_record) per eval with its score,
-    `members_live` and `grokked_fraction` (so far; the last eval's is the final one), and each
+    `members_live`, `grokked_fraction` and `failure_rate` (1 - grokked_fraction; so far, the last
+    eval's is the final one), and each
     member's latest `member_val_acc` / `member_train_acc` (lists in `member_seeds` order); the closing
     report's status and steps_to_target are the median member's, with each member's steps to
     target by seed in `member_steps_to_target` (JSON text: Tune results are flat scalars).
@@ -71,6 +99,8 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
         def on_eval(evaluation, save=None) -> None:
             record = evaluation.median_record()
             record.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction,
+                          # an objective of multi-objective sweeps (orchestrator.multi_objective)
+                          failure_rate=1.0 - evaluation.grokked_fraction,
                           # Each member's own curve, so the analysis finds every seed's event with
                           # the one event rule and draws the spread across seeds, also for a trial
                           # the scheduler stops before its closing report.
@@ -83,10 +113,11 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 "member_steps_to_target": json.dumps(by_seed)}
 
-    _run_trial(cfgs[0], scorer, fit)
+    _run_trial(cfgs[0], scorer, fit, checkpoints)
 
 
-def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], dict]) -> None:
+def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], dict],
+               checkpoints: CheckpointPolicy) -> None:
     """Restore from Tune's checkpoint, train with `fit(report, resume_from) -> outcome`, then send
     the closing report: the last eval's metrics updated with the outcome."""
     work = Path(tempfile.mkdtemp(prefix="groktune-trial-"))
@@ -99,13 +130,13 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         state = scorer.from_dict(saved.get("score", {}), chance=chance_level(cfg.task),
                                  patience=event_patience(cfg.train.target_patience))
         meter = _Meter(float(saved.get("cpu_time_s", 0.0)), str(_device_name(cfg)))
-        report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)))
+        report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)), checkpoints)
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end
         outcome = fit(report, resume_from)
         final = dict(report.last_metrics)
         final.update(outcome, resumed_from_step=report.resumed_from_step)
         final["status"] = sweep_status(final["status"])
-        report.send(final, report.last_save, finished=final)
+        report.send(final, report.last_save if report.closing_checkpoint() else None, finished=final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -122,12 +153,15 @@ def _restore(target: Path) -> tuple[Path | None, dict]:
 
 
 class _Meter:
-    """CPU time (summed over restarts) and peak memory of this trial's process."""
+    """CPU time (summed over restarts), peak memory and Ray node of this trial's process."""
 
     def __init__(self, cpu_before: float, device: str):
         self.cpu_before = cpu_before
         self.cpu_start = time.process_time()
         self.device = device
+        # Ray's own result has node_ip and hostname, the same for every node of one machine;
+        # the node id tells the nodes apart (trials.parquet's node_id, issue 15).
+        self.node_id = ray.get_runtime_context().get_node_id()
 
     def snapshot(self) -> dict:
         cpu = self.cpu_before + time.process_time() - self.cpu_start
@@ -135,17 +169,20 @@ class _Meter:
             peak = torch.cuda.max_memory_allocated() / 2**20
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        return {"device": self.device, "cpu_time_s": cpu, "peak_memory_mb": peak}
+        return {"device": self.device, "cpu_time_s": cpu, "peak_memory_mb": peak, "node_id": self.node_id}
 
 
 class _Reporter:
     """The `report(record, save)` handed to train()."""
 
-    def __init__(self, cfg: Any, state: Any, meter: _Meter, work: Path, resumed_from_step: int):
-        self.cfg, self.state, self.meter, self.work = cfg, state, meter, work
+    def __init__(self, cfg: Any, state: Any, meter: _Meter, work: Path, resumed_from_step: int,
+                 policy: CheckpointPolicy = EVERY_SAVE):
+        self.cfg, self.state, self.meter, self.work, self.policy = cfg, state, meter, work, policy
         self.resumed_from_step = resumed_from_step  # the checkpoint's step, 0 on a fresh start
         self.last_metrics: dict = {}
         self.last_save = None
+        self.last_checkpoint = time.monotonic()  # the trial's start, then its latest checkpoint
+        self.checkpointed = resumed_from_step > 0  # Tune holds a checkpoint of this trial
 
     def __call__(self, record: dict, save=None) -> None:
         tc = self.cfg.train
@@ -153,12 +190,25 @@ class _Reporter:
         metrics = {k: _plain(v) for k, v in record.items()}
         metrics.update(self.meter.snapshot(), grok_score=score, resumed_from_step=self.resumed_from_step)
         self.last_metrics, self.last_save = metrics, save
-        self.send(metrics, save)
+        self.send(metrics, save if self.hands_on(save, int(record["step"])) else None)
+
+    def hands_on(self, save, step: int) -> bool:
+        """Whether the save offered at `step` becomes a Tune checkpoint now (CheckpointPolicy)."""
+        if save is None or not self.policy.enabled or step >= self.cfg.train.steps:
+            return False  # the last step's save goes with the closing report, not twice
+        return time.monotonic() - self.last_checkpoint >= self.policy.min_interval_s
+
+    def closing_checkpoint(self) -> bool:
+        """Whether the closing report carries the last save, marked finished: always when every
+        save is handed on; else only when Tune holds an older checkpoint of this trial, which a
+        restart would otherwise resume from (a short trial that never checkpointed has none)."""
+        return self.policy.enabled and (self.policy.min_interval_s == 0 or self.checkpointed)
 
     def send(self, metrics: dict, save, finished: dict | None = None) -> None:
         if save is None:
             tune.report(metrics)
             return
+        self.last_checkpoint, self.checkpointed = time.monotonic(), True
         folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.work))
         save(folder)
         adapter_state = {
@@ -194,4 +244,4 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["STATE_FILE", "population_trainable", "trainable"]
+__all__ = ["EVERY_SAVE", "STATE_FILE", "CheckpointPolicy", "population_trainable", "trainable"]

@@ -119,6 +119,19 @@ def _first_difference(a: dict, b: dict) -> str:
     return "?"
 
 
+def rng_state(device: torch.device) -> dict:
+    """The global RNG states a checkpoint keeps (dropout masks): torch_rng and cuda_rng."""
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}
+
+
+def restore_rng(state: dict, device: torch.device) -> None:
+    """Set the global RNG states that rng_state saved (CUDA's only on a CUDA device)."""
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
 def map_tensors(obj, fn):
     """Apply fn to every tensor in nested dicts/lists/tuples (checkpoint states)."""
     if isinstance(obj, torch.Tensor):

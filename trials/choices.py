@@ -14,9 +14,9 @@ so an unknown name is refused at validation in one line and never falls through 
   these keys).
 
 Adding an optimizer whose rule is an existing (update, decay) pair is one line in OPTIMIZERS; a
-new update family is one method in trials.optim.Optimizer plus that line, and either one in
-trials.population_optim (listed in its POPULATION_UPDATES) or nothing there: populations then
-refuse the name in one line (lion and muon, issue 16). Adding an activation or a norm
+new update family is that line (naming the family) plus one method in trials.optim.Optimizer and
+its entry in Optimizer.UPDATES, and either the same in trials.population_optim.PopulationOptimizer
+or nothing there: populations then refuse the name in one line (lion and muon, issue 16). Adding an activation or a norm
 is one name here plus one builder line in trials.model.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DECAYS = ("decoupled", "l2")
-UPDATES = ("adam", "sgd", "lion", "muon")
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,10 @@ OPTIMIZERS: dict[str, OptimizerRule] = {
 }
 """Optimizer name -> its rule. The first is the config default."""
 
+UPDATES = tuple(dict.fromkeys(rule.update for rule in OPTIMIZERS.values()))
+"""The update families the names use; trials.optim.Optimizer.UPDATES has one method for each
+(checked at import), trials.population_optim.PopulationOptimizer.UPDATES a subset."""
+
 ARCHS = ("transformer", "mlp")
 """Model architectures (the first is the default). Built by trials.model.ARCH_MODULES."""
 
@@ -80,7 +83,7 @@ VECTORIZE = ("loop", "vmap")
 default: trials.population.train_population and the config's search.population_vectorize both
 take it from here, so they cannot disagree (issue 13)."""
 
-assert all(r.update in UPDATES and r.decay in DECAYS for r in OPTIMIZERS.values())
+assert all(r.decay in DECAYS for r in OPTIMIZERS.values())
 
 
 def optimizer_rule(name: str) -> OptimizerRule:

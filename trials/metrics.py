@@ -102,5 +102,32 @@ def grouped_norms(named: list[tuple[str, torch.Tensor]]) -> tuple[torch.Tensor, 
     return total, per_layer
 
 
+def eval_tensors(train: dict, val: dict, params: tuple, grads: dict | None, no_grad: torch.Tensor,
+                 per_layer: bool, groups: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The metric tensors of one eval record, in the record's key order (single runs and
+    populations alike; a population's tensors have a leading member dimension).
+
+    Args:
+        train, val: {"loss", "acc"} of score_split / score_lm (or their stacked versions).
+        params: (total, per-layer dict) parameter norms, as grouped_norms returns them.
+        grads: {"total", "per_layer"} gradient norms before clipping, or None (no step yet).
+        no_grad: the grad_norm value when `grads` is None (NaN of the right shape).
+        per_layer: add param_norm/<layer> and grad_norm/<layer> (train.per_class_metrics).
+        groups: val_acc/<op> for each operation of a mixture, or None.
+    Returns:
+        train_loss, train_acc, val_loss, val_acc, param_norm, grad_norm, then val_acc/<op>...,
+        then param_norm/<layer>... and grad_norm/<layer>... when per_layer.
+    """
+    pnorm, p_layers = params
+    tensors = {"train_loss": train["loss"], "train_acc": train["acc"], "val_loss": val["loss"], "val_acc": val["acc"],
+               "param_norm": pnorm, "grad_norm": grads["total"] if grads else no_grad}
+    tensors.update({f"val_acc/{name}": v for name, v in (groups or {}).items()})
+    if per_layer:
+        tensors.update({f"param_norm/{k}": v for k, v in p_layers.items()})
+        if grads and "per_layer" in grads:
+            tensors.update({f"grad_norm/{k}": v for k, v in grads["per_layer"].items()})
+    return tensors
+
+
 def perplexity(loss: float) -> float:
     return math.exp(min(loss, 50.0))

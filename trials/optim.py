@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn as nn
 
-from trials.choices import SCHEDULES, optimizer_rule
+from trials.choices import SCHEDULES, UPDATES, optimizer_rule
 from trials.config import OptimConfig
 from trials.optim_extra import clip_weight_norms_, lion_update, muon_update, orthogonal_grads
 
@@ -87,15 +87,7 @@ class Optimizer(torch.optim.Optimizer):
             grads = [p.grad for p in params]
             if self.cfg.orthogonal_grad:  # ⊥Grad wraps whichever update follows
                 grads = orthogonal_grads(params, grads)
-            m = [self.state[p]["exp_avg"] for p in params]
-            if self.rule.update == "sgd":
-                self._sgd(params, grads, m, group)
-            elif self.rule.update == "lion":
-                self._lion(params, grads, m, group)
-            elif self.rule.update == "muon":
-                self._muon(params, grads, group)
-            else:  # "adam": trials.choices.UPDATES has no fifth family
-                self._adam(params, grads, m, [self.state[p]["exp_avg_sq"] for p in params], group)
+            self.UPDATES[self.rule.update](self, params, grads, group)  # the rule's family, by name
             clip_weight_norms_(params, self.cfg.weight_norm_clip, self.cfg.weight_norm_clip_mode)
 
     def _second_moment(self, p) -> bool:
@@ -111,9 +103,13 @@ class Optimizer(torch.optim.Optimizer):
             return grads
         return torch._foreach_add(grads, params, alpha=wd)  # L2 penalty in the gradient
 
-    def _adam(self, params, grads, m, v, group) -> None:
+    def _moments(self, params, key: str) -> list[torch.Tensor]:
+        return [self.state[p][key] for p in params]
+
+    def _adam(self, params, grads, group) -> None:
         b1, b2, eps, t = self.cfg.beta1, self.cfg.beta2, self.cfg.eps, group["t"]
         lr = group["lr"]
+        m, v = self._moments(params, "exp_avg"), self._moments(params, "exp_avg_sq")
         grads = self._decay(params, grads, group)
         torch._foreach_lerp_(m, grads, 1.0 - b1)  # m <- b1 m + (1 - b1) g
         torch._foreach_mul_(v, b2)
@@ -123,18 +119,16 @@ class Optimizer(torch.optim.Optimizer):
         torch._foreach_add_(denom, eps)  # sqrt(v / (1 - b2^t)) + eps
         torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - b1**t))
 
-    def _lion(self, params, grads, m, group) -> None:
+    def _lion(self, params, grads, group) -> None:
         self._decay(params, grads, group)  # decoupled: w <- w (1 - lr wd), then w <- w - lr sign(c)
-        signs = lion_update(grads, m, self.cfg.beta1, self.cfg.beta2)
+        signs = lion_update(grads, self._moments(params, "exp_avg"), self.cfg.beta1, self.cfg.beta2)
         torch._foreach_add_(params, signs, alpha=-group["lr"])
 
     def _muon(self, params, grads, group) -> None:
         """Muon on the hidden matrices at muon_lr (times the schedule), AdamW on the rest."""
         rest = [i for i, p in enumerate(params) if id(p) not in self.hidden]
         if rest:
-            ps = [params[i] for i in rest]
-            self._adam(ps, [grads[i] for i in rest], [self.state[p]["exp_avg"] for p in ps],
-                       [self.state[p]["exp_avg_sq"] for p in ps], group)
+            self._adam([params[i] for i in rest], [grads[i] for i in rest], group)
         lr = group["lr"] * self.cfg.muon_lr / self.cfg.lr  # group["lr"] is cfg.lr times the schedule
         for p, g in zip(params, grads):
             if id(p) in self.hidden:
@@ -143,8 +137,9 @@ class Optimizer(torch.optim.Optimizer):
                     p.mul_(1.0 - lr * group["weight_decay"])
                 p.add_(update, alpha=-lr)
 
-    def _sgd(self, params, grads, buf, group) -> None:
+    def _sgd(self, params, grads, group) -> None:
         lr = group["lr"]
+        buf = self._moments(params, "exp_avg")
         grads = self._decay(params, grads, group)
         if self.cfg.momentum:
             if group["t"] == 1:
@@ -154,6 +149,9 @@ class Optimizer(torch.optim.Optimizer):
                 torch._foreach_add_(buf, grads)
             grads = buf
         torch._foreach_add_(params, grads, alpha=-lr)
+
+    UPDATES = {"adam": _adam, "sgd": _sgd, "lion": _lion, "muon": _muon}
+    """Update family (trials.choices.UPDATES) -> its method; the rule of the name picks one."""
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore moments and step counts; hyperparameters stay those of this run's config.
@@ -168,6 +166,9 @@ class Optimizer(torch.optim.Optimizer):
     def set_lr(self, lr: float) -> None:
         for group in self.param_groups:
             group["lr"] = lr
+
+
+assert set(Optimizer.UPDATES) == set(UPDATES), "one method per update family of trials.choices"
 
 
 def hidden_matrices(model: nn.Module) -> set[str]:

@@ -29,7 +29,8 @@ global generator), so with dropout the curves agree in distribution only.
 A member that grokked, diverged or early-stopped is dropped from the stacked tensors at that
 eval: its parameters stop changing, it costs nothing more, and the others go on undisturbed.
 
-Checkpoints follow train()'s schedule (train.checkpoint_every, and at the end): `save` is then a
+Evals, checkpoints and the end follow trials.loop.Loop, as in train() (a checkpoint every
+train.checkpoint_every steps, at the last step, and when every member stopped): `save` is then a
 function writing checkpoint.pt (trials.checkpoint) with the live members' stacked parameters,
 optimizer and filter buffers, noise generators and batch samplers, every member's stop rule,
 last record and (once stopped) result, the RNG state and the step; `resume_from` continues from
@@ -42,7 +43,6 @@ member), probes. train.compile and activation checkpointing are ignored; train.t
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,17 +51,17 @@ import torch
 
 from groktune.layout import losses_finite
 from tasks import TokenStream
-from trials.checkpoint import load_checkpoint, save_checkpoint, to_cpu
+from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
 from trials.choices import VECTORIZE
 from trials.errors import SetupError
-from trials.evalplan import StopRule, eval_steps
-from trials.metrics import EVAL_CHUNK
+from trials.evalplan import StopRule
+from trials.loop import Loop, TrainResult, stop_rule
+from trials.metrics import EVAL_CHUNK, eval_tensors
 from trials.optim import lr_multiplier
 from trials.population_model import StackedModel, build_layout, flatten_members, member_norms
 from trials.population_optim import PopulationOptimizer, unsupported_methods
 from trials.population_summary import PopulationEval, PopulationReporter, PopulationResult, median_steps_to_target
 from trials.setup import build_run, config_sections
-from trials.train import TrainResult
 
 PER_MEMBER_KEYS = ("optim.lr", "optim.weight_decay", "optim.beta1", "optim.beta2", "optim.momentum",
                    "optim.grokfast.alpha", "optim.grokfast.lamb", "optim.noise.eta", "optim.noise.gamma")
@@ -181,14 +181,9 @@ class _Population:
         m = tc.eval_max_examples or self.n_train
         val = self.model.score(self.flat, self.val_x, self.val_y, per_class, self.n_classes, chunk)
         train = self.model.score(self.flat, self.train_x[:, :m], self.train_y[:, :m], None, self.n_classes, chunk)
-        pnorm, p_layers = member_norms(self.flat.detach(), self.layout)
         nan = torch.full((K,), float("nan"), device=self.device)
-        tensors = {"train_loss": train["loss"], "train_acc": train["acc"], "val_loss": val["loss"],
-                   "val_acc": val["acc"], "param_norm": pnorm, "grad_norm": stats["total"] if stats else nan}
-        if tc.per_class_metrics:
-            tensors.update({f"param_norm/{k}": v for k, v in p_layers.items()})
-            if stats and "per_layer" in stats:
-                tensors.update({f"grad_norm/{k}": v for k, v in stats["per_layer"].items()})
+        tensors = eval_tensors(train, val, member_norms(self.flat.detach(), self.layout), stats, nan,
+                               tc.per_class_metrics)
         values = torch.stack([t.detach().float() for t in tensors.values()]).cpu().tolist()  # the one sync
         classes = val["per_class"].cpu().tolist() if tc.per_class_metrics else None
         records = []
@@ -204,31 +199,27 @@ class _Population:
 
 
 @dataclass
-class _Progress:
-    """Loop state that goes into checkpoints besides the population's tensors."""
+class _Members:
+    """Each member's stop rule, result and latest record (by member index in `cfgs`)."""
 
     rules: list[StopRule]
     results: list[TrainResult | None]
     """By member: None while it trains, its result once it stopped."""
     last: list[dict]
     """By member: its latest record."""
-    step: int = 0
-    examples: int = 0
-    elapsed: float = 0.0
-    next_checkpoint: int = 0
 
-    def update(self, records: list[dict], wall: float) -> list[int]:
+    def update(self, loop: Loop, records: list[dict]) -> list[int]:
         """Fold one eval's records into the stop rules; return the positions of those that go on."""
         keep = []
         for position, record in enumerate(records):
             member, rule = record["member"], self.rules[record["member"]]
             finite = losses_finite(record)
-            stop = rule.update(self.step, record["val_acc"], record["val_loss"], finite)
+            stop = rule.update(loop.clock.step, record["val_acc"], record["val_loss"], finite)
             self.last[member] = record
             if stop is None:
                 keep.append(position)
             else:
-                self.results[member] = _result(rule, stop, self.step, wall, record)
+                self.results[member] = loop.result(rule, stop, record)
         return keep
 
     def grokked_fraction(self) -> float:
@@ -239,6 +230,8 @@ class _Progress:
 def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = VECTORIZE[0],
                      attention: str = "auto", resume_from: str | Path | None = None) -> PopulationResult:
     """Train the configs as one population; call report(PopulationEval, save) once per eval.
+
+    The loop's schedule (evals, checkpoints, stopping) is trials.loop.Loop's, as train()'s.
 
     Args:
         cfgs: ExperimentConfigs that pass check_population (same architecture, task, schedule).
@@ -255,49 +248,33 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
     check_population(cfgs)
     pop = _Population(cfgs, vectorize, attention)
     tc, oc = cfgs[0].train, cfgs[0].optim
-    prog = _Progress(rules=[StopRule(tc.target_val_acc, tc.target_patience, tc.early_stop_patience) for _ in cfgs],
-                     results=[None] * len(cfgs), last=[{} for _ in cfgs], next_checkpoint=tc.checkpoint_every)
+    loop = Loop(tc)
+    members = _Members(rules=[stop_rule(tc) for _ in cfgs], results=[None] * len(cfgs), last=[{} for _ in cfgs])
     if resume_from is not None:
-        _restore(pop, prog, load_checkpoint(resume_from, _sections(cfgs)))
-    plan = set(eval_steps(tc, tc.steps))
-    started = time.perf_counter() - prog.elapsed
-    while prog.step < tc.steps and pop.members:
-        lr_factor = lr_multiplier(prog.step, oc, tc.steps)
-        at_eval = prog.step + 1 in plan
-        stats = pop.train_step(prog.step, lr_factor, want_norms=at_eval)
-        prog.step += 1
-        prog.examples += pop.batch
+        _restore(pop, loop, members, load_checkpoint(resume_from, _sections(cfgs)))
+    for step, at_eval in loop.steps():
+        lr_factor = lr_multiplier(step, oc, tc.steps)
+        stats = pop.train_step(step, lr_factor, want_norms=at_eval)
+        loop.tick(pop.batch)
         if not at_eval:
             continue
-        wall = time.perf_counter() - started
-        records = pop.evaluate(prog.step, prog.examples, lr_factor, stats, wall)
-        keep = prog.update(records, wall)
+        records = pop.evaluate(loop.clock.step, loop.clock.examples, lr_factor, stats, loop.wall())
+        keep = members.update(loop, records)
         if len(keep) < len(pop.members):  # a member that stopped is dropped from the stacked tensors
             pop.keep(keep)
-        save = None
-        if prog.step >= prog.next_checkpoint or not pop.members or prog.step == tc.steps:
-            prog.next_checkpoint = (prog.step // tc.checkpoint_every + 1) * tc.checkpoint_every
-            prog.elapsed = time.perf_counter() - started
-            snapshot = _state(pop, prog)
-            save = lambda directory, s=snapshot: save_checkpoint(s, directory)  # noqa: E731
+        loop.finished = not pop.members
+        save = loop.checkpoint(lambda: _state(pop, loop, members))
         if report is not None:
-            report(PopulationEval(prog.step, records, list(prog.last), prog.grokked_fraction()), save)
-    wall = time.perf_counter() - started
+            report(PopulationEval(loop.clock.step, records, list(members.last), members.grokked_fraction()), save)
     for member in pop.members:
-        prog.results[member] = _result(prog.rules[member], None, prog.step, wall, prog.last[member])
-    done = [r for r in prog.results if r is not None]
+        members.results[member] = loop.result(members.rules[member], None, members.last[member])
+    done = [r for r in members.results if r is not None]
     return PopulationResult(
         members=done,
         median_steps_to_target=median_steps_to_target(done),
         grokked_fraction=sum(r.status == "grokked" for r in done) / len(done),
-        wall_time=wall,
+        wall_time=loop.wall(),
     )
-
-
-def _result(rule: StopRule, stop: str | None, step: int, wall: float, record: dict) -> TrainResult:
-    status = rule.final_status(stop)
-    return TrainResult(status=status, steps_to_target=rule.event if status == "grokked" else None,
-                       final_step=step, wall_time=wall, final=dict(record))
 
 
 def _sections(cfgs: list) -> dict:
@@ -305,30 +282,24 @@ def _sections(cfgs: list) -> dict:
     return {**config_sections(cfgs[0]), "population": {"members": len(cfgs)}}
 
 
-def _state(pop: _Population, prog: _Progress) -> dict:
+def _state(pop: _Population, loop: Loop, members: _Members) -> dict:
     """Everything needed to continue exactly where this eval left off (tensors copied to CPU)."""
     return to_cpu({
         "config": _sections(pop.cfgs),
         "population": pop.state_dict(),
-        "torch_rng": torch.get_rng_state(),  # dropout masks
-        "cuda_rng": torch.cuda.get_rng_state_all() if pop.device.type == "cuda" else [],
-        "rules": [rule.state_dict() for rule in prog.rules],
-        "results": [None if r is None else dataclasses.asdict(r) for r in prog.results],
-        "last": prog.last,
-        "progress": {"step": prog.step, "examples": prog.examples, "elapsed": prog.elapsed,
-                     "next_checkpoint": prog.next_checkpoint},
+        **rng_state(pop.device),  # dropout masks
+        "rules": [rule.state_dict() for rule in members.rules],
+        "results": [None if r is None else dataclasses.asdict(r) for r in members.results],
+        "last": members.last,
+        "progress": loop.clock.state_dict(),
     })
 
 
-def _restore(pop: _Population, prog: _Progress, state: dict) -> None:
+def _restore(pop: _Population, loop: Loop, members: _Members, state: dict) -> None:
     pop.load_state_dict(state["population"])
-    torch.set_rng_state(state["torch_rng"])
-    if pop.device.type == "cuda" and state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    for rule, rule_state in zip(prog.rules, state["rules"], strict=True):
+    restore_rng(state, pop.device)
+    for rule, rule_state in zip(members.rules, state["rules"], strict=True):
         rule.load_state_dict(rule_state)
-    prog.results = [None if r is None else TrainResult(**r) for r in state["results"]]
-    prog.last = [dict(r) for r in state["last"]]
-    p = state["progress"]
-    prog.step, prog.examples, prog.elapsed = int(p["step"]), int(p["examples"]), float(p["elapsed"])
-    prog.next_checkpoint = int(p["next_checkpoint"])
+    members.results = [None if r is None else TrainResult(**r) for r in state["results"]]
+    members.last = [dict(r) for r in state["last"]]
+    loop.clock.load_state_dict(state["progress"])

@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from trials.choices import OPTIMIZERS, optimizer_rule
+from trials.choices import OPTIMIZERS, UPDATES, optimizer_rule
 from trials.population_model import Layout, split_rows
 
 PER_MEMBER = ("lr", "weight_decay", "beta1", "beta2", "momentum")
-
-POPULATION_UPDATES = ("adam", "sgd")
-"""The update families (trials.choices.UPDATES) this module implements; lion and muon are not."""
-
 
 def unsupported_methods(optim) -> str | None:
     """Why a population cannot train with this OptimConfig, or None when it can.
@@ -180,10 +176,7 @@ class PopulationOptimizer:
         D = self.layout.n_decay
         if D and any(self.decays):
             grad = self._decay(params, grad, lr, wd, D)
-        if self.rule.update == "sgd":
-            self._sgd(params, grad, lr)
-        else:  # "adam": trials.choices.UPDATES has no third family
-            self._adam(params, grad, lr)
+        self.UPDATES[self.rule.update](self, params, grad, lr)  # unsupported_methods refused the rest
 
     def _decay(self, p, g, lr, wd, D) -> torch.Tensor:
         """Weight decay of the decayed columns [0, D) by the rule; returns the gradient to use."""
@@ -213,3 +206,11 @@ class PopulationOptimizer:
                 self.exp_avg.mul_(self._col(mom)).add_(g)
             g = self.exp_avg
         p.addcmul_(g, self._col(-lr))
+
+    UPDATES = {"adam": _adam, "sgd": _sgd}
+    """The update families (trials.choices.UPDATES) a population runs, -> their method; the
+    others (lion, muon) are refused in one line by unsupported_methods, never run as another."""
+
+
+POPULATION_UPDATES = tuple(PopulationOptimizer.UPDATES)
+assert set(POPULATION_UPDATES) <= set(UPDATES)

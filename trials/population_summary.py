@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from trials.train import TrainResult
+from trials.loop import TrainResult
 
 OUTCOME_ORDER = ("grokked", "budget", "early_stopped", "diverged")
 """Member outcomes from best to worst, for the population's status (PopulationResult.status)."""

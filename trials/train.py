@@ -10,52 +10,48 @@ caller decides where checkpoints go (a run dir, a Ray Tune checkpoint, nowhere).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from groktune.layout import losses_finite
 from tasks import TokenStream
-from trials.checkpoint import load_checkpoint, load_model_state, save_checkpoint, to_cpu, to_device
-from trials.evalplan import StopRule, eval_steps
+from trials.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, to_cpu, to_device
+from trials.evalplan import StopRule
+from trials.loop import Clock, Loop, Save, TrainResult, stop_rule
 from trials.losses import training_loss
-from trials.metrics import grouped_norms, perplexity, score_lm, score_split
+from trials.metrics import eval_tensors, grouped_norms, perplexity, score_lm, score_split
 from trials.optim import lr_multiplier
+from trials.probes import ProbeCollector
 from trials.setup import Run, build_run, config_sections
 
 
 class Reporter(Protocol):
-    def __call__(self, record: dict, save: Callable[[str | Path], Path] | None = None) -> None: ...
+    def __call__(self, record: dict, save: Save | None = None) -> None: ...
 
 
 @dataclass
-class TrainResult:
-    status: str
-    """grokked | budget | diverged | early_stopped"""
-    steps_to_target: int | None
-    final_step: int
-    wall_time: float
-    final: dict = field(default_factory=dict)
+class Progress(Clock):
+    """The loop's Clock plus the last record: what goes into checkpoints besides the modules."""
 
-
-@dataclass
-class Progress:
-    """Loop state that goes into checkpoints besides the modules."""
-
-    step: int = 0
-    examples: int = 0
-    elapsed: float = 0.0
-    next_checkpoint: int = 0
     last_record: dict = field(default_factory=dict)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "last_record": self.last_record}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.last_record = dict(state["last_record"])
 
 
 def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path | None = None,
           artifacts_dir: str | Path | None = None) -> TrainResult:
     """Train `cfg` (an orchestrator ExperimentConfig) and report one record per eval.
+
+    The loop's schedule (evals, checkpoints, stopping) is trials.loop.Loop's, as a population's.
 
     Args:
         report: called as report(record, save) at every eval; see the module docstring.
@@ -68,58 +64,42 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
     """
     run = build_run(cfg)
     tc = cfg.train
-    rule = StopRule(tc.target_val_acc, tc.target_patience, tc.early_stop_patience)
-    prog = Progress(next_checkpoint=tc.checkpoint_every)
+    rule = stop_rule(tc)
+    loop = Loop(tc, Progress)
+    prog = loop.clock
     if resume_from is not None:
         _restore(run, rule, prog, load_checkpoint(resume_from, config_sections(cfg)))
-    plan = set(eval_steps(tc, tc.steps))
-    probes = _probe_collector(run, plan, artifacts_dir, prog.step)
+    probes = _probe_collector(run, loop.plan, artifacts_dir, prog.step)
     # An epoch is one pass over the training examples (training tokens for lm).
     n_train = run.data.n_train / (run.data.seq_len if isinstance(run.data, TokenStream) else 1)
-    started = time.perf_counter() - prog.elapsed
     stop = None
-    while prog.step < tc.steps and stop is None:
-        lr = cfg.optim.lr * lr_multiplier(prog.step, cfg.optim, tc.steps)
+    for step, at_eval in loop.steps():
+        lr = cfg.optim.lr * lr_multiplier(step, cfg.optim, tc.steps)
         run.optimizer.set_lr(lr)
-        at_eval = prog.step + 1 in plan
-        grad_stats = _train_step(run, prog.step, want_norms=at_eval)
-        prog.step += 1
-        prog.examples += _batch_size(run)
+        grad_stats = _train_step(run, step, want_norms=at_eval)
+        loop.tick(_batch_size(run))
         if not at_eval:
             continue
-        record = _evaluate(run, prog, lr, grad_stats, n_train, time.perf_counter() - started)
+        record = _evaluate(run, prog, lr, grad_stats, n_train, loop.wall())
         finite = losses_finite(record)
         stop = rule.update(prog.step, record["val_acc"], record["val_loss"], finite)
-        if probes is not None and finite and probes.due(prog.step, final=stop is not None or prog.step == tc.steps):
+        loop.finished = stop is not None
+        if probes is not None and finite and probes.due(prog.step, final=loop.at_end):
             probes.collect(prog.step, record)
         prog.last_record = record
-        save = None
-        if prog.step >= prog.next_checkpoint or stop is not None or prog.step == tc.steps:
-            prog.next_checkpoint = (prog.step // tc.checkpoint_every + 1) * tc.checkpoint_every
-            prog.elapsed = time.perf_counter() - started
-            snapshot = _state(run, rule, prog)
-            save = lambda directory, s=snapshot: save_checkpoint(s, directory)  # noqa: E731
+        save = loop.checkpoint(lambda: _state(run, rule, prog))
         if report is not None:
             report(record, save)
     if probes is not None:
         probes.close()
-    status = rule.final_status(stop)
-    return TrainResult(
-        status=status,
-        steps_to_target=rule.event if status == "grokked" else None,
-        final_step=prog.step,
-        wall_time=time.perf_counter() - started,
-        final=dict(prog.last_record),
-    )
+    return loop.result(rule, stop, prog.last_record)
 
 
-def _probe_collector(run: Run, plan: set[int], artifacts_dir, start_step: int):
+def _probe_collector(run: Run, plan: frozenset[int], artifacts_dir, start_step: int):
     """The run's ProbeCollector, or None when probes are off (then nothing probe-related runs)."""
     probes_cfg = getattr(run.cfg, "probes", None)
     if probes_cfg is None or not probes_cfg.kinds:
         return None
-    from trials.probes import ProbeCollector
-
     return ProbeCollector(run, sorted(plan), artifacts_dir, start_step)
 
 
@@ -211,17 +191,10 @@ def _evaluate(run: Run, prog: Progress, lr: float, grad_stats, n_train: float, w
     else:
         m = tc.eval_max_examples or len(data.train_y)
         train = score_split(run.forward, data.train_x[:m], data.train_y[:m], None, autocast=run.autocast)
-    pnorm, p_layers = grouped_norms(run.named_params)
-    tensors = {
-        "train_loss": train["loss"], "train_acc": train["acc"], "val_loss": val["loss"], "val_acc": val["acc"],
-        "param_norm": pnorm, "grad_norm": grad_stats["total"] if grad_stats else torch.tensor(float("nan")),
-    }
-    if "per_group" in val:  # val_acc/<op> for each operation of a mixture
-        tensors.update({f"val_acc/{name}": val["per_group"][g] for g, name in enumerate(data.group_names)})
-    if tc.per_class_metrics:
-        tensors.update({f"param_norm/{k}": v for k, v in p_layers.items()})
-        if grad_stats and "per_layer" in grad_stats:
-            tensors.update({f"grad_norm/{k}": v for k, v in grad_stats["per_layer"].items()})
+    per_op = ({name: val["per_group"][g] for g, name in enumerate(data.group_names)}  # mixtures: val_acc/<op>
+              if "per_group" in val else None)
+    tensors = eval_tensors(train, val, grouped_norms(run.named_params), grad_stats, torch.tensor(float("nan")),
+                           tc.per_class_metrics, per_op)
     keys = list(tensors)
     values = torch.stack([t.detach().float().cpu() for t in tensors.values()]).tolist()  # the one sync
     record = {"step": prog.step, "epoch": prog.examples / n_train, "lr": lr}
@@ -245,11 +218,9 @@ def _state(run: Run, rule: StopRule, prog: Progress) -> dict:
         "noise": run.noise.state_dict(),
         "sampler": run.sampler.state_dict() if run.sampler else {},
         "batch_generator": run.batch_generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else [],
+        **rng_state(run.device),
         "rule": rule.state_dict(),
-        "progress": {"step": prog.step, "examples": prog.examples, "elapsed": prog.elapsed,
-                     "next_checkpoint": prog.next_checkpoint, "last_record": prog.last_record},
+        "progress": prog.state_dict(),
     })
 
 
@@ -264,10 +235,6 @@ def _restore(run: Run, rule: StopRule, prog: Progress, state: dict) -> None:
     if run.sampler:
         run.sampler.load_state_dict(state["sampler"])
     run.batch_generator.set_state(state["batch_generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if dev.type == "cuda" and state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    restore_rng(state, dev)
     rule.load_state_dict(state["rule"])
-    p = state["progress"]
-    prog.step, prog.examples, prog.elapsed = int(p["step"]), int(p["examples"]), float(p["elapsed"])
-    prog.next_checkpoint, prog.last_record = int(p["next_checkpoint"]), dict(p["last_record"])
+    prog.load_state_dict(state["progress"])

@@ -12,7 +12,7 @@ STORAGE/NAME and the driver restores from there. `shutdownAfterJobFinishes` dele
 when the sweep ends; `backoffLimit` retries on a new cluster, and the entrypoint then resumes
 the sweep from the shared storage (`groktune sweep --resume`) instead of starting over.
 
-Token authentication (`authOptions.mode: token`, KubeRay >= 1.5.1 with Ray >= 2.52) protects
+Token authentication (`authOptions.mode: token`, KubeRay >= KUBERAY_VERSION with Ray >= 2.52) protects
 the GCS and the dashboard. The dashboard must stay reachable inside the cluster here: the
 KubeRay operator submits the job and polls its status through it (unlike the Slurm script,
 which can keep it on loopback).
@@ -29,6 +29,9 @@ import yaml
 
 from groktune.layout import EXPERIMENT
 
+KUBERAY_VERSION = "1.5.1"
+"""The oldest KubeRay release this manifest is for (authOptions came in 1.5.1); the tests validate
+the manifest against this release's published RayJob schema (tests/cluster/schemas/)."""
 MOUNT = "/mnt/groktune"
 CONFIG_DIR = "/etc/groktune"
 _K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

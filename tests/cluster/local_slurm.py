@@ -1,13 +1,14 @@
-"""A throwaway single-node Slurm cluster under a temp dir, for the integration tests.
+"""A throwaway Slurm cluster under a temp dir, for the integration tests.
 
     cluster = start()              # munged + slurmctld + slurmd, ~1 s
+    cluster = start(nodes=2)       # two nodes, each slurmd in its own network namespace
     cluster.run("sbatch", ...)     # any Slurm client command against this cluster
     cluster.stop()                 # daemons stopped by their pid files, temp dir removed
 
 By hand (as root, with Debian's slurmctld slurmd slurm-client munge installed):
 
-    python tests/cluster/local_slurm.py up        # prints `export SLURM_CONF=...`
-    python tests/cluster/local_slurm.py down DIR
+    python -m tests.cluster.local_slurm up [--nodes 2]   # prints `export SLURM_CONF=...`
+    python -m tests.cluster.local_slurm down DIR
 
 What makes it work on machines without systemd or usable cgroups (issue 5):
 - proctrack/linuxproc + task/none and no cgroup.conf: with the cgroup plugins every job step
@@ -19,6 +20,13 @@ What makes it work on machines without systemd or usable cgroups (issue 5):
 - `batch_sched_delay=0` starts batch jobs in ~0.3 s instead of ~3 s;
 - `cred_expire=10`: Slurm holds a requeued job for cred_expire + 1 s (default 120 s) before
   it may start again; the preemption test would otherwise wait two minutes per requeue.
+
+Two nodes (`start(nodes=2)`): Debian's slurmd is built with multiple-slurmd support (`slurmd -N
+NAME`, per-node pid/spool/log files through %n), so both slurmd run on this machine; each runs
+inside its own network namespace (tests/cluster/netns.py) with its own address, so each node's
+job steps (a Ray head, a Ray worker) get a network stack of their own, as on two machines.
+slurmctld listens in this machine's namespace on the bridge address; munge is a Unix socket
+on the shared file system, reachable from every namespace.
 """
 
 from __future__ import annotations
@@ -28,18 +36,22 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.runtime import process_alive
+from tests.cluster.netns import NetnsNetwork
+from tests.cluster.slurm_conf import make_root, node_line, slurm_conf
+
 DAEMONS = ("slurmctld", "slurmd", "munged")
 CLIENTS = ("sbatch", "squeue", "scontrol", "scancel", "sinfo", "srun")
+NETWORK_FILE = "netns"  # under the cluster's root: "TAG SUBNET HOSTS" of its namespaces
 
 
-def missing_requirements() -> str | None:
-    """Why a local Slurm cannot start here, or None when it can."""
+def missing_requirements(nodes: int = 1) -> str | None:
+    """Why a local Slurm of `nodes` nodes cannot start here, or None when it can."""
     if os.geteuid() != 0:
         return "the local Slurm needs root (slurmd launches jobs as their user)"
     absent = [name for name in DAEMONS + CLIENTS if shutil.which(name) is None]
@@ -48,6 +60,8 @@ def missing_requirements() -> str | None:
             f"not installed: {', '.join(absent)} "
             "(apt-get install -y slurmctld slurmd slurm-client munge)"
         )
+    if nodes > 1 and not (shutil.which("ip") and shutil.which("nsenter")):
+        return "two nodes need `ip` and `nsenter` (apt-get install -y iproute2 util-linux)"
     return None
 
 
@@ -63,12 +77,17 @@ class LocalSlurm:
     root: Path
     """The temp dir holding slurm.conf, munge/, state/, spool/, log/ and pid files."""
     node: str
-    """The one node's name (the host's short name)."""
+    """The first node's name (one node: the host's short name)."""
     cpus: int
+    """CPUs of each node."""
     env: dict[str, str] = field(default_factory=dict)
     """os.environ plus SLURM_CONF: pass to every subprocess that talks to this cluster."""
     started_in: float = 0.0
-    """Seconds from the first daemon start until the node was idle."""
+    """Seconds from the first daemon start until every node was idle."""
+    nodes: list[str] = field(default_factory=list)
+    """Every node's name, in slurm.conf order."""
+    net: NetnsNetwork | None = None
+    """The nodes' network namespaces (two or more nodes only)."""
 
     @property
     def conf(self) -> Path:
@@ -122,22 +141,15 @@ class LocalSlurm:
 
     def stop(self) -> None:
         """Cancel leftover jobs, stop the daemons by the pids in their pid files, in parallel,
-        then remove the temp dir."""
+        kill whatever still runs in the nodes' namespaces and remove them, then the temp dir."""
         if self.env:
             self.cancel_all()
-        pid_files = [self.root / "slurmd.pid", self.root / "slurmctld.pid", self.root / "munge" / "munged.pid"]
+        pid_files = [*self.root.glob("slurmd*.pid"), self.root / "slurmctld.pid", self.root / "munge" / "munged.pid"]
         with ThreadPoolExecutor(len(pid_files)) as pool:
             list(pool.map(_stop_by_pid_file, pid_files))
+        if self.net is not None:
+            self.net.destroy()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (init may reap late)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _stop_by_pid_file(path: Path, timeout: float = 10.0) -> None:
@@ -150,90 +162,70 @@ def _stop_by_pid_file(path: Path, timeout: float = 10.0) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if process_alive(pid):
         os.kill(pid, 9)
 
 
-def _node_line(name: str) -> str:
-    """The hardware line of `slurmd -C` (CPUs, sockets, memory), named `name`."""
-    out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
-    fields = [f for f in out.splitlines()[0].split() if not f.startswith(("NodeName=", "UpTime="))]
-    return " ".join([f"NodeName={name}", *fields])
+def _configure(root: Path, nodes: int) -> LocalSlurm:
+    """Write slurm.conf for `nodes` nodes (creating their network namespaces when > 1)."""
+    host = socket.gethostname().split(".")[0]
+    hardware = node_line(host).split(" ", 1)[1]
+    cpus = int(next(f for f in hardware.split() if f.startswith("CPUs=")).split("=")[1])
+    net = None
+    if nodes == 1:
+        names, ctld_addr = [host], "127.0.0.1"
+        lines = [f"NodeName={host} {hardware} NodeAddr=127.0.0.1"]
+    else:
+        net = NetnsNetwork.create(nodes)
+        (root / NETWORK_FILE).write_text(f"{net.tag} {net.subnet} {net.hosts}\n")
+        names, ctld_addr = [f"node{i + 1}" for i in range(nodes)], net.gateway
+        # NodeHostname: every slurmd runs on this machine; -N NAME tells each which node it is.
+        lines = [f"NodeName={name} NodeHostname={host} NodeAddr={net.address(i)} {hardware}"
+                 for i, name in enumerate(names)]
+    conf = slurm_conf(root, lines, host, ctld_addr, free_port(), free_port())
+    (root / "slurm.conf").write_text(conf)
+    env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
+    return LocalSlurm(root, names[0], cpus, env=env, nodes=names, net=net)
 
 
-def slurm_conf(root: Path, node_line: str, node: str, ctld_port: int, slurmd_port: int) -> str:
-    """The slurm.conf text of a one-node cluster living under `root`."""
-    return f"""\
-# A throwaway single-node Slurm for groktune's tests (tests/cluster/local_slurm.py).
-ClusterName=groktune-test
-SlurmctldHost={node}(127.0.0.1)
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket={root}/munge/munge.socket,cred_expire=10
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
-SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
-SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,sched_interval=2
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-MailProg=/bin/true
-MpiDefault=none
-ReturnToService=2
-{node_line} NodeAddr=127.0.0.1 State=UNKNOWN
-PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
-"""
+def start(root: Path | None = None, timeout: float = 30.0, nodes: int = 1) -> LocalSlurm:
+    """Start munged, slurmctld and one slurmd per node under a new temp dir; wait until every
+    node is idle.
 
+    Args:
+        root: the temp dir to use (default: a new one).
+        timeout: seconds to wait for the nodes.
+        nodes: 1 (the host itself, on loopback) or more (one network namespace per node).
 
-def start(root: Path | None = None, timeout: float = 30.0) -> LocalSlurm:
-    """Start munged, slurmctld and slurmd under a new temp dir; wait until the node is idle."""
-    reason = missing_requirements()
+    Returns:
+        The running cluster; call stop() when done.
+    """
+    reason = missing_requirements(nodes)
     if reason:
         raise RuntimeError(reason)
-    root = Path(tempfile.mkdtemp(prefix="gt-slurm-")) if root is None else root
-    root.mkdir(parents=True, exist_ok=True)
-    # munged insists that every directory above its socket is searchable by all.
-    root.chmod(0o711)
-    for sub in ("state", "spool", "log"):
-        (root / sub).mkdir(exist_ok=True)
+    root = make_root(root)
     munge = root / "munge"
-    munge.mkdir(mode=0o711, exist_ok=True)
-    munge.chmod(0o711)
-    key = munge / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o400)
-
-    node = socket.gethostname().split(".")[0]
-    node_line = _node_line(node)
-    cpus = int(next(f for f in node_line.split() if f.startswith("CPUs=")).split("=")[1])
-    (root / "slurm.conf").write_text(slurm_conf(root, node_line, node, free_port(), free_port()))
-    cluster = LocalSlurm(root, node, cpus, env={**os.environ, "SLURM_CONF": str(root / "slurm.conf")})
-
+    try:
+        cluster = _configure(root, nodes)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     t0 = time.monotonic()
     try:
         subprocess.run(
-            ["munged", f"--key-file={key}", f"--socket={munge}/munge.socket",
+            ["munged", f"--key-file={munge}/munge.key", f"--socket={munge}/munge.socket",
              f"--pid-file={munge}/munged.pid", f"--log-file={munge}/munged.log",
              f"--seed-file={munge}/munged.seed"],
             check=True, capture_output=True, text=True,
         )
-        for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon, "-f", str(cluster.conf)], env=cluster.env, check=True,
-                           capture_output=True, text=True)
+        conf = ["-f", str(cluster.conf)]
+        subprocess.run(["slurmctld", *conf], env=cluster.env, check=True, capture_output=True, text=True)
+        if cluster.net is None:
+            subprocess.run(["slurmd", *conf], env=cluster.env, check=True, capture_output=True, text=True)
+        for i, name in enumerate(cluster.nodes if cluster.net else []):
+            cluster.net.run_in(i, ["slurmd", *conf, "-N", name], env=cluster.env)
         _wait_idle(cluster, timeout)
     except BaseException as err:
         detail = cluster.logs()
@@ -249,21 +241,33 @@ def start(root: Path | None = None, timeout: float = 30.0) -> LocalSlurm:
 
 def _wait_idle(cluster: LocalSlurm, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    state = ""
+    states: list[str] = []
     while time.monotonic() < deadline:
         out = cluster.run("sinfo", "-h", "-N", "-o", "%T", check=False)
-        state = out.stdout.strip()
-        if state == "idle":
+        states = out.stdout.split()
+        if states == ["idle"] * len(cluster.nodes):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"local Slurm node not idle after {timeout:.0f}s (state {state or 'unknown'!r})")
+    raise TimeoutError(f"local Slurm nodes not idle after {timeout:.0f}s (states {states or 'unknown'})")
+
+
+def attach(root: Path) -> LocalSlurm:
+    """A LocalSlurm for a cluster started earlier under `root` (to stop it)."""
+    net = None
+    if (root / NETWORK_FILE).is_file():
+        tag, subnet, hosts = (root / NETWORK_FILE).read_text().split()
+        net = NetnsNetwork(tag, subnet, int(hosts))
+    return LocalSlurm(root, "", 0, env={**os.environ, "SLURM_CONF": str(root / "slurm.conf")}, net=net)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 1 and argv[0] == "up":
-        cluster = start(Path(argv[1]) if len(argv) > 1 else None)
-        print(f"# local Slurm up in {cluster.started_in:.2f}s; stop with: "
-              f"python {__file__} down {cluster.root}")
+    nodes = 1
+    if argv[:1] == ["up"] and argv[1:2] == ["--nodes"] and len(argv) > 2 and argv[2].isdigit():
+        nodes, argv = int(argv[2]), argv[:1] + argv[3:]
+    if len(argv) in (1, 2) and argv[0] == "up" and nodes >= 1:
+        cluster = start(Path(argv[1]) if len(argv) > 1 else None, nodes=nodes)
+        print(f"# local Slurm ({', '.join(cluster.nodes)}) up in {cluster.started_in:.2f}s; stop with: "
+              f"python -m tests.cluster.local_slurm down {cluster.root}")
         print(f"export SLURM_CONF={cluster.conf}")
         return 0
     if len(argv) == 2 and argv[0] == "down":
@@ -271,9 +275,9 @@ def main(argv: list[str]) -> int:
         if not (root / "slurm.conf").is_file():
             print(f"{root}: no slurm.conf here; not a local Slurm dir", file=sys.stderr)
             return 2
-        LocalSlurm(root, "", 0).stop()
+        attach(root).stop()
         return 0
-    print(f"usage: python {__file__} up [DIR] | down DIR", file=sys.stderr)
+    print("usage: python -m tests.cluster.local_slurm up [--nodes N] [DIR] | down DIR", file=sys.stderr)
     return 2
 
 

@@ -1,42 +1,67 @@
-"""`groktune k8s render`: the manifest's structure against KubeRay's RayJob (ray.io/v1) fields.
+"""`groktune k8s render`: the manifest against KubeRay's published RayJob schema, and its content.
 
-The allowed field names below are the json tags of ray-project/kuberay
-ray-operator/apis/ray/v1/rayjob_types.go and raycluster_types.go (KubeRay 1.5-1.7): a misspelt or
-invented field fails here instead of being silently dropped by the API server.
+The RayJob is validated against the `ray.io/v1` openAPIV3Schema of KubeRay's RayJob CRD at
+KUBERAY_VERSION (cluster/k8s/rayjob.py), vendored verbatim in tests/cluster/schemas/ (no PyPI
+package ships it). Like `kubectl apply` (server-side field validation "Strict", the default),
+an unknown field is an error: every object of the schema with declared properties gets
+`additionalProperties: false` unless it is marked x-kubernetes-preserve-unknown-fields (where
+the API server keeps unknown fields); maps keep their own additionalProperties. Not checked:
+the CRD's CEL rules (x-kubernetes-validations) and `metadata`, which the API server validates
+as ObjectMeta (the name is checked here as a DNS label).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 import subprocess
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
+from cluster.k8s.rayjob import KUBERAY_VERSION
 from orchestrator.cli import main
 from orchestrator.config import config_from_dict, load_config
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny_sweep.yaml")
-
-RAYJOB_SPEC = {
-    "activeDeadlineSeconds", "backoffLimit", "rayClusterSpec", "submitterPodTemplate", "metadata",
-    "clusterSelector", "submitterConfig", "managedBy", "deletionStrategy", "entrypoint", "runtimeEnvYAML",
-    "jobId", "submissionMode", "entrypointResources", "entrypointNumCpus", "entrypointNumGpus",
-    "ttlSecondsAfterFinished", "preRunningDeadlineSeconds", "shutdownAfterJobFinishes", "suspend",
-}
-RAYCLUSTER_SPEC = {
-    "upgradeStrategy", "authOptions", "suspend", "managedBy", "autoscalerOptions", "headServiceAnnotations",
-    "enableInTreeAutoscaling", "gcsFaultToleranceOptions", "headGroupSpec", "rayVersion", "workerGroupSpecs",
-    "historyServerOptions", "networkPolicy", "tlsOptions",
-}
-HEAD_GROUP = {"template", "headService", "enableIngress", "resources", "labels", "rayStartParams", "serviceType"}
-WORKER_GROUP = {
-    "suspend", "groupName", "replicas", "minReplicas", "maxReplicas", "idleTimeoutSeconds", "priority",
-    "resources", "labels", "rayStartParams", "template", "scaleStrategy", "numOfHosts",
-}
+SCHEMA = Path(__file__).with_name("schemas") / "rayjob-v1.schema.json"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def strict(schema):
+    """A copy of an OpenAPI (structural) schema in which unknown object fields are errors."""
+    if isinstance(schema, list):
+        return [strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "properties":
+            out[key] = {name: strict(sub) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties", "anyOf", "allOf", "oneOf", "not"):
+            out[key] = strict(value)
+        else:
+            out[key] = value  # other keywords and data (enum, default) as published
+    if "properties" in schema and "additionalProperties" not in schema \
+            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def validator() -> jsonschema.Draft4Validator:
+    """OpenAPI 3.0 schemas are JSON Schema draft 4 with extensions (x-kubernetes-*) it ignores."""
+    schema = json.loads(SCHEMA.read_text())
+    return jsonschema.Draft4Validator(strict(schema))
+
+
+def schema_errors(doc: dict) -> list[str]:
+    return [f"{'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator().iter_errors(doc)]
 
 
 def render(tmp_path, *extra) -> list[dict]:
@@ -64,18 +89,74 @@ def test_configmap_holds_the_resolved_config(docs):
     assert config_from_dict(saved) == load_config(CONFIG)
 
 
-def test_rayjob_fields_are_kuberay_fields(docs):
-    spec = docs[1]["spec"]
-    assert set(spec) <= RAYJOB_SPEC
-    cluster = spec["rayClusterSpec"]
-    assert set(cluster) <= RAYCLUSTER_SPEC
-    assert set(cluster["headGroupSpec"]) <= HEAD_GROUP
-    for group in cluster["workerGroupSpecs"]:
-        assert set(group) <= WORKER_GROUP
-        assert {"groupName", "rayStartParams", "template", "minReplicas", "maxReplicas"} <= set(group)
-    # rayStartParams is map[string]string in the CRD.
+def test_vendored_schema_is_the_pinned_kuberay_release():
+    comment = json.loads(SCHEMA.read_text())["$comment"]
+    assert f"KubeRay v{KUBERAY_VERSION} RayJob" in comment and f"/blob/v{KUBERAY_VERSION}/" in comment
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    ["--workers", "3", "--gpus-per-worker", "1", "--image", "me/groktune:0.1", "--cpus-per-worker", "8"],
+    ["--name", "My_Sweep.v2", "--memory-per-worker", "500Mi", "--claim", "shared-results"],
+])
+def test_rayjob_validates_against_kuberay_schema(tmp_path, extra):
+    rayjob = render(tmp_path, *extra)[1]
+    assert schema_errors(rayjob) == []
+    # rayStartParams is map[string]string in the CRD: the schema says so too.
+    cluster = rayjob["spec"]["rayClusterSpec"]
     for params in [cluster["headGroupSpec"]["rayStartParams"]] + [g["rayStartParams"] for g in cluster["workerGroupSpecs"]]:
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())
+
+
+def _misspell_replicas(job):
+    job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["replica"] = 3
+
+
+def _misspell_shutdown(job):
+    job["spec"]["shutdownAfterJobFinish"] = True
+
+
+def _misspell_container_resources(job):  # deep in the core PodSpec the CRD embeds
+    container = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    container["resource"] = container.pop("resources")
+
+
+def _number_as_start_param(job):
+    job["spec"]["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["num-cpus"] = 0
+
+
+def _string_backoff(job):
+    job["spec"]["backoffLimit"] = "2"
+
+
+def _no_group_name(job):
+    del job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["groupName"]
+
+
+@pytest.mark.parametrize("spoil, where", [
+    (_misspell_replicas, "spec.rayClusterSpec.workerGroupSpecs.0: Additional properties are not allowed ('replica'"),
+    (_misspell_shutdown, "spec: Additional properties are not allowed ('shutdownAfterJobFinish'"),
+    (_misspell_container_resources, "containers.0: Additional properties are not allowed ('resource'"),
+    (_number_as_start_param, "rayStartParams.num-cpus: 0 is not of type 'string'"),
+    (_string_backoff, "spec.backoffLimit: '2' is not of type 'integer'"),
+    (_no_group_name, "workerGroupSpecs.0: 'groupName' is a required property"),
+])
+def test_schema_rejects_a_wrong_field(docs, spoil, where):
+    rayjob = copy.deepcopy(docs[1])
+    spoil(rayjob)
+    errors = schema_errors(rayjob)
+    assert len(errors) == 1 and where in errors[0], errors
+
+
+def test_strictness_keeps_maps_and_preserved_objects_open():
+    schema = {"type": "object", "properties": {
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "free": {"type": "object", "properties": {"a": {"type": "string"}}, "x-kubernetes-preserve-unknown-fields": True},
+        "fixed": {"type": "object", "properties": {"a": {"type": "string"}}},
+    }}
+    check = jsonschema.Draft4Validator(strict(schema)).is_valid
+    assert check({"labels": {"any": "x"}, "free": {"a": "x", "b": 1}, "fixed": {"a": "x"}})
+    assert not check({"fixed": {"a": "x", "b": "y"}}) and not check({"other": 1}) and not check({"labels": {"k": 1}})
 
 
 def test_entrypoint_runs_the_sweep_and_resumes_from_shared_storage(docs):

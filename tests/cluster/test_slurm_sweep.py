@@ -13,59 +13,22 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.results import FINAL_STATUSES, ray_statuses
+from orchestrator.results import ray_statuses
 from tests.cluster.local_slurm import free_port
+from tests.cluster.slurm_jobs import (
+    CONFIG, JOB_TIMEOUT, TRIALS, assert_no_ray_left, check_results, free_port_opts, groktune, job_log, wait_done,
+    wait_log,
+)
+from tests.cluster.slurm_jobs import submit as submit_job
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = str(ROOT / "configs" / "tiny_sweep.yaml")
-JOB_TIMEOUT = 420  # seconds; the tiny sweep takes about a minute on 2 loaded CPU cores
-TRIALS = load_config(CONFIG).search.num_samples
-
-
-def groktune(slurm, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, env=slurm.env,
-                          capture_output=True, text=True, timeout=300)
-    if check:
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
 
 
 def submit(slurm, storage: Path, *extra: str, gcs_port: int = 0) -> str:
     """Submit the tiny sweep with Ray on free ports (other Ray clusters may share this host)."""
-    ports = [f"ports.gcs={gcs_port or free_port()}", f"ports.client_server={free_port()}",
-             f"ports.dashboard_agent_listen={free_port()}"]
-    opts = [arg for port in ports for arg in ("--opt", port)]
-    proc = groktune(slurm, "slurm", "submit", CONFIG, "--storage", str(storage), "--time", "00:15:00",
-                    *opts, *extra)
-    first = proc.stdout.splitlines()[0]
-    assert first.startswith("submitted Slurm job "), proc.stdout
-    return first.split()[3].rstrip(":")
-
-
-def job_log(storage: Path, job_id: str) -> str:
-    path = storage / "tiny_sweep" / "slurm" / f"{job_id}.out"
-    return path.read_text() if path.exists() else "(no job log)"
-
-
-def log_excerpt(storage: Path, job_id: str) -> str:
-    """The job log's groktune lines and any traceback, then its tail (Ray's tables are long)."""
-    lines = job_log(storage, job_id).splitlines()
-    keep = [line for line in lines if line.startswith("[groktune") or "Error" in line or "Traceback" in line]
-    return "\n".join(keep[-60:] + ["--- tail:"] + lines[-40:])
-
-
-def wait_done(slurm, storage: Path, job_id: str) -> None:
-    try:
-        state = slurm.wait_job(job_id, timeout=JOB_TIMEOUT, poll=1.0)
-    except TimeoutError:
-        pytest.fail(f"job {job_id} did not finish:\n{log_excerpt(storage, job_id)}")
-    assert state == "COMPLETED", f"job {job_id} {state}:\n{log_excerpt(storage, job_id)}"
+    return submit_job(slurm, storage, *free_port_opts(gcs_port), *extra)
 
 
 def connect_without_token(address: str) -> subprocess.Popen:
@@ -80,22 +43,6 @@ def connect_without_token(address: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def check_results(exp: Path, trials_expected: int) -> pd.DataFrame:
-    trials = pd.read_parquet(exp / "trials.parquet")
-    curves = pd.read_parquet(exp / "curves.parquet")
-    assert len(trials) == trials_expected and trials.trial_id.is_unique
-    assert set(trials.status) <= set(FINAL_STATUSES), trials.status.tolist()
-    assert set(curves.trial_id) == set(trials.trial_id)
-    assert (curves.groupby("trial_id").step.max() > 0).all()
-    return trials
-
-
-def assert_no_ray_left(job_id: str) -> None:
-    """The job's Ray processes are gone (its temp dir names them)."""
-    left = subprocess.run(["pgrep", "-af", f"/tmp/ray-groktune-{job_id}/"], capture_output=True, text=True).stdout
-    assert not left.strip(), left
-
-
 def test_submit_runs_the_sweep_on_a_ray_cluster_and_a_report_follows(slurm, tmp_path):
     storage = tmp_path / "results"
     gcs_port = free_port()
@@ -108,11 +55,7 @@ def test_submit_runs_the_sweep_on_a_ray_cluster_and_a_report_follows(slurm, tmp_
     assert job_id in listed and "groktune-tiny_sweep" in listed
 
     # Token authentication: once the cluster is up, a client without the token is turned away.
-    deadline = time.monotonic() + JOB_TIMEOUT
-    while "Ray nodes joined" not in job_log(storage, job_id):
-        assert time.monotonic() < deadline and slurm.job_field(job_id, "JobState") in ("PENDING", "RUNNING"), \
-            log_excerpt(storage, job_id)
-        time.sleep(0.5)
+    wait_log(slurm, storage, job_id, "Ray nodes joined")
     intruder = connect_without_token(f"127.0.0.1:{gcs_port}")
     answer = intruder.communicate(timeout=60)[0]
     assert "REFUSED" in answer and "CONNECTED" not in answer and "Authentication token is missing" in answer, answer

@@ -19,8 +19,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from groktune.layout import FINAL_STATUSES
+
 ROOT = Path(__file__).resolve().parents[2]
-FINAL = {"grokked", "budget", "diverged", "pruned", "error"}
+FINAL = set(FINAL_STATUSES)  # the one definition (groktune.layout)
 
 BASE = {
     "name": "clitest",
@@ -30,7 +32,9 @@ BASE = {
     "optim": {"lr": 3e-3, "weight_decay": 1.0},
     "train": {"steps": 300, "batch_size": 128, "eval_every": 50, "checkpoint_every": 100,
               "per_class_metrics": False},
-    "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 2},
+    # checkpoint_every: exactly every 100 steps (unset, a sweep checkpoints at most every 20 s of
+    # a trial, orchestrator.sweep.checkpoint_policy); the retry and resume tests count on those steps.
+    "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 2, "checkpoint_every": 100},
 }
 
 
@@ -82,7 +86,7 @@ def test_bad_spaces_exit_2_with_one_line_and_never_import_ray(tmp_path):
     cases = [(write_config(tmp_path, f"bad{i}.yaml", search={**BASE["search"], "space": space}), needle)
              for i, (space, needle) in enumerate(BAD_SPACES)]
     cases.append((write_config(tmp_path, "algo.yaml", search={**BASE["search"], "algorithm": "hyperopt"}),
-                  "search.algorithm: got 'hyperopt', allowed: tpe, random, grid, pbt"))
+                  "search.algorithm: got 'hyperopt', allowed: tpe, random, grid, pbt, nsga2"))
     argvs = [["sweep", str(cfg), "--storage", str(tmp_path / "res")] for cfg, _ in cases]
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argvs)], cwd=ROOT, capture_output=True,
@@ -103,7 +107,7 @@ def test_unknown_algorithm_via_the_console_script(tmp_path):
     proc = subprocess.run(["groktune", "sweep", str(cfg), "--set", "search.num_samples=3"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "groktune: error: search.algorithm: got 'hyperopt', allowed: tpe, random, grid, pbt"
+    assert proc.stderr.strip() == "groktune: error: search.algorithm: got 'hyperopt', allowed: tpe, random, grid, pbt, nsga2"
     assert not (tmp_path / "results").exists()
 
 
@@ -143,7 +147,7 @@ def test_start_up_failures_leave_nothing_and_a_stuck_folder_reruns(tmp_path):
     A folder left by a start-up kill (experiment.yaml, tuner.pkl, no Tune state) reruns."""
     res = tmp_path / "res"
     for search, needle in (({"cpus_per_trial": 1000}, "search.cpus_per_trial: got 1000, but no node"),
-                           ({"gpus_per_trial": 64}, "search.gpus_per_trial: got 64, but no node"),
+                           ({"gpus_per_trial": 64}, "search.gpus_per_trial: got 64, but"),  # no GPU here / no node
                            ({"optuna_storage": "postgresql://nobody@127.0.0.1:1/none"}, "search.optuna_storage: cannot open")):
         cfg = write_config(tmp_path, search={**BASE["search"], **search})
         proc = groktune("sweep", cfg, "--storage", res, timeout=180)
@@ -200,7 +204,8 @@ def test_tpe_asha_sweep_writes_both_tables(tmp_path):
         tdir = next(exp.glob(f"*{tid}*"))
         steps = {r["step"] for r in read_result_lines(tdir) if "step" in r}
         assert n == len(steps)  # one row per eval
-        assert list(tdir.glob("events.out.tfevents.*"))  # TensorBoard events per trial
+        # TensorBoard: one run per trial in the sweep's tensorboard/ (orchestrator.sweep_callbacks)
+        assert list((exp / "tensorboard").glob(f"trial_{tid}_*/events.out.tfevents.*"))
     assert (exp / "experiment.yaml").exists()
     assert "optim.lr" in yaml.safe_load((exp / "experiment.yaml").read_text())["search"]["space"]
     status = groktune("status", exp)

@@ -56,7 +56,8 @@ def test_progress_line_before_any_result():
 def test_header_names_experiment_trials_resources_and_results(tmp_path):
     lines = header_lines("demo", 16, {"cpu": 1, "gpu": 0}, {"CPU": 2.0, "memory": 1e9}, tmp_path)
     assert lines == ["groktune sweep demo: 16 trials, 1 CPU / 0 GPU per trial on 2 CPUs / 0 GPUs",
-                     f"results -> {tmp_path}"]
+                     f"results -> {tmp_path}",
+                     f"follow live: tensorboard --logdir {tmp_path / 'tensorboard'}   or   groktune status {tmp_path}"]
 
 
 # --- fast: when lines reach the terminal -------------------------------------------------------

@@ -58,7 +58,7 @@ def test_tpe_repeats_each_config_per_seed():
     ({"space": {"model.d_model": {"quniform": [16, 64, 0]}}}, "q must be > 0"),
     ({"space": {"optim.beta1": {"uniform": [0.5, 1.5]}}}, "search.space.optim.beta1.uniform: value 1.5 gives an invalid config"),
     ({"space": {"task.op": {"choice": ["x+y", "x^y"]}}}, "search.space.task.op.choice: value 'x^y' gives an invalid config"),
-    ({"algorithm": "bayes"}, "search.algorithm: got 'bayes', allowed: tpe, random, grid, pbt"),
+    ({"algorithm": "bayes"}, "search.algorithm: got 'bayes', allowed: tpe, random, grid, pbt, nsga2"),
     ({"scheduler": "median"}, "search.scheduler: got 'median'"),
     ({"space": {"task.op": {"grid": ["x+y", "x-y"]}}}, "search.space.task.op: grid needs algorithm random, grid or pbt"),
     ({"space": {"optim.lr": {"uniform": [1e-4, 1e-2]}}, "algorithm": "pbt"}, "pbt needs algorithm: pbt and scheduler: pbt"),

@@ -40,7 +40,7 @@ def crash_config(tmp_path):
         train={"steps": 500, "batch_size": 64, "eval_every": 25, "checkpoint_every": 50, "eval_dense_until": 0,
                "target_val_acc": 0.6, "target_patience": 2, "per_class_metrics": False},
         search={"space": {"optim.lr": {"grid": GRID}}, "algorithm": "grid", "scheduler": "fifo",
-                "seeds": SEEDS, "cpus_per_trial": 1, "max_failures": 1})
+                "seeds": SEEDS, "cpus_per_trial": 1, "max_failures": 1, "checkpoint_every": 50})
 
 
 def total_starts(exp: Path) -> int:

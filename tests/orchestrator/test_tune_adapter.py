@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -31,16 +32,17 @@ def sweep_cfg(**search):
     return config_from_dict(base)
 
 
-def run_tuner(cfg, storage, param_space, scheduler=None, num_samples=1):
+def run_tuner(cfg, storage, param_space, scheduler=None, num_samples=1, checkpoints=None):
     from ray import tune
 
-    from orchestrator.tune_adapter import population_trainable, trainable
+    from orchestrator.tune_adapter import EVERY_SAVE, population_trainable, trainable
 
+    checkpoints = checkpoints or EVERY_SAVE
     if cfg.search.seeds_per_trial > 1:
         fn = tune.with_parameters(population_trainable, make_members=maker_for(cfg).members, scorer=ScoreState,
-                                  vectorize=cfg.search.population_vectorize)
+                                  vectorize=cfg.search.population_vectorize, checkpoints=checkpoints)
     else:
-        fn = tune.with_parameters(trainable, make_config=maker_for(cfg), scorer=ScoreState)
+        fn = tune.with_parameters(trainable, make_config=maker_for(cfg), scorer=ScoreState, checkpoints=checkpoints)
     tuner = tune.Tuner(
         tune.with_resources(fn, {"cpu": 1}),
         param_space=param_space,
@@ -79,6 +81,31 @@ def test_every_eval_is_reported_with_score_and_resources_and_checkpoints_load_sa
         assert state["progress"]["step"] == 60
         adapter_state = json.load(open(f"{d}/tune_state.json"))
         assert adapter_state["finished"]["status"] == "budget"
+    # every offered save became a checkpoint once: the last step's goes only with the closing report
+    saved = sorted(json.load(open(d / "tune_state.json"))["resumed_from_step"] for d in Path(result.path).glob("checkpoint_*"))
+    offered = [r["step"] for r in plain if r["step"] >= 20 and r["step"] < 60]
+    assert saved[-1] == 60 and len(saved) == len(set(saved)) >= 3 and set(saved[:-1]) <= set(offered)
+
+
+def test_a_rate_limited_policy_hands_tune_no_checkpoint_in_a_short_trial(ray_local, tmp_path):
+    """orchestrator.sweep.checkpoint_policy: a checkpoint only when something can read it, at most
+    one per period; a trial shorter than the period never checkpoints, not even when it closes."""
+    from orchestrator.sweep import CHECKPOINT_PERIOD_S, checkpoint_policy
+    from orchestrator.tune_adapter import CheckpointPolicy
+
+    def policy(**search):
+        return checkpoint_policy(sweep_cfg(**search).search)
+
+    assert policy(max_failures=0) == CheckpointPolicy(enabled=False, min_interval_s=CHECKPOINT_PERIOD_S)
+    assert policy(max_failures=2) == CheckpointPolicy(enabled=True, min_interval_s=CHECKPOINT_PERIOD_S)
+    assert policy(max_failures=0, checkpoint_every=20) == CheckpointPolicy(enabled=True, min_interval_s=0.0)
+    cfg = sweep_cfg(max_failures=2)
+    grid = run_tuner(cfg, tmp_path, {"optim.lr": 3e-3}, checkpoints=policy(max_failures=2))
+    assert not grid.errors
+    result = grid[0]
+    assert result.checkpoint is None and not list(Path(result.path).glob("checkpoint_*"))
+    reported = rows(result)
+    assert reported[-1]["status"] == "budget" and reported[-1]["step"] == 60  # the closing report still comes
 
 
 @pytest.mark.parametrize("seeds_per_trial", [1, 2])

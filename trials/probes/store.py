@@ -109,7 +109,7 @@ class TensorBoardProbes:
     the run dir reporter writes there; TensorBoard reads every event file of a folder)."""
 
     def __init__(self, folder: str | Path):
-        from torch.utils.tensorboard import SummaryWriter  # ImportError when tensorboard is absent
+        from torch.utils.tensorboard import SummaryWriter  # deferred: optional (ImportError when tensorboard is absent)
 
         self.writer = SummaryWriter(log_dir=str(folder))
 

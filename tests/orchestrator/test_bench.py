@@ -1,0 +1,141 @@
+"""`groktune bench` end to end on a tiny test-only index, and its bad input (issue 16, item 2).
+
+The tiny settings really train (x+y mod 11, a small MLP, a few hundred full-batch steps); the
+table's numbers are checked against the runs' own metrics.jsonl with an independent reading of
+the event rule (3 evals in a row at the threshold), not against hard-coded values.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.bench import INDEX, load_index
+from orchestrator.cli import main
+
+TINY = {  # x+y mod 23 that an MLP with ⊥Grad generalises in ~200 full-batch steps (checked below)
+    "name": "tiny", "seed": 0,
+    "task": {"name": "modular", "op": "x+y", "p": 23, "train_fraction": 0.6},
+    "model": {"arch": "mlp", "n_layers": 2, "d_model": 24, "d_ff": 128, "n_heads": 1, "activation": "relu",
+              "norm": "none"},
+    "optim": {"name": "adamw", "lr": 1.0e-2, "weight_decay": 0.0, "beta2": 0.99, "eps": 1.0e-25, "warmup_steps": 0,
+              "orthogonal_grad": True},
+    "train": {"steps": 300, "batch_size": 0, "num_threads": 1, "target_val_acc": 0.99, "eval_dense_until": 0,
+              "eval_every": 10, "per_class_metrics": False, "checkpoint_every": 300},
+}
+
+
+def tiny_index(folder: Path, paper_steps=150) -> Path:
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    index = {"settings": {
+        "tiny": {"config": "tiny.yaml", "paper": "Test 2026", "claim": "tiny groks", "paper_steps": paper_steps,
+                 "threshold": 0.95, "check": "steps"},
+        "tiny_wd": {"config": "tiny.yaml", "paper": "Test 2026", "claim": "wd helps", "paper_steps": None,
+                    "threshold": 0.95, "check": "wd_trend", "max_seeds": 1,
+                    "grid": {"optim.weight_decay": [0.01, 0.1]}},
+    }}
+    path = folder / "index.yaml"
+    path.write_text(yaml.safe_dump(index, sort_keys=False))
+    return path
+
+
+def first_streak(records: list[dict], threshold: float, patience: int = 3):
+    """Independent reading of the event rule: first step of `patience` evals in a row at the threshold."""
+    records = sorted(records, key=lambda r: r["step"])
+    for i in range(len(records) - patience + 1):
+        if all(r["val_acc"] >= threshold for r in records[i:i + patience]):
+            return records[i]["step"]
+    return None
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_bench_end_to_end(tmp_path, capsys):
+    index = tiny_index(tmp_path)
+    out = tmp_path / "bench"
+    assert main(["bench", "tiny", "tiny_wd", "--seeds", "2", "--out", str(out), "--index", str(index)]) == 0
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert list(rows[0]) == ["setting", "point", "paper", "claim", "paper_steps", "threshold", "seeds", "budget",
+                             "median_95", "spread_95", "median_99", "spread_99", "failed", "phase",
+                             "wall_s_per_run", "ratio", "verdict"]
+    tiny = next(r for r in rows if r["setting"] == "tiny")
+    runs = [out / "runs" / "tiny" / f"seed{k}" for k in (0, 1)]
+    steps95 = [first_streak(metrics(d), 0.95) for d in runs]
+    steps99 = [first_streak(metrics(d), 0.99) for d in runs]
+    assert tiny["seeds"] == "2" and tiny["budget"] == "300"
+    assert None not in steps95 + steps99, "the tiny setting no longer generalises in its budget"
+    assert float(tiny["median_95"]) == statistics.median(steps95)
+    assert tiny["spread_95"] == f"{min(steps95)}–{max(steps95)}"
+    assert float(tiny["median_99"]) == statistics.median(steps99)
+    ratio = statistics.median(steps95) / 150
+    assert tiny["ratio"] == f"{ratio:.2f}×"
+    assert tiny["verdict"].startswith("reproduces within 2×" if 0.5 <= ratio <= 2 else "does not reproduce")
+    assert tiny["failed"] == "0/2"
+    walls = [json.loads((d / "result.json").read_text())["wall_time"] for d in runs]
+    assert tiny["wall_s_per_run"] == f"{statistics.median(walls):.1f}"
+    # The grid setting: one row per weight decay (max_seeds caps it at one seed) and a verdict row.
+    wd_rows = [r for r in rows if r["setting"] == "tiny_wd"]
+    assert [r["point"] for r in wd_rows] == ["weight_decay=0.01", "weight_decay=0.1", "all"]
+    assert all(r["seeds"] == "1" for r in wd_rows[:2]) and wd_rows[2]["verdict"]
+    assert (out / "table.md").read_text().startswith("| setting | point |")
+    assert "groktune bench tiny tiny_wd --seeds 2" in (out / "table.md").read_text()
+    for name in ("tiny_val.png", "tiny_wd_val.png", "tiny_wd_wd.png"):
+        assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    # Never overwrites: the same --out again is refused; --table-only rewrites the table from the runs.
+    before = (runs[0] / "metrics.jsonl").read_text()
+    assert main(["bench", "tiny", "--seeds", "2", "--out", str(out), "--index", str(index)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["bench", "tiny", "--seeds", "2", "--out", str(out), "--index", str(index), "--table-only"]) == 0
+    assert (runs[0] / "metrics.jsonl").read_text() == before
+    again = next(r for r in csv.DictReader((out / "table.csv").open()) if r["setting"] == "tiny")
+    assert again["median_95"] == tiny["median_95"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nope"], "setting 'nope' is not in the bench index"),
+    (["tiny", "--seeds", "0"], "--seeds: got 0"),
+    (["tiny", "--steps-scale", "-1"], "--steps-scale: got -1.0"),
+    (["tiny", "--steps-scale", "nan"], "--steps-scale: got nan"),
+    (["tiny", "--seeds", "x"], "invalid int value"),
+])
+def test_bad_arguments(tmp_path, capsys, argv, message):
+    index = tiny_index(tmp_path)
+    out = tmp_path / "bench"
+    assert main(["bench", *argv, "--out", str(out), "--index", str(index)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()  # nothing written on bad input
+
+
+def test_bad_index_and_config(tmp_path, capsys):
+    index = tiny_index(tmp_path)
+    data = yaml.safe_load(index.read_text())
+    data["settings"]["tiny"]["check"] = "vibes"
+    index.write_text(yaml.safe_dump(data))
+    assert main(["bench", "tiny", "--out", str(tmp_path / "b"), "--index", str(index)]) == 2
+    assert "settings.tiny.check: got 'vibes'" in capsys.readouterr().err
+    index = tiny_index(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "optim": {**TINY["optim"], "lr": -1}}))
+    assert main(["bench", "tiny", "--out", str(tmp_path / "b"), "--index", str(index)]) == 2
+    assert "optim.lr" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()  # validated before the folder is made
+    assert main(["bench", "tiny", "--table-only", "--out", str(tmp_path / "none"), "--index", str(index)]) == 2
+    assert "no such bench folder" in capsys.readouterr().err
+
+
+def test_shipped_index_and_configs_validate():
+    """Every shipped bench setting loads, and every planned run's config validates."""
+    from orchestrator.bench import plan_runs, validate_plans
+
+    settings = load_index(INDEX)
+    assert {"grokfast_ema", "grokfast_ma", "grokfast_adam_baseline", "nanda_modadd113", "liu_phases",
+            "wd_dependence", "prieto_stablemax", "prieto_perpgrad", "clip_to_grok"} <= set(settings)
+    validate_plans(plan_runs(settings, [], 1, 1.0, Path("unused")))
