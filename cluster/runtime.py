@@ -53,6 +53,7 @@ def wait_nodes(address: str, expected: int, timeout: float, watch: list[int], po
             return f"no Ray head listening at {address} after {timeout:.0f}s"
         time.sleep(0.5)
 
+    # deferred: Ray loads only once the head is up (this module's helpers run before it)
     import ray
 
     ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
@@ -76,6 +77,7 @@ def can_resume(experiment_dir: Path) -> bool:
     """Whether `experiment_dir` holds Ray Tune experiment state (Tuner.can_restore)."""
     if not experiment_dir.is_dir():
         return False
+    # deferred: Ray Tune only when there is an experiment folder to check
     from ray.tune import Tuner
 
     return Tuner.can_restore(str(experiment_dir))

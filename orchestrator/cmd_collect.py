@@ -13,7 +13,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from orchestrator.results import collect  # pandas and the configs: loaded only when this command runs
+    from orchestrator.results import collect  # deferred: pandas and the configs: loaded only when this command runs
     from orchestrator.storage import local_sweep_folder
 
     path = local_sweep_folder(args.dir)

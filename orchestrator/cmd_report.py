@@ -56,6 +56,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """parse -> load -> analyse -> write; analysis is imported here to keep `groktune` fast."""
+    # deferred: analysis (pandas, matplotlib) only when this command runs; `groktune --help` stays fast
     from analysis import ReportOptions, build_report, load, write_report
 
     _check(args)

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 from groktune.errors import UserError
+from orchestrator.console import NORMAL, QUIET
+from orchestrator.paths import check_name_flag, check_parent_folder
+from orchestrator.storage import check_bucket, parse_storage
 
 
 def register(sub) -> None:
@@ -29,15 +32,12 @@ def register(sub) -> None:
 
 def verbosity(args) -> int:
     """orchestrator.console's QUIET / NORMAL / VERBOSE (and up, one per extra -v) from the flags."""
-    from orchestrator.console import NORMAL, QUIET
-
     return QUIET if args.quiet else NORMAL + args.verbose
 
 
 def run(args) -> int:
+    # deferred: the CLI imports every command to build its parser; configs (torch) load only here
     from orchestrator.config import load_config
-    from orchestrator.paths import check_name_flag, check_parent_folder
-    from orchestrator.storage import parse_storage
 
     check_name_flag(args.name)  # one path component: --name ../../x must not leave --storage
     storage = parse_storage(args.storage)  # a folder, file:///PATH or a bucket URI (orchestrator.storage)
@@ -47,12 +47,12 @@ def run(args) -> int:
     if cfg.search is None:
         raise UserError(f"{args.config}: no `search:` section; a sweep needs one (see configs/demo_sweep.yaml)")
     check_gpus(cfg.search.gpus_per_trial, args.address)  # before Ray: it would wait forever
+    # deferred: Ray, pandas and the trainer load only once the config is known to be good
     from orchestrator.results import summary
-    from orchestrator.sweep import run_sweep
+    from orchestrator.sweep import run_sweep  # deferred: as above
 
     if storage.uri:  # Ray Tune writes to the bucket, groktune to a local working folder (orchestrator.storage)
-        from orchestrator.bucket import run_bucket_sweep
-        from orchestrator.storage import check_bucket
+        from orchestrator.bucket import run_bucket_sweep  # deferred: Ray and pyarrow, as above
 
         check_bucket(storage.uri)  # opened as Ray Tune will: a bad one is one line, exit 2, before Ray starts
         outcome = run_bucket_sweep(cfg, storage, args.name, args.address, args.resume, verbosity=verbosity(args))

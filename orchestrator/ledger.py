@@ -180,7 +180,7 @@ def replay_for(exp: str | Path, trial_id: str, config: dict, orphans: dict[str, 
 
 def run_with_ledger(config: dict, *, inner, exp: str, orphans: dict, **kwargs) -> None:
     """The sweep's trainable: replay a finished trial's ledgered result, else train with `inner`."""
-    from ray import tune  # here: results and `status` read the ledger without importing Ray
+    from ray import tune  # deferred: results and `status` read the ledger without importing Ray
 
     trial_id = tune.get_context().get_trial_id()
     replay = replay_for(exp, trial_id, config, orphans)

@@ -79,6 +79,7 @@ def restore_env(saved: dict) -> None:
 
 def token_available() -> bool:
     """Whether Ray would find a token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token)."""
+    # deferred: Ray only when a join is checked
     from ray._raylet import AuthenticationTokenLoader
 
     loader = AuthenticationTokenLoader.instance()
@@ -88,6 +89,7 @@ def token_available() -> bool:
 
 def refresh_ray_auth() -> None:
     """Make this process's Ray see the auth env now (Ray caches its config and token)."""
+    # deferred: Ray only when a join is checked
     from ray._raylet import AuthenticationTokenLoader, Config
 
     Config.initialize("")

@@ -69,6 +69,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
     Returns:
         The RayContext, or None when Ray was already initialised.
     """
+    # deferred: Ray reads its RAY_* settings (auth, local-only) when first imported; they are set before
     import ray
 
     if ray.is_initialized():
@@ -100,6 +101,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None):
 
 def _join(address: str):
     """ray.init against a running cluster, auth mode picked and the join checked first (rayjoin)."""
+    # deferred: Ray reads its RAY_* settings (auth, local-only) when first imported; they are set before
     import ray
 
     global _join_env
@@ -118,6 +120,7 @@ def _join(address: str):
 
 def stop_ray() -> None:
     """ray.shutdown, then (embedded cluster) stop what is left of the session and remove its dir."""
+    # deferred: Ray reads its RAY_* settings (auth, local-only) when first imported; they are set before
     import ray
 
     global _join_env
@@ -199,6 +202,7 @@ def _set_local_only(on: bool) -> bool:
     Ray reads it at import, and the sweep has imported Ray by now, so the module attribute is
     set as well as the environment (which Ray's child processes read).
     """
+    # deferred: Ray reads its RAY_* settings (auth, local-only) when first imported; they are set before
     from ray._private import ray_constants
 
     old = not ray_constants.ENABLE_RAY_CLUSTER
@@ -210,6 +214,7 @@ def _set_local_only(on: bool) -> bool:
 
 def cluster_resources() -> dict:
     """{"total": {...}, "available": {...}} of the connected cluster (CPU, GPU, memory in GiB)."""
+    # deferred: Ray reads its RAY_* settings (auth, local-only) when first imported; they are set before
     import ray
 
     def tidy(res: dict) -> dict:

@@ -81,6 +81,7 @@ class RunDirReporter:
 def _tensorboard_writer(path: Path):
     """A SummaryWriter when tensorboard is installed, else None."""
     try:
+        # deferred: tensorboard is optional (a test extra)
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from cluster.slurm.render import SweepJob
 from groktune.errors import UserError
-from groktune.layout import SLURM_DIR
+from groktune.layout import CONFIG, SLURM_DIR
 
 SCRIPT_NAME = "job.sbatch"
-CONFIG_NAME = "config.yaml"
+CONFIG_NAME = CONFIG  # the sweep config the job runs, in the job folder
 JOB_ID_NAME = "job_id"
 
 
