@@ -52,7 +52,9 @@ def _tpe(search: Any, seed: int, study_name: str):
 
 
 def _nsga2(search: Any, seed: int, study_name: str):
-    """Optuna NSGA-II (a genetic multi-objective sampler; also runs with one objective)."""
+    """Optuna NSGA-II (a genetic multi-objective sampler; also runs with one objective). Its first
+    generation (Optuna's population_size, 50) is sampled at random, so below ~100 trials TPE,
+    which models the front from its first ~10 trials on, is the better multi-objective choice."""
     import optuna  # deferred: validation imports this module before Ray or Optuna
 
     return _optuna(search, study_name, optuna.samplers.NSGAIISampler(seed=seed))
