@@ -11,6 +11,11 @@ STORAGE/NAME/scheduler.state (not *.json: Tune would copy it back stale) wheneve
 loads them on first use in a restored driver. A trial it had decided to stop is stopped again
 at its first result after the resume; a rung result reported again after a checkpoint restart
 is already recorded and is not judged twice.
+
+It also never stops a trial at the end of its budget (a result at max_t, the trainer's step
+budget, or a rung that falls on it): the trainer finishes there anyway, and stopping it would
+drop its closing report, so the ledger, the Optuna study and the progress line would call a
+trial that ran its whole budget (or grokked at its last eval) "pruned".
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class DurableASHA(AsyncHyperBandScheduler):
         self._load()
         if trial.trial_id in self._stopped:
             return TrialScheduler.STOP  # decided before a driver kill; the stop never happened
+        if result.get(self._time_attr, 0) >= self._max_t:
+            return TrialScheduler.CONTINUE  # the trainer's last eval: its closing report follows
         action = super().on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP:
             self._stopped.add(trial.trial_id)

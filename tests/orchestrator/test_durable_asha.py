@@ -42,3 +42,22 @@ def test_rungs_and_stop_decisions_come_back_after_a_kill(tmp_path):
     fresh = make(tmp_path / "other")
     fresh.on_trial_add(None, late)
     assert fresh.on_trial_result(None, late, {"step": 100, "loss": 8.0}) == TrialScheduler.CONTINUE  # empty rungs
+
+
+def test_a_trial_at_the_end_of_its_budget_is_never_stopped(tmp_path):
+    """A rung on the budget (100 * 3**2 = 900 = max_t) must not prune the trainer's last eval:
+    its closing report (the status) would be lost and a finished trial recorded as pruned."""
+    asha = make(tmp_path)
+    trials = [SimpleNamespace(trial_id=t) for t in "abcd"]
+    for t in trials:
+        asha.on_trial_add(None, t)
+    for t, loss in zip(trials, (1.0, 2.0, 3.0, 4.0)):
+        asha.on_trial_result(None, t, {"step": 900, "loss": loss})
+    assert asha.on_trial_result(None, trials[3], {"step": 900, "loss": 9.0}) == TrialScheduler.CONTINUE
+    assert asha.on_trial_result(None, trials[3], {"step": 300, "loss": 99.0}) == TrialScheduler.CONTINUE  # rung 300 empty
+    late = SimpleNamespace(trial_id="e")
+    asha.on_trial_add(None, late)
+    asha.on_trial_result(None, trials[0], {"step": 300, "loss": 1.0})
+    asha.on_trial_result(None, trials[1], {"step": 300, "loss": 1.0})
+    asha.on_trial_result(None, trials[2], {"step": 300, "loss": 1.0})
+    assert asha.on_trial_result(None, late, {"step": 300, "loss": 50.0}) == TrialScheduler.STOP  # below the budget it prunes
