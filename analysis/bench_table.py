@@ -201,9 +201,11 @@ def summary_row(setting: BenchSetting, rows: list[dict]) -> dict | None:
         ordered = sorted(rows, key=lambda r: float(r["_point"].get("optim.weight_decay", 0.0)))
         medians = [r["_median"] for r in ordered]
         falling = all(b <= a for a, b in zip(medians, medians[1:])) and medians[-1] < medians[0]
+        budget = max(r["budget"] for r in rows)
+        chain = " → ".join(_fmt_steps(m, budget) for m in medians)
         verdict = ("reproduces: steps fall as weight decay rises" if falling else
-                   f"does not reproduce (medians by rising wd: {', '.join(_fmt_steps(m, 0) for m in medians)}{differs})")
-        counts = " → ".join(_fmt_steps(m, max(r["budget"] for r in rows)) for m in medians)
+                   f"does not reproduce (medians by rising wd: {chain}{differs})")
+        counts = chain
     base = {c: "" for c in COLUMNS}
     base.update({"setting": setting.name, "point": "all", "paper": setting.paper, "claim": setting.claim,
                  "paper_steps": _paper_text(setting.paper_steps), "threshold": setting.threshold,

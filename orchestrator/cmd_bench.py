@@ -14,8 +14,11 @@ import shlex
 import time
 from pathlib import Path
 
-from orchestrator.bench import INDEX, collect, finished, load_index, machine_meta, plan_runs, run_one, validate_plans, write_outputs
+from groktune.layout import METRICS
 from orchestrator.errors import UserError
+
+INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
+"""The published settings and their numbers (the default --index)."""
 
 MAX_SEEDS = 100
 MAX_SCALE = 100.0
@@ -35,7 +38,8 @@ def register(sub) -> None:
                         "rewrite the table and figures")
     p.add_argument("--table-only", action="store_true", dest="table_only",
                    help="train nothing: rewrite the table and figures of an existing --out from the runs "
-                        "it holds (an interrupted run counts as stopped at its last eval)")
+                        "it holds (an interrupted run counts as stopped at its last eval; runs never "
+                        "started are left out)")
     p.add_argument("--index", type=Path, default=INDEX, help=f"bench index (default {INDEX.name} in configs/bench)")
     p.set_defaults(func=run)
 
@@ -69,6 +73,9 @@ def _command(args, out: Path) -> str:
 
 
 def run(args) -> int:
+    # deferred: analysis (pandas, matplotlib) loads only when this command runs; `groktune --help` stays fast
+    from orchestrator.bench import collect, finished, load_index, machine_meta, plan_runs, run_one, validate_plans, write_outputs
+
     out = _check_args(args)
     settings = load_index(args.index)
     plans = plan_runs(settings, list(args.settings), args.seeds, args.steps_scale, out)
@@ -76,10 +83,13 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = machine_meta()
     meta = {"command": _command(args, out), "started": start["time"], "load_start": start["load"], "runs": len(plans)}
-    if args.table_only:
-        missing = [p.out for p in plans if not p.out.is_dir()]
-        if missing:
-            raise UserError(f"--table-only: {missing[0]}: no such run folder ({len(missing)} of {len(plans)} missing)")
+    if args.table_only:  # the runs that exist; a planned run never started is left out (and said so)
+        missing = [p for p in plans if not (p.out / METRICS).is_file() or not (p.out / METRICS).stat().st_size]
+        if len(missing) == len(plans):
+            raise UserError(f"--table-only: {out}: holds none of the {len(plans)} planned runs")
+        for plan in missing:
+            print(f"missing (left out of the table): {plan.out}")
+        plans = [p for p in plans if p not in missing]
         plans_to_run = []
     else:
         plans_to_run = plans

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import yaml
 from orchestrator.bench import INDEX, load_index
 from orchestrator.cli import main
 
-TINY = {  # x+y mod 23 that an MLP with ⊥Grad generalises in ~200 full-batch steps (checked below)
+TINY = {  # x+y mod 23: with ⊥Grad seed 0 generalises at ~200 full-batch steps, seed 1 not within 300
     "name": "tiny", "seed": 0,
     "task": {"name": "modular", "op": "x+y", "p": 23, "train_fraction": 0.6},
     "model": {"arch": "mlp", "n_layers": 2, "d_model": 24, "d_ff": 128, "n_heads": 1, "activation": "relu",
@@ -71,14 +72,20 @@ def test_bench_end_to_end(tmp_path, capsys):
     steps95 = [first_streak(metrics(d), 0.95) for d in runs]
     steps99 = [first_streak(metrics(d), 0.99) for d in runs]
     assert tiny["seeds"] == "2" and tiny["budget"] == "300"
-    assert None not in steps95 + steps99, "the tiny setting no longer generalises in its budget"
-    assert float(tiny["median_95"]) == statistics.median(steps95)
-    assert tiny["spread_95"] == f"{min(steps95)}–{max(steps95)}"
-    assert float(tiny["median_99"]) == statistics.median(steps99)
-    ratio = statistics.median(steps95) / 150
-    assert tiny["ratio"] == f"{ratio:.2f}×"
-    assert tiny["verdict"].startswith("reproduces within 2×" if 0.5 <= ratio <= 2 else "does not reproduce")
-    assert tiny["failed"] == "0/2"
+    reached = [s for s in steps95 if s is not None]
+    assert reached, "the tiny setting no longer generalises in its budget"  # seed 0 does, at ~200
+    # A seed that never reached counts as +inf: the median is "> budget" once half the seeds failed.
+    median = statistics.median([math.inf if s is None else s for s in steps95])
+    assert tiny["median_95"] == (f"> 300" if math.isinf(median) else f"{median:g}")
+    assert tiny["spread_95"] == f"{min(reached)}–{max(reached)}"
+    assert tiny["failed"] == f"{len(steps95) - len(reached)}/2"
+    median99 = statistics.median([math.inf if s is None else s for s in steps99])
+    assert tiny["median_99"] == (f"> 300" if math.isinf(median99) else f"{median99:g}")
+    if math.isinf(median):
+        assert tiny["ratio"] == "–" and tiny["verdict"].startswith("does not reproduce (not reached in 300 steps")
+    else:
+        assert tiny["ratio"] == f"{median / 150:.2f}×"
+        assert tiny["verdict"].startswith("reproduces within 2×" if 0.5 <= median / 150 <= 2 else "does not reproduce")
     walls = [json.loads((d / "result.json").read_text())["wall_time"] for d in runs]
     assert tiny["wall_s_per_run"] == f"{statistics.median(walls):.1f}"
     # The grid setting: one row per weight decay (max_seeds caps it at one seed) and a verdict row.
@@ -139,3 +146,19 @@ def test_shipped_index_and_configs_validate():
     assert {"grokfast_ema", "grokfast_ma", "grokfast_adam_baseline", "nanda_modadd113", "liu_phases",
             "wd_dependence", "prieto_stablemax", "prieto_perpgrad", "clip_to_grok"} <= set(settings)
     validate_plans(plan_runs(settings, [], 1, 1.0, Path("unused")))
+
+
+@pytest.mark.slow
+def test_resume_keeps_finished_runs_and_adds_seeds(tmp_path, capsys):
+    index = tiny_index(tmp_path)
+    out = tmp_path / "bench"
+    assert main(["bench", "tiny", "--seeds", "1", "--out", str(out), "--index", str(index)]) == 0
+    seed0 = out / "runs" / "tiny" / "seed0"
+    before = {name: (seed0 / name).read_bytes() for name in ("metrics.jsonl", "result.json")}
+    capsys.readouterr()
+    assert main(["bench", "tiny", "--seeds", "2", "--out", str(out), "--index", str(index), "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert "[1/2] tiny seed=0 (kept)" in printed and "[2/2] tiny seed=1\n" in printed
+    assert {name: (seed0 / name).read_bytes() for name in before} == before  # a finished run is never rewritten
+    (row,) = [r for r in csv.DictReader((out / "table.csv").open()) if r["setting"] == "tiny"]
+    assert row["seeds"] == "2" and (out / "runs" / "tiny" / "seed1" / "result.json").is_file()
