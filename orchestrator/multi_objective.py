@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.sweep_algos import SCHEDULERS, SEARCHERS
+
 MODES = ("min", "max")
 OBJECTIVE_METRICS = (
     "grok_score", "val_acc", "val_loss", "train_acc", "train_loss", "param_norm", "grad_norm",
@@ -99,8 +101,6 @@ def check_objectives(search: Any) -> None:
             allowed = OBJECTIVE_METRICS + (POPULATION_METRICS if population else ())
             raise ValueError(f"metric: got {m!r}, not reported at every eval; allowed in a list: "
                              f"{', '.join(allowed)}")
-    from orchestrator.sweep_algos import SCHEDULERS, SEARCHERS  # the tables say who takes lists
-
     if not SCHEDULERS[search.scheduler].multi_objective:
         ok = ", ".join(n for n, spec in SCHEDULERS.items() if spec.multi_objective)
         raise ValueError(f"scheduler: got {search.scheduler} with {len(metric)} metrics; {search.scheduler} "

@@ -82,6 +82,7 @@ def check_resources(search) -> None:
     Raises:
         UserError naming the key, the value and the most one node offers.
     """
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -103,8 +104,10 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
     With search.seeds_per_trial > 1 a trial trains its point with that many seeds as one
     population in one process (orchestrator.tune_adapter.population_trainable), on the same resources.
     """
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from ray import tune
 
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from orchestrator.tune_adapter import population_trainable, trainable
 
     s = cfg.search
@@ -128,6 +131,7 @@ def checkpoint_policy(search):
         else, when failed trials are retried (max_failures > 0), one per CHECKPOINT_PERIOD_S at
         most; else none (nothing would read them).
     """
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from orchestrator.tune_adapter import CheckpointPolicy
 
     if clones_checkpoints(search) or search.checkpoint_every:
@@ -146,8 +150,10 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
     `verbosity` (orchestrator.console): NORMAL adds the progress line and keeps Tune silent;
     VERBOSE (and up) brings back Tune's own tables instead; QUIET prints neither.
     """
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from ray import tune
 
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, Progress, logger_callbacks
 
     s = cfg.search
@@ -184,6 +190,7 @@ def restore_tuner(cfg: ExperimentConfig, path: Path):
     finished trials stay finished (TERMINATED ones are not started; others replay their ledger
     record), unfinished ones continue from their last checkpoints, errored ones stay errors
     (error is final: their retries ran out); the searcher's and scheduler's state come back."""
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from ray import tune
 
     orphans = reconcile(path)
@@ -207,6 +214,7 @@ def outermost_new(path: Path) -> Path | None:
 
 def print_header(cfg: ExperimentConfig, path: Path) -> None:
     """The console header (orchestrator.console.header_lines) with the connected cluster's resources."""
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     import ray
 
     s = cfg.search

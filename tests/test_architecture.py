@@ -175,13 +175,6 @@ def test_production_code_has_no_test_hooks():
 
 DEFERRED = "# deferred:"
 
-NOT_YET_MARKED = {
-    # Files of other work in progress when this rule landed (issue 13); the lead clears this list
-    # as each gets its `# deferred: why` or moves its imports to the top. Never add to it.
-    "orchestrator.multi_objective", "orchestrator.sweep",
-}
-
-
 def unmarked_function_imports(source: str) -> list[int]:
     """Lines of imports inside functions with no `# deferred: why` on them or on the line above."""
     lines = source.splitlines()
@@ -209,7 +202,7 @@ def test_imports_inside_functions_say_why_they_are_deferred():
     bad = {}
     for name, path in modules().items():
         lines = unmarked_function_imports(path.read_text())
-        if lines and name not in NOT_YET_MARKED:
+        if lines:
             bad[name] = lines
     assert bad == {}
 
