@@ -175,6 +175,7 @@ def test_production_code_has_no_test_hooks():
 
 DEFERRED = "# deferred:"
 
+
 def unmarked_function_imports(source: str) -> list[int]:
     """Lines of imports inside functions with no `# deferred: why` on them or on the line above."""
     lines = source.splitlines()
