@@ -55,19 +55,20 @@ def processes_of(temp_dir: str | Path) -> list[psutil.Process]:
 def stop_head(temp_dir: str | Path, grace: float = 5.0) -> list[int]:
     """TERM, then KILL, every process of the Ray started with `temp_dir`; returns their pids."""
     procs = processes_of(temp_dir)
-    for proc in procs:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.Error:
-            pass
+    _signal_all(procs, signal.SIGTERM)
     _, alive = psutil.wait_procs(procs, timeout=grace)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    _signal_all(alive, signal.SIGKILL)
     psutil.wait_procs(alive, timeout=5)
     return [p.pid for p in procs]
+
+
+def _signal_all(procs: list, sig: int) -> None:
+    """Send `sig` to each process; one that has already gone is skipped."""
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            pass
 
 
 def start_node(temp_dir: str | Path, env: dict, *, head_port: int | None = None, join: str | None = None,
@@ -115,10 +116,6 @@ def node_id_of(temp_dir: str | Path) -> str | None:
 def kill_node(temp_dir: str | Path) -> list[int]:
     """SIGKILL every process of the node started with `temp_dir` at once: a node crash, not a stop."""
     procs = processes_of(temp_dir)
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    _signal_all(procs, signal.SIGKILL)
     psutil.wait_procs(procs, timeout=10)
     return [p.pid for p in procs]
