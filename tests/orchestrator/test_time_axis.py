@@ -12,6 +12,7 @@ runs, `status` reports it running; after, finished.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ import yaml
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from groktune.layout import LEDGER, TUNE_RESULT
 from orchestrator.config import config_from_dict
 from orchestrator.sweep_algos import TIME_ATTR, build_scheduler
 
@@ -170,17 +172,38 @@ def readme_snippet(needle: str) -> str:
 
 
 def poll_status_while_running(proc: subprocess.Popen, exp: Path, timeout: float = 240.0) -> dict | None:
-    """status_data of the sweep folder, polled in this process until it shows a running trial."""
+    """status_data of the sweep folder, taken while a trial is running.
+
+    A trial of this sweep runs for about a second, and status_data reads every result file, so
+    a plain poll can miss every running window on a loaded machine. Instead a cheap check (more
+    trial result files with lines than ledger records) runs every 50 ms; when it fires, the
+    driver, which writes both, is frozen with SIGSTOP while status_data reads the folder, then
+    let go. A check that raced a trial's end (status shows none running) just polls on.
+    """
     from orchestrator.sweep_status import status_data
 
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
-        if (exp / "experiment.yaml").exists():
+        if (exp / "experiment.yaml").exists() and _reported(exp) > _ledgered(exp):
+            os.kill(proc.pid, signal.SIGSTOP)
             try:
                 data = status_data(exp)
-            except Exception:  # noqa: BLE001 - Tune may be mid-write of a result line
+            except Exception:  # noqa: BLE001 - frozen mid-write of a result line: poll on
                 data = None
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
             if data and data["status"] == "running" and any(t["status"] == "running" for t in data["trials"]):
                 return data
-        time.sleep(1.0)
+        time.sleep(0.05)
     return None
+
+
+def _reported(exp: Path) -> int:
+    """Trials whose Tune result file has at least one line."""
+    return sum(1 for f in exp.glob(f"*/{TUNE_RESULT}") if f.stat().st_size > 0)
+
+
+def _ledgered(exp: Path) -> int:
+    """Trials with a final record in the sweep's ledger."""
+    ledger = exp / LEDGER
+    return sum(1 for _ in ledger.glob("*.json")) if ledger.is_dir() else 0
