@@ -8,6 +8,7 @@ exits 2 before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -99,9 +100,16 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: got {_short(value)}, expected {_describe(tp)}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict:
+    """A dataclass's resolved field types. Resolving compiles each annotation string, ~70 % of
+    building a config; a sweep's tables build one config per trial, so it is done once per class."""
+    return typing.get_type_hints(cls)
+
+
 def from_dict(cls: type, data: dict, prefix: str = "") -> Any:
     """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:

@@ -256,6 +256,9 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
             if resume:
                 tuner = restore_tuner(cfg, path)
             else:
+                # Tune's loggers come from logger_callbacks, not added by Tune (a resume keeps the
+                # folder's own: old folders relied on Tune's for result.json).
+                os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
                 tuner = build_tuner(cfg, path, callbacks, verbosity)  # creates the folder (Tune writes tuner.pkl)
                 write_atomic(path / EXPERIMENT_FILE, dump_config(cfg))
             write_versions(path)  # what produced these results, read back by the report

@@ -24,7 +24,9 @@ from collections import Counter
 from pathlib import Path
 
 from ray.tune import Callback
-from ray.tune.logger import TBXLoggerCallback
+from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
+from tensorboardX.proto.summary_pb2 import Summary
+from tensorboardX.summary import scalar as tb_scalar
 
 from groktune.layout import HEARTBEAT, TENSORBOARD, write_atomic
 from orchestrator.console import LinePrinter, eta_seconds, progress_line
@@ -32,6 +34,10 @@ from orchestrator.ledger import RAY_KEYS, final_status, record_trial
 from orchestrator.raysession import cluster_resources
 from orchestrator.sweep_algos import TIME_ATTR
 
+# TensorBoard event files are flushed this often (and when a trial ends), not after every
+# report: a flush is an fsync, and per report it was the driver's largest cost in a sweep of
+# many small trials (benchmarks/README.md, "Sweep throughput").
+FLUSH_S = 5
 RUN_NAME_MAX = 120  # characters of a TensorBoard run (folder) name
 # Scalars a trial's hparams entry shows (TensorBoard's HPARAMS tab), when the trial reported them.
 HPARAM_METRICS = ("grok_score", "val_acc", "steps_to_target")
@@ -200,7 +206,7 @@ class StepTensorBoard(TBXLoggerCallback):
     """
 
     def __init__(self, experiment_dir: str | Path, space_keys: list[str]):
-        super().__init__()  # tensorboardX's SummaryWriter; ImportError without it
+        super().__init__()  # tensorboardX's SummaryWriter
         self.root = Path(experiment_dir) / TENSORBOARD
         self.keys = list(space_keys)
         self._written: dict[str, tuple[int, set]] = {}  # trial id -> (last step, its scalar names)
@@ -212,7 +218,7 @@ class StepTensorBoard(TBXLoggerCallback):
         folder = self.root / run_name(trial.trial_id, dict(trial.config), self.keys)
         # tensorboardX names event files by the second: a retry within it would overwrite the file.
         starts = self._starts[trial.trial_id] = self._starts.get(trial.trial_id, 0) + 1
-        self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=30,
+        self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=FLUSH_S,
                                                              filename_suffix=f".{os.getpid()}.{starts}")
         self._trial_result[trial] = {}
 
@@ -227,12 +233,11 @@ class StepTensorBoard(TBXLoggerCallback):
             return  # a retry repeating steps it had already reported
         if step == last:
             scalars = {k: v for k, v in scalars.items() if k not in names}
-        writer = self._trial_writer[trial]
-        for key, value in scalars.items():
-            writer.add_scalar(key, value, global_step=step)
+        if scalars:  # one event holding every scalar of the step (not one event, and fsync, per scalar)
+            values = [tb_scalar(key, value).value[0] for key, value in scalars.items()]
+            self._trial_writer[trial].file_writer.add_summary(Summary(value=values), global_step=step)
         self._written[trial.trial_id] = (step, (names if step == last else set()) | set(scalars))
         self._trial_result[trial].update(scalars)
-        writer.flush()
 
     def log_trial_end(self, trial, failed: bool = False):
         if trial not in self._trial_writer:
@@ -263,11 +268,16 @@ class StepTensorBoard(TBXLoggerCallback):
 
 
 def logger_callbacks(search, experiment_dir: str | Path) -> list:
-    """StepTensorBoard (when tensorboardX is installed: it comes with ray[tune]) and the
-    tracking callbacks of search.tracking, for RunConfig(callbacks=...)."""
+    """Tune's JSON logger (each trial's result.json: the curves orchestrator.results reads),
+    StepTensorBoard (tensorboardX comes with ray[tune]) and the tracking callbacks of
+    search.tracking, for RunConfig(callbacks=...).
+
+    Listed here rather than left to Tune, which adds its JSON, CSV and TBX loggers to any run
+    that lacks them: orchestrator.sweep turns that off (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS) for
+    a fresh sweep, so no trial also writes a progress.csv copy of its curve that nothing reads.
+    """
     path = Path(experiment_dir)
-    board = [StepTensorBoard(path, list(search.space))] if importlib.util.find_spec("tensorboardX") else []
-    return board + tracking_callbacks(search.tracking, path.name)
+    return [JsonLoggerCallback(), StepTensorBoard(path, list(search.space)), *tracking_callbacks(search.tracking, path.name)]
 
 
 def tracking_callbacks(names: list[str], experiment_name: str) -> list:
