@@ -212,6 +212,21 @@ def outermost_new(path: Path) -> Path | None:
     return path
 
 
+def check_creatable(path: Path) -> None:
+    """Create the sweep folder `path` (and its missing parents), then remove what was created:
+    a --storage where no folder can be made (read-only, a file in the way, no permission) is
+    one line here, before Ray starts, instead of an error from inside Tune."""
+    created = outermost_new(path)
+    if created is None:
+        return
+    try:
+        path.mkdir(parents=True)
+    except OSError as err:
+        raise UserError(f"--storage: cannot create the sweep folder {path} ({err.strerror or type(err).__name__})") from None
+    finally:
+        shutil.rmtree(created, ignore_errors=True)
+
+
 def print_header(cfg: ExperimentConfig, path: Path) -> None:
     """The console header (orchestrator.console.header_lines) with the connected cluster's resources."""
     # deferred: Ray (and what imports it) only once a sweep runs; see the note above
@@ -246,6 +261,7 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     # keeps finished trials whatever the period, a shorter one only loses less unfinished work.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SNAPSHOT_S)
     started = time.perf_counter()
+    check_creatable(path)
     created = outermost_new(path)
     start_ray(address)
     try:
@@ -273,5 +289,5 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials)
 
 
-__all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "check_resources", "experiment_dir", "restore_tuner",
+__all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "check_creatable", "check_resources", "experiment_dir", "restore_tuner",
            "print_header", "run_sweep", "saved_config"]

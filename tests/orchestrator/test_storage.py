@@ -98,3 +98,26 @@ def test_the_cli_refuses_a_bad_uri_before_ray_starts(capsys):
     import ray
 
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("where", ["/proc/groktune-nope", "/dev/null/sub"])
+def test_a_storage_folder_that_cannot_be_created_is_refused_before_ray_starts(where, capsys):
+    """/proc refuses new folders even to root; /dev/null is a file. Either is one line naming
+    --storage, exit 2, before Ray starts (not an error from inside Tune after its start)."""
+    rc = main(["sweep", str(ROOT / "configs" / "tiny_sweep.yaml"), "--storage", where])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "--storage" in err and where in err, err
+    import ray
+
+    assert not ray.is_initialized() and not Path(where).exists()
+
+
+def test_the_creatability_probe_leaves_nothing_behind(tmp_path):
+    from orchestrator.sweep import check_creatable
+
+    target = tmp_path / "new" / "deeper" / "sweep"
+    check_creatable(target)
+    assert list(tmp_path.iterdir()) == []  # made, then removed: Tune creates it for real later
+    (tmp_path / "kept").mkdir()
+    check_creatable(tmp_path / "kept" / "sweep")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not list((tmp_path / "kept").iterdir())
