@@ -8,6 +8,15 @@
       train.warmup_steps: {randint: [0, 100]}      # integers in [low, high)
       train.batch_size: {choice: [64, 128]}        # one of the values (TPE models it)
       task.op: {grid: ["x+y", "x*y"]}              # every value (random/grid/pbt algorithms)
+      optim.lr:                                     # a range per value of another searched key
+        loguniform_per: {optim.name: {adamw: [1.0e-3, 1.0e-1], lion: [1.0e-5, 1.0e-3]}}
+
+A `loguniform_per` / `uniform_per` key is sampled as its position u in [0, 1] (what the searcher
+and Ray see, and what PBT perturbs) and resolved to the range of the trial's value of the other
+key by `snap_values` (log: low * (high / low) ** u), so every searcher can use it and TPE learns
+the position jointly with the choice. The other key must be a choice or grid in the same space,
+with a range for each of its values. The config, trials.parquet and the report hold the resolved
+value; the Optuna study holds u.
 
 Pure functions except `to_ray`, which imports Ray lazily (validation never starts Ray).
 Errors are ValueError("space.KEY: ...") one-liners; SearchConfig.validate's caller prefixes
@@ -24,8 +33,9 @@ from orchestrator.configtree import ConfigError, from_dict, set_dotted, to_dict,
 
 CONTINUOUS = ("loguniform", "uniform", "quniform", "qloguniform", "randint")
 DISCRETE = ("choice", "grid")
-DISTRIBUTIONS = CONTINUOUS + DISCRETE
-LOG = ("loguniform", "qloguniform")
+PER_VALUE = ("loguniform_per", "uniform_per")
+DISTRIBUTIONS = CONTINUOUS + DISCRETE + PER_VALUE
+LOG = ("loguniform", "qloguniform", "loguniform_per")
 # Keys whose every value must be > 0, whatever the distribution (a clearer message than the
 # generic config check, and the issue names it).
 POSITIVE_KEYS = ("optim.lr",)
@@ -37,13 +47,23 @@ MAX_VALUES = 10_000
 
 @dataclass(frozen=True)
 class Dist:
-    """One parsed distribution: kind in DISTRIBUTIONS; low/high/q for ranges, values for lists."""
+    """One parsed distribution: kind in DISTRIBUTIONS; low/high/q for ranges, values for lists;
+    for PER_VALUE kinds, `given` (the other key) and `ranges` ((value, low, high) per value)."""
 
     kind: str
     low: float = 0.0
     high: float = 0.0
     q: float = 0.0
     values: tuple = ()
+    given: str = ""
+    ranges: tuple = ()
+
+    def range_for(self, value: Any) -> tuple[float, float]:
+        """(low, high) of a PER_VALUE distribution when the other key is `value`."""
+        for v, low, high in self.ranges:
+            if v == value:
+                return low, high
+        raise KeyError(value)
 
 
 def parse_dist(key: str, spec: Any) -> Dist:
@@ -58,6 +78,8 @@ def parse_dist(key: str, spec: Any) -> Dist:
     if kind not in DISTRIBUTIONS:
         raise ValueError(f"{where}: unknown distribution {_short(kind)}; allowed: {', '.join(DISTRIBUTIONS)}")
     where = f"{where}.{kind}"  # errors in the arguments name the distribution too
+    if kind in PER_VALUE:
+        return _parse_per_value(key, kind, args)
     if kind in DISCRETE:
         if not isinstance(args, (list, tuple)) or not args:
             raise ValueError(f"{where}: needs a non-empty list of values, got {_short(args)}")
@@ -91,6 +113,22 @@ def parse_dist(key: str, spec: Any) -> Dist:
     return Dist(kind, low=low, high=high, q=q)
 
 
+def _parse_per_value(key: str, kind: str, args: Any) -> Dist:
+    """`{optim.name: {adamw: [1e-3, 1e-1], lion: [1e-5, 1e-3]}}` -> Dist(kind, given=..., ranges=...)."""
+    where = f"space.{_key_text(key)}.{kind}"
+    if not isinstance(args, dict) or len(args) != 1 or not isinstance(next(iter(args)), str):
+        raise ValueError(f"{where}: needs {{OTHER_KEY: {{VALUE: [low, high], ...}}}}, got {_short(args)}")
+    (given, table), = args.items()
+    if not isinstance(table, dict) or not table:
+        raise ValueError(f"{where}.{_key_text(given)}: needs a range [low, high] per value, got {_short(table)}")
+    ranges = []
+    for value, bounds in table.items():
+        # the same checks as a plain range; errors name space.KEY.KIND.OTHER_KEY.VALUE.RANGE_KIND
+        r = parse_dist(f"{key}.{kind}.{given}.{value}", {kind.removesuffix("_per"): bounds})
+        ranges.append((value, r.low, r.high))
+    return Dist(kind, given=given, ranges=tuple(ranges))
+
+
 def parse_space(space: dict) -> dict[str, Dist]:
     """Parse every entry; the keys keep their YAML order."""
     return {key: parse_dist(key, spec) for key, spec in space.items()}
@@ -98,9 +136,30 @@ def parse_space(space: dict) -> dict[str, Dist]:
 
 def check_space(space: dict) -> None:
     """Validate the distributions alone (no config needed); raise the first one-line ValueError."""
-    for key, dist in parse_space(space).items():
+    dists = parse_space(space)
+    for key, dist in dists.items():
         if key in POSITIVE_KEYS and _candidates(dist) and min(_numeric(_candidates(dist))) <= 0:
             raise ValueError(f"space.{key}.{dist.kind}: every value must be > 0, got a bound or value {min(_numeric(_candidates(dist))):g}")
+        if dist.kind in PER_VALUE:
+            _check_given(key, dist, dists)
+
+
+def _check_given(key: str, dist: Dist, dists: dict[str, Dist]) -> None:
+    """A PER_VALUE key's other key is a choice or grid of the same space with a range for each value."""
+    where = f"space.{_key_text(key)}.{dist.kind}.{_key_text(dist.given)}"
+    other = dists.get(dist.given)
+    if other is None or other.kind not in DISCRETE:
+        got = "not in the space" if other is None else f"a {other.kind}"
+        raise ValueError(f"{where}: must be a choice or grid key of the same search.space, but it is {got}")
+    have = [v for v, _, _ in dist.ranges]
+    missing = [v for v in other.values if v not in have]
+    extra = [v for v in have if v not in other.values]
+    if missing:
+        raise ValueError(f"{where}: no range for {_short(missing[0])}; give one for each value of {dist.given}: "
+                         f"{', '.join(map(str, other.values))}")
+    if extra:
+        raise ValueError(f"{where}: {_short(extra[0])} is not a value of {dist.given} "
+                         f"({', '.join(map(str, other.values))})")
 
 
 def check_keys_exist(space: dict, cfg: Any) -> None:
@@ -116,15 +175,26 @@ def check_keys_exist(space: dict, cfg: Any) -> None:
     for key, dist in parse_space(space).items():
         if not _is_leaf(base, key):
             raise ValueError(f"search.space.{_key_text(key)}: unknown key; not in the experiment config")
-        for value in _candidates(dist):
+        for assignment in _assignments(key, dist):
             data = to_dict(cfg)
             data.pop("search", None)
-            set_dotted(data, key, snap(dist, value))
+            for dotted, value in assignment.items():
+                set_dotted(data, dotted, value)
             try:
                 validate_tree(from_dict(type(cfg), data))
             except ConfigError as err:
-                raise ValueError(f"search.space.{key}.{dist.kind}: value {_short(value)} gives an invalid config "
+                shown = ", ".join(f"{k}={_short(v)}" for k, v in assignment.items()) if len(assignment) > 1 \
+                    else _short(assignment[key])
+                raise ValueError(f"search.space.{key}.{dist.kind}: value {shown} gives an invalid config "
                                  f"({err})") from None
+
+
+def _assignments(key: str, dist: Dist) -> list[dict]:
+    """The config values worth checking for one key: its candidates (with, for a PER_VALUE key,
+    the other key's value that selects each range)."""
+    if dist.kind in PER_VALUE:
+        return [{dist.given: value, key: bound} for value, low, high in dist.ranges for bound in (low, high)]
+    return [{key: snap(dist, value)} for value in _candidates(dist)]
 
 
 def _key_text(key: Any) -> str:
@@ -153,6 +223,8 @@ def _candidates(dist: Dist) -> list:
         return list(dist.values)
     if dist.kind == "randint":
         return [int(dist.low), int(dist.high) - 1]
+    if dist.kind in PER_VALUE:
+        return [bound for _, low, high in dist.ranges for bound in (low, high)]
     return [snap(dist, dist.low), snap(dist, dist.high)]
 
 
@@ -170,9 +242,26 @@ def snap(dist: Dist, value: Any) -> Any:
 
 
 def snap_values(space: dict, values: dict) -> dict:
-    """Apply `snap` to every sampled value of `values` that the space quantises."""
+    """The config values of a sampled point: `snap` applied where the space quantises, and each
+    PER_VALUE position u resolved to the range its other key's value selects."""
     dists = parse_space(space)
-    return {k: snap(dists[k], v) if k in dists else v for k, v in values.items()}
+    out = {k: snap(dists[k], v) if k in dists else v for k, v in values.items()}
+    for key, dist in dists.items():
+        if dist.kind in PER_VALUE and key in out:
+            if dist.given not in out:
+                raise ValueError(f"space.{key}: the point has no value of {dist.given}, which selects its range")
+            out[key] = resolve(dist, out[key], out[dist.given])
+    return out
+
+
+def resolve(dist: Dist, u: float, given_value: Any) -> float:
+    """A PER_VALUE position u in [0, 1] as a value of the range for `given_value`
+    (log: low * (high / low) ** u; linear: low + (high - low) * u)."""
+    low, high = dist.range_for(given_value)
+    u = min(max(float(u), 0.0), 1.0)
+    if dist.kind in LOG:
+        return low * (high / low) ** u
+    return low + (high - low) * u
 
 
 def grid_keys(space: dict) -> list[str]:
@@ -200,6 +289,8 @@ def to_ray(space: dict) -> dict:
             out[key] = tune.randint(int(d.low), int(d.high))
         elif d.kind == "choice":
             out[key] = tune.choice(list(d.values))
+        elif d.kind in PER_VALUE:
+            out[key] = tune.uniform(0.0, 1.0)  # the position in the range; resolved by snap_values
         else:
             out[key] = tune.grid_search(list(d.values))
     return out
@@ -213,6 +304,8 @@ def mutations(space: dict) -> dict:
     for key, d in parse_space(space).items():
         if d.kind in DISCRETE:
             out[key] = list(d.values)
+        elif d.kind in PER_VALUE:
+            out[key] = tune.uniform(0.0, 1.0)  # the position in the range; resolved by snap_values
         elif d.kind in LOG:
             out[key] = tune.loguniform(d.low, d.high)
         elif d.kind == "randint":
@@ -224,6 +317,7 @@ def mutations(space: dict) -> dict:
 
 __all__ = [
     "DISTRIBUTIONS",
+    "PER_VALUE",
     "Dist",
     "check_keys_exist",
     "check_space",
@@ -232,6 +326,7 @@ __all__ = [
     "mutations",
     "parse_dist",
     "parse_space",
+    "resolve",
     "snap",
     "snap_values",
     "to_ray",

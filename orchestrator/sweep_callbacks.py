@@ -33,6 +33,7 @@ from orchestrator.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.ledger import RAY_KEYS, final_status, record_trial
 from orchestrator.raysession import cluster_resources
 from orchestrator.sweep_algos import TIME_ATTR
+from orchestrator.trial_config import searched_values
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
 # report: a flush is an fsync, and per report it was the driver's largest cost in a sweep of
@@ -202,20 +203,21 @@ class StepTensorBoard(TBXLoggerCallback):
 
     Args:
         experiment_dir: the sweep folder.
-        space_keys: the searched keys, for run names and hparams.
+        space: search.space, for run names and hparams (with each sampled value as the trial's
+            config holds it: orchestrator.trial_config.searched_values).
     """
 
-    def __init__(self, experiment_dir: str | Path, space_keys: list[str]):
+    def __init__(self, experiment_dir: str | Path, space: dict):
         super().__init__()  # tensorboardX's SummaryWriter
         self.root = Path(experiment_dir) / TENSORBOARD
-        self.keys = list(space_keys)
+        self.space = dict(space)
         self._written: dict[str, tuple[int, set]] = {}  # trial id -> (last step, its scalar names)
         self._starts: dict[str, int] = {}  # trial id -> writers opened for it
 
     def log_trial_start(self, trial):
         if trial in self._trial_writer:
             self._trial_writer[trial].close()
-        folder = self.root / run_name(trial.trial_id, dict(trial.config), self.keys)
+        folder = self.root / run_name(trial.trial_id, self._values(trial), list(self.space))
         # tensorboardX names event files by the second: a retry within it would overwrite the file.
         starts = self._starts[trial.trial_id] = self._starts.get(trial.trial_id, 0) + 1
         self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=FLUSH_S,
@@ -244,12 +246,17 @@ class StepTensorBoard(TBXLoggerCallback):
             return
         final = self._trial_result.get(trial, {})
         metrics = {k: final[k] for k in HPARAM_METRICS if k in final}
-        params = {k: v for k, v in dict(trial.config).items()
+        params = {k: v for k, v in self._values(trial).items()
                   if isinstance(v, (str, bool, int, float)) and not k.startswith("__")}  # not Tune's __trial_index__
         if metrics and params:
             self._try_log_hparams_plain(trial, params, metrics)
         self._trial_writer.pop(trial).close()
         self._trial_result.pop(trial, None)
+
+    def _values(self, trial) -> dict:
+        """The trial's config with its searched values as its training config holds them."""
+        config = dict(trial.config)
+        return {**config, **searched_values(config, {k: spec for k, spec in self.space.items() if spec})}
 
     def _try_log_hparams_plain(self, trial, params: dict, metrics: dict) -> None:
         from tensorboardX.summary import hparams  # deferred: only at a trial's end
@@ -261,10 +268,11 @@ class StepTensorBoard(TBXLoggerCallback):
             pass
 
     def __getstate__(self):  # pickled into tuner.pkl: no open writers
-        return {"root": self.root, "keys": self.keys}
+        return {"root": self.root, "space": self.space}
 
     def __setstate__(self, state):
-        self.__init__(state["root"].parent, state["keys"])
+        # A folder from before "space" was kept has only the keys: its values are shown as sampled.
+        self.__init__(state["root"].parent, state.get("space") or dict.fromkeys(state.get("keys", ())))
 
 
 def logger_callbacks(search, experiment_dir: str | Path) -> list:
@@ -277,7 +285,7 @@ def logger_callbacks(search, experiment_dir: str | Path) -> list:
     a fresh sweep, so no trial also writes a progress.csv copy of its curve that nothing reads.
     """
     path = Path(experiment_dir)
-    return [JsonLoggerCallback(), StepTensorBoard(path, list(search.space)), *tracking_callbacks(search.tracking, path.name)]
+    return [JsonLoggerCallback(), StepTensorBoard(path, search.space), *tracking_callbacks(search.tracking, path.name)]
 
 
 def tracking_callbacks(names: list[str], experiment_name: str) -> list:

@@ -1,5 +1,7 @@
 """Search-space parsing and validation: each bad space is one line naming the key."""
 
+import math
+
 import pytest
 
 from orchestrator.config import config_from_dict
@@ -133,3 +135,63 @@ def test_a_population_trial_trains_its_point_once_per_member_seed():
     assert all(m.optim.lr == 2e-3 and m.search is None for m in members)
     assert maker_for(config_from_dict(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}))).members(
         {"optim.lr": 2e-3})[0].seed == 0  # seeds_per_trial 1: one member, the trial's own seed
+
+
+# --- a range per value of another key (loguniform_per / uniform_per) ---------------------------
+
+PER_OPTIMIZER = {
+    "optim.name": {"choice": ["adamw", "lion"]},
+    "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1], "lion": [1e-5, 1e-3]}}},
+    "optim.weight_decay": {"uniform_per": {"optim.name": {"adamw": [0.0, 2.0], "lion": [1.0, 3.0]}}},
+}
+
+
+@pytest.mark.parametrize("u", [0.0, 0.25, 0.5, 0.9, 1.0])
+def test_a_position_resolves_to_the_range_of_the_chosen_value(u):
+    for name, (low, high), (wlow, whigh) in (("adamw", (1e-3, 1e-1), (0.0, 2.0)), ("lion", (1e-5, 1e-3), (1.0, 3.0))):
+        point = snap_values(PER_OPTIMIZER, {"optim.name": name, "optim.lr": u, "optim.weight_decay": u})
+        assert point["optim.lr"] == pytest.approx(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
+        assert point["optim.weight_decay"] == pytest.approx(wlow + u * (whigh - wlow))
+        assert low * (1 - 1e-9) <= point["optim.lr"] <= high * (1 + 1e-9)
+
+
+def test_a_trial_config_holds_the_resolved_value_and_every_sampler_sees_a_unit_interval():
+    from orchestrator.space import mutations, to_ray
+    from orchestrator.trial_config import maker_for
+
+    cfg = config_from_dict(with_search(space=PER_OPTIMIZER, num_samples=4))
+    trial = maker_for(cfg)({"optim.name": "lion", "optim.lr": 0.5, "optim.weight_decay": 0.5})
+    assert trial.optim.name == "lion" and trial.optim.lr == pytest.approx(1e-4) and trial.optim.weight_decay == 2.0
+    for domains in (to_ray(PER_OPTIMIZER), mutations(PER_OPTIMIZER)):
+        assert (domains["optim.lr"].lower, domains["optim.lr"].upper) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("space, needle", [
+    ({"optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1]}}}},
+     "space.optim.lr.loguniform_per.optim.name: must be a choice or grid key of the same search.space, but it is not in the space"),
+    ({"optim.weight_decay": {"uniform": [0.0, 1.0]}, "optim.lr": {"loguniform_per": {"optim.weight_decay": {"a": [1e-3, 1e-1]}}}},
+     "optim.weight_decay: must be a choice or grid key of the same search.space, but it is a uniform"),
+    ({**PER_OPTIMIZER, "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1]}}}},
+     "loguniform_per.optim.name: no range for 'lion'; give one for each value of optim.name: adamw, lion"),
+    ({**PER_OPTIMIZER, "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1], "lion": [1e-5, 1e-3], "sgd": [1e-2, 1.0]}}}},
+     "loguniform_per.optim.name: 'sgd' is not a value of optim.name (adamw, lion)"),
+    ({**PER_OPTIMIZER, "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-1, 1e-3], "lion": [1e-5, 1e-3]}}}},
+     "optim.lr.loguniform_per.optim.name.adamw.loguniform: low 0.1 >= high 0.001"),
+    ({**PER_OPTIMIZER, "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [0.0, 1e-3], "lion": [1e-5, 1e-3]}}}},
+     "optim.name.adamw.loguniform: needs low > 0"),
+    ({**PER_OPTIMIZER, "optim.lr": {"loguniform_per": [1e-3, 1e-1]}},
+     "space.optim.lr.loguniform_per: needs {OTHER_KEY: {VALUE: [low, high], ...}}"),
+    ({**PER_OPTIMIZER, "optim.lr": {"loguniform_per": {"optim.name": []}}},
+     "space.optim.lr.loguniform_per.optim.name: needs a range [low, high] per value"),
+    ({**PER_OPTIMIZER, "optim.beta1": {"uniform_per": {"optim.name": {"adamw": [0.5, 1.5], "lion": [0.8, 0.9]}}}},
+     "search.space.optim.beta1.uniform_per: value optim.name='adamw', optim.beta1=1.5 gives an invalid config"),
+])
+def test_a_bad_per_value_range_is_one_line_naming_the_key(space, needle):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(with_search(space=space))
+    assert needle in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_grid_search_refuses_a_per_value_range():
+    with pytest.raises(ConfigError, match="algorithm grid needs grid or choice values, got loguniform_per"):
+        config_from_dict(with_search(space=PER_OPTIMIZER, algorithm="grid"))

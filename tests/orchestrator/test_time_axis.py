@@ -76,7 +76,7 @@ def test_tensorboard_writes_each_step_once_at_the_optimizer_step(tmp_path):
 
     from orchestrator.sweep_callbacks import StepTensorBoard
 
-    board = StepTensorBoard(tmp_path, ["optim.lr"])
+    board = StepTensorBoard(tmp_path, {"optim.lr": {"loguniform": [1e-4, 1e-2]}})
     trial = Trial("fn", config={"optim.lr": 0.003}, trial_id="ab12_00001", stub=True)
     rec = lambda step, acc, **kw: {"step": step, "val_acc": acc, "training_iteration": 1, "pid": 7, **kw}  # noqa: E731
     board.on_trial_start(0, [trial], trial)
@@ -92,6 +92,28 @@ def test_tensorboard_writes_each_step_once_at_the_optimizer_step(tmp_path):
     tags = scalars(run)
     assert [s for s, _ in tags["val_acc"]] == [100, 200, 300]
     assert tags["steps_to_target"] == [(300, 280.0)] and "pid" not in tags and "training_iteration" not in tags
+
+
+def test_tensorboard_names_a_run_by_the_values_the_trial_trained_with(tmp_path):
+    """A per-value range is sampled as a position u; the run name (and hparams) show the
+    resolved learning rate, also after a pickle round trip (Tune's tuner.pkl) and for a
+    callback pickled before the space was kept (only its keys)."""
+    import pickle
+
+    from ray.tune.experiment import Trial
+
+    from orchestrator.sweep_callbacks import StepTensorBoard
+
+    space = {"optim.name": {"choice": ["adamw", "lion"]},
+             "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1], "lion": [1e-5, 1e-3]}}}}
+    board = pickle.loads(pickle.dumps(StepTensorBoard(tmp_path, space)))
+    trial = Trial("fn", config={"optim.name": "lion", "optim.lr": 0.5}, trial_id="ab12_00002", stub=True)
+    board.on_trial_start(0, [trial], trial)
+    board.on_trial_complete(0, [trial], trial)
+    assert [p.name for p in (tmp_path / "tensorboard").iterdir()] == ["trial_ab12_00002_name=lion,lr=0.0001"]
+    old = StepTensorBoard.__new__(StepTensorBoard)
+    old.__setstate__({"root": tmp_path / "old" / "tensorboard", "keys": ["optim.lr"]})
+    assert old._values(trial)["optim.lr"] == 0.5  # shown as sampled: an old folder has no space
 
 
 # --- slow: the "Done when" sweep --------------------------------------------------------------
