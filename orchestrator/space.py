@@ -18,7 +18,8 @@ the position jointly with the choice. The other key must be a choice or grid in 
 with a range for each of its values. The config, trials.parquet and the report hold the resolved
 value; the Optuna study holds u.
 
-Pure functions except `to_ray`, which imports Ray lazily (validation never starts Ray).
+Pure functions, no Ray (validation never starts it); orchestrator.ray_space turns a space into
+Ray Tune's domains.
 Errors are ValueError("space.KEY: ...") one-liners; SearchConfig.validate's caller prefixes
 "search.".
 """
@@ -273,48 +274,6 @@ def grid_size(space: dict) -> int:
     return math.prod(len(d.values) for d in parse_space(space).values() if d.kind == "grid")
 
 
-def to_ray(space: dict) -> dict:
-    """Ray Tune domains for a Tuner `param_space` (flat dotted keys)."""
-    from ray import tune  # deferred: Ray; validation parses spaces without importing it
-
-    out = {}
-    for key, d in parse_space(space).items():
-        if d.kind in ("loguniform", "qloguniform"):
-            out[key] = tune.loguniform(d.low, d.high)  # q applied by `snap` in the trainable
-        elif d.kind == "uniform":
-            out[key] = tune.uniform(d.low, d.high)
-        elif d.kind == "quniform":
-            out[key] = tune.quniform(d.low, d.high, d.q)
-        elif d.kind == "randint":
-            out[key] = tune.randint(int(d.low), int(d.high))
-        elif d.kind == "choice":
-            out[key] = tune.choice(list(d.values))
-        elif d.kind in PER_VALUE:
-            out[key] = tune.uniform(0.0, 1.0)  # the position in the range; resolved by snap_values
-        else:
-            out[key] = tune.grid_search(list(d.values))
-    return out
-
-
-def mutations(space: dict) -> dict:
-    """PBT `hyperparam_mutations`: ranges become Ray domains, lists stay lists (neighbour moves)."""
-    from ray import tune  # deferred: Ray; validation parses spaces without importing it
-
-    out = {}
-    for key, d in parse_space(space).items():
-        if d.kind in DISCRETE:
-            out[key] = list(d.values)
-        elif d.kind in PER_VALUE:
-            out[key] = tune.uniform(0.0, 1.0)  # the position in the range; resolved by snap_values
-        elif d.kind in LOG:
-            out[key] = tune.loguniform(d.low, d.high)
-        elif d.kind == "randint":
-            out[key] = tune.randint(int(d.low), int(d.high))
-        else:
-            out[key] = tune.uniform(d.low, d.high)
-    return out
-
-
 __all__ = [
     "DISTRIBUTIONS",
     "PER_VALUE",
@@ -323,11 +282,9 @@ __all__ = [
     "check_space",
     "grid_keys",
     "grid_size",
-    "mutations",
     "parse_dist",
     "parse_space",
     "resolve",
     "snap",
     "snap_values",
-    "to_ray",
 ]

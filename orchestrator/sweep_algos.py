@@ -30,7 +30,8 @@ from typing import Any, Callable
 
 from groktune.layout import SCHEDULER_STATE
 from orchestrator.errors import UserError
-from orchestrator.space import grid_size, mutations, parse_space, to_ray
+from orchestrator.ray_space import mutations, to_ray
+from orchestrator.space import grid_size, parse_space
 
 TIME_ATTR = "step"
 

@@ -156,7 +156,7 @@ def test_a_position_resolves_to_the_range_of_the_chosen_value(u):
 
 
 def test_a_trial_config_holds_the_resolved_value_and_every_sampler_sees_a_unit_interval():
-    from orchestrator.space import mutations, to_ray
+    from orchestrator.ray_space import mutations, to_ray
     from orchestrator.trial_config import maker_for
 
     cfg = config_from_dict(with_search(space=PER_OPTIMIZER, num_samples=4))
