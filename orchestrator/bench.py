@@ -33,10 +33,12 @@ from analysis.probes import load_probes
 from analysis.runs import load_run
 from groktune.layout import RESULT, write_atomic
 from groktune.names import check_name
-from orchestrator.cmd_bench import INDEX
 from orchestrator.config import load_config, read_yaml
 from orchestrator.configtree import ConfigError
 from orchestrator.errors import UserError
+
+INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
+"""The published settings and their numbers (`groktune bench`'s default --index)."""
 
 TABLE_MD, TABLE_CSV, FIGURES, RUNS, META = "table.md", "table.csv", "figures", "runs", "bench.json"
 """What `groktune bench` writes into its folder (RUNS holds one `groktune train` folder per run)."""

@@ -17,9 +17,6 @@ from pathlib import Path
 from groktune.layout import METRICS
 from orchestrator.errors import UserError
 
-INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
-"""The published settings and their numbers (the default --index)."""
-
 MAX_SEEDS = 100
 MAX_SCALE = 100.0
 
@@ -40,7 +37,7 @@ def register(sub) -> None:
                    help="train nothing: rewrite the table and figures of an existing --out from the runs "
                         "it holds (an interrupted run counts as stopped at its last eval; runs never "
                         "started are left out)")
-    p.add_argument("--index", type=Path, default=INDEX, help=f"bench index (default {INDEX.name} in configs/bench)")
+    p.add_argument("--index", type=Path, help="bench index (default configs/bench/index.yaml: orchestrator.bench.INDEX)")
     p.set_defaults(func=run)
 
 
@@ -67,17 +64,17 @@ def _command(args, out: Path) -> str:
         words += ["--steps-scale", f"{args.steps_scale:g}"]
     if args.table_only:
         words.append("--table-only")
-    if args.index != INDEX:
+    if args.index is not None:
         words += ["--index", str(args.index)]
     return shlex.join(words)
 
 
 def run(args) -> int:
     # deferred: analysis (pandas, matplotlib) loads only when this command runs; `groktune --help` stays fast
-    from orchestrator.bench import collect, finished, load_index, machine_meta, plan_runs, run_one, validate_plans, write_outputs
+    from orchestrator.bench import INDEX, collect, finished, load_index, machine_meta, plan_runs, run_one, validate_plans, write_outputs
 
     out = _check_args(args)
-    settings = load_index(args.index)
+    settings = load_index(args.index or INDEX)
     plans = plan_runs(settings, list(args.settings), args.seeds, args.steps_scale, out)
     validate_plans(plans)  # every config and override, before DIR is created
     out.mkdir(parents=True, exist_ok=True)
