@@ -1,8 +1,8 @@
 """Checkpoints: one file of plain tensors and numbers, written atomically, loaded safely.
 
 The file holds model, optimizer, grad scaler, Grokfast and noise state, RNG states, the stop
-rule, the step and the config it was written for (trials.train; trials.population writes a
-population's stacked state the same way). It is written to a temp file in the same
+rule, the step and the config it was written for (trials.member.member_state; a population's
+checkpoint holds one such state per member, trials.train). It is written to a temp file in the same
 folder and renamed over the old one, so a kill mid-write leaves the previous checkpoint intact.
 It is read with torch.load(weights_only=True): no pickled code runs.
 """
@@ -90,7 +90,7 @@ def load_model_state(model: torch.nn.Module, state: dict, path: str | Path = "ch
 
 RUN_KEYS = ("model", "optimizer", "scaler", "grokfast", "noise", "sampler", "batch_generator", "torch_rng",
             "cuda_rng", "rule", "progress")
-"""What trials.train's checkpoints always hold (trials.population writes "population" instead)."""
+"""What a lone run's checkpoint always holds (a population's holds "members", one of these each)."""
 
 
 def checkpoint_step(state: dict, path: str | Path = "checkpoint") -> int:

@@ -6,18 +6,16 @@ trials/config.py validates `optim.name`, `optim.schedule`, `model.arch`, `model.
 so an unknown name is refused at validation in one line and never falls through to a default
 (issue 13). The tables that build things are keyed by the same names:
 
-- OPTIMIZERS (here: the update rules are plain data) drives both trials.optim.Optimizer (single
-  runs) and trials.population_optim.PopulationOptimizer (populations), so the two paths cannot
-  disagree on what a name means;
+- OPTIMIZERS (here: the update rules are plain data) drives trials.optim.Optimizer, which steps
+  one model or K stacked members with the same code;
 - trials.model.ACTIVATION_MODULES, NORM_MODULES and ARCH_MODULES build the torch modules for
   ACTIVATIONS, NORMS and ARCHS (trials.model checks at import that its tables have exactly
   these keys).
 
 Adding an optimizer whose rule is an existing (update, decay) pair is one line in OPTIMIZERS; a
 new update family is that line (naming the family) plus one method in trials.optim.Optimizer and
-its entry in Optimizer.UPDATES, and either the same in trials.population_optim.PopulationOptimizer
-or nothing there: populations then refuse the name in one line (lion and muon, issue 16). Adding an activation or a norm
-is one name here plus one builder line in trials.model.
+its entry in Optimizer.UPDATES, written with trials.scalars so that it also steps stacked
+members. Adding an activation or a norm is one name here plus one builder line in trials.model.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ class OptimizerRule:
         or heavy-ball momentum, torch.optim.SGD's convention: the buffer starts at g), "lion"
         (sign of an interpolated momentum, Chen et al. 2023) or "muon" (Newton-Schulz
         orthogonalised Nesterov momentum on hidden weight matrices, Adam on the rest; Jordan
-        et al. 2024). lion and muon live in trials.optim_extra; populations refuse them.
+        et al. 2024). lion and muon live in trials.optim_extra.
     decay: "decoupled" (p <- p (1 - lr wd) before the update; Loshchilov & Hutter 2019) or "l2"
         (wd p added to the gradient, so Adam rescales it).
     """
@@ -55,7 +53,7 @@ OPTIMIZERS: dict[str, OptimizerRule] = {
 
 UPDATES = tuple(dict.fromkeys(rule.update for rule in OPTIMIZERS.values()))
 """The update families the names use; trials.optim.Optimizer.UPDATES has one method for each
-(checked at import), trials.population_optim.PopulationOptimizer.UPDATES a subset."""
+(checked at import)."""
 
 ARCHS = ("transformer", "mlp")
 """Model architectures (the first is the default). Built by trials.model.ARCH_MODULES."""
@@ -78,10 +76,11 @@ WEIGHT_NORM_CLIP_MODES = ("row", "matrix")
 """optim.weight_norm_clip_mode (trials.optim_extra.clip_weight_norms_): each row of every 2-D
 weight to l2 norm <= c, or each whole matrix (Frobenius norm). The first is the default."""
 
-VECTORIZE = ("loop", "vmap")
-"""How a population runs its members (trials.population_model.StackedModel). The first is the
-default: trials.population.train_population and the config's search.population_vectorize both
-take it from here, so they cannot disagree (issue 13)."""
+VECTORIZE = ("auto", "loop", "vmap")
+"""How a population steps its members (trials.train): loop (each member its own modules, bitwise
+its lone run), vmap (stacked parameters, batched kernels: trials.stacked) or auto (vmap on CUDA,
+loop elsewhere). The first is the default: trials.train.train_population and the config's
+search.population_vectorize both take it from here, so they cannot disagree."""
 
 assert all(r.decay in DECAYS for r in OPTIMIZERS.values())
 

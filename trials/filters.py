@@ -6,19 +6,28 @@ Grokfast (Lee et al. 2024, "Grokfast: Accelerated Grokking by Amplifying Slow Gr
 Annealed Gaussian gradient noise (Neelakantan et al. 2015): g_t <- g_t + N(0, sigma_t^2) with
   sigma_t^2 = eta / (1 + t)^gamma.
 State is plain tensors so checkpoints load with weights_only=True.
+
+Grokfast also filters K members stacked along dim 0 (trials.stacked) with per-member alpha and
+lamb ((K,) tensors, trials.scalars); gradient noise is drawn per member from its own generator
+(`apply_to` one member's slices), so a stacked member gets its separate run's draws.
 """
 
 from __future__ import annotations
 
 import torch
 
+from trials import scalars
 from trials.config import GrokfastConfig, NoiseConfig
+from trials.scalars import Scalar, per_member
 
 
 class Grokfast:
-    def __init__(self, params: list[torch.Tensor], cfg: GrokfastConfig):
+    def __init__(self, params: list[torch.Tensor], cfg: GrokfastConfig, alpha: Scalar | None = None,
+                 lamb: Scalar | None = None):
         self.cfg = cfg
         self.params = params
+        self.alpha = cfg.alpha if alpha is None else alpha
+        self.lamb = cfg.lamb if lamb is None else lamb
         self.ema: list[torch.Tensor] | None = None
         self.window: list[list[torch.Tensor]] = []  # MA: up to `window` past gradients
         self.total: list[torch.Tensor] | None = None  # MA: sum of the stored gradients
@@ -30,8 +39,8 @@ class Grokfast:
             if self.ema is None:
                 self.ema = [g.detach().clone() for g in grads]  # Grokfast starts mu_0 = g_0
             else:
-                torch._foreach_lerp_(self.ema, grads, 1.0 - self.cfg.alpha)
-            torch._foreach_add_(grads, self.ema, alpha=self.cfg.lamb)
+                torch._foreach_lerp_(self.ema, grads, per_member(1.0 - self.alpha, grads))
+            scalars.axpy_(grads, self.ema, self.lamb)
         elif self.cfg.kind == "ma":
             # A running sum keeps the cost O(params) per step instead of O(params * window).
             if self.total is None:
@@ -41,7 +50,7 @@ class Grokfast:
             if len(self.window) > self.cfg.window:
                 torch._foreach_sub_(self.total, self.window.pop(0))
             if len(self.window) == self.cfg.window:
-                torch._foreach_add_(grads, self.total, alpha=self.cfg.lamb / self.cfg.window)
+                scalars.axpy_(grads, self.total, self.lamb / self.cfg.window)
 
     def state_dict(self) -> dict:
         return {"ema": self.ema, "window": self.window, "total": self.total}
@@ -63,12 +72,17 @@ class GradientNoise:
 
     @torch.no_grad()
     def apply(self, step: int) -> None:
+        self.apply_to(step, [p.grad for p in self.params])
+
+    @torch.no_grad()
+    def apply_to(self, step: int, grads: list[torch.Tensor]) -> None:
+        """Add this step's noise to `grads` (this run's gradients, or its slices of stacked ones)."""
         if self.cfg.eta == 0:
             return
         std = self.sigma(step)
-        for p in self.params:
-            noise = torch.randn(p.grad.shape, generator=self.generator, device=p.device, dtype=p.grad.dtype)
-            p.grad.add_(noise, alpha=std)
+        for g in grads:
+            noise = torch.randn(g.shape, generator=self.generator, device=g.device, dtype=g.dtype)
+            g.add_(noise, alpha=std)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -1,7 +1,5 @@
-"""The loop driver both trainers run: which steps evaluate, when to checkpoint, when to stop.
-
-trials.train (one run) and trials.population (K runs stacked) differ in what a step and an eval
-do, not in when they happen. This module owns the "when" once:
+"""The loop driver of trials.train (K >= 1 members): which steps evaluate, when to checkpoint,
+when to stop. This module owns the "when":
 
     loop = Loop(cfg.train)                  # the eval plan, the step budget, a fresh Clock
     loop.clock.load_state_dict(...)         # on a resume, before iterating
@@ -15,7 +13,7 @@ do, not in when they happen. This module owns the "when" once:
         save = loop.checkpoint(lambda: <the state to save>)  # None unless one is due
         report(..., save)
 
-and `loop.result(rule, stop, record)` turns a stop rule into the TrainResult both return.
+and `loop.result(rule, stop, record)` turns a stop rule into a member's TrainResult.
 """
 
 from __future__ import annotations
@@ -70,9 +68,9 @@ class Loop:
 
     Args:
         tc: the TrainConfig (steps, the eval schedule, checkpoint_every).
-        clock_type: Clock or a subclass carrying more loop state (trials.train.Progress); the
-            loop starts a fresh one (`self.clock`), whose first checkpoint is due at
-            train.checkpoint_every. A resume loads its state before iterating `steps()`.
+        clock_type: Clock or a subclass carrying more loop state; the loop starts a fresh one
+            (`self.clock`), whose first checkpoint is due at train.checkpoint_every. A resume
+            loads its state before iterating `steps()`.
     """
 
     def __init__(self, tc: TrainConfig, clock_type: type[Clock] = Clock):

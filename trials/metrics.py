@@ -11,8 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 EVAL_CHUNK = 8192
-"""score_split's examples per forward (trials.population scores in the same chunks, so its loop
-mode rounds as a separate run does)."""
+"""score_split's examples per forward."""
 
 
 @torch.no_grad()
@@ -50,8 +49,13 @@ def score_split(
         loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
         correct_all.append(logits.argmax(-1) == yb)
     model.train(was_training)
-    correct = torch.cat(correct_all)  # (N,)
-    out = {"loss": loss_sum / x.shape[0], "acc": correct.float().mean()}
+    return split_scores(loss_sum, torch.cat(correct_all), y, n_classes_index, groups)
+
+
+def split_scores(loss_sum: torch.Tensor, correct: torch.Tensor, y: torch.Tensor,
+                 n_classes_index: torch.Tensor | None = None, groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """score_split's result from the summed loss and the hits (N,) bool of the N answers y (N,)."""
+    out = {"loss": loss_sum / y.shape[0], "acc": correct.float().mean()}
     if n_classes_index is not None:
         cls = n_classes_index[y]  # (N,)
         n = int(n_classes_index.max()) + 1

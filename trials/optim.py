@@ -3,12 +3,14 @@
 The optimizers of trials.choices.OPTIMIZERS (AdamW: decoupled weight decay, Loshchilov & Hutter
 2019; Adam: L2 added to the gradient; SGD with momentum; Lion; Muon with AdamW for the
 non-matrix parameters), with ⊥Grad before and weight-norm clipping after any of them
-(trials.optim_extra has those formulas), dispatched on each name's rule from that
-one table (trials.population_optim reads the same table, so single runs and populations agree on
-what a name means; an unknown name is refused, never run as another). Written with torch's
-multi-tensor `_foreach_` kernels: one kernel launch per operation over all parameters, no host
-syncs, and state that is plain tensors (checkpointable with weights_only=True). Tests check each
-step against torch.optim.
+(trials.optim_extra has those formulas), dispatched on each name's rule from that one table (an
+unknown name is refused, never run as another). Written with torch's multi-tensor `_foreach_`
+kernels: one kernel launch per operation over all parameters, no host syncs, and state that is
+plain tensors (checkpointable with weights_only=True). Tests check each step against torch.optim.
+
+One class for one model and for K members stacked along dim 0 (trials.stacked): the
+hyperparameters (`HPARAMS`) are floats for one model and (K,) tensors for a stack, and every
+formula is written once with trials.scalars, which takes either.
 """
 
 from __future__ import annotations
@@ -18,9 +20,24 @@ import math
 import torch
 import torch.nn as nn
 
+from trials import scalars
 from trials.choices import SCHEDULES, UPDATES, optimizer_rule
 from trials.config import OptimConfig
 from trials.optim_extra import clip_weight_norms_, lion_update, muon_update, orthogonal_grads
+from trials.scalars import Scalar, column, is_zero, per_member
+
+HPARAMS = ("lr", "weight_decay", "beta1", "beta2", "eps", "momentum", "muon_lr", "muon_momentum",
+           "weight_norm_clip", "grad_clip")
+"""The OptimConfig scalars each member of a stack may set for itself (trials.stacked)."""
+
+
+def hparams(cfgs: list[OptimConfig], device: torch.device | None = None) -> dict[str, Scalar]:
+    """The HPARAMS of one OptimConfig as floats (device None), or of K as (K,) float32 tensors."""
+    if device is None:
+        (cfg,) = cfgs
+        return {k: float(getattr(cfg, k)) for k in HPARAMS}
+    return {k: torch.tensor([float(getattr(c, k)) for c in cfgs], dtype=torch.float32, device=device)
+            for k in HPARAMS}
 
 
 def param_groups(model: nn.Module, no_decay: list[str]) -> list[dict]:
@@ -52,25 +69,31 @@ def param_groups(model: nn.Module, no_decay: list[str]) -> list[dict]:
 class Optimizer(torch.optim.Optimizer):
     """The optimizer cfg.name names (trials.choices.OPTIMIZERS) over parameter groups.
 
-    Set group["lr"] before each `step()`. A torch.optim.Optimizer subclass, so
-    torch.amp.GradScaler can unscale and skip its steps.
+    Set the learning rate with `set_lr` before each `step()`. A torch.optim.Optimizer subclass,
+    so torch.amp.GradScaler can unscale and skip its steps.
+
+    Args:
+        groups: param_groups(...) of one model, or of stacked (K, *shape) tensors.
+        cfg: the OptimConfig (its name, loss and switches; its scalars unless `hp` is given).
+        hidden: names of the matrices Muon updates.
+        hp: per-member scalars (hparams(cfgs, device)) for stacked tensors; None: cfg's floats.
 
     Raises:
         ValueError: cfg.name is not in trials.choices.OPTIMIZERS (one line, allowed names).
     """
 
-    def __init__(self, groups: list[dict], cfg: OptimConfig, hidden: set[str] | None = None):
+    def __init__(self, groups: list[dict], cfg: OptimConfig, hidden: set[str] | None = None,
+                 hp: dict[str, Scalar] | None = None):
         self.rule = optimizer_rule(cfg.name)
+        self.hp = hp if hp is not None else hparams([cfg])
+        self.stacked = isinstance(self.hp["lr"], torch.Tensor)
         # Muon's matrices, by identity (names are only known here); the rest get AdamW
         self.hidden = {id(p) for g in groups for n, p in zip(g["names"], g["params"]) if n in (hidden or ())}
         defaults = dict(lr=cfg.lr, weight_decay=cfg.weight_decay, t=0)
-        torch_groups = [
-            {"params": g["params"], "names": g["names"], "decay": g["decay"],
-             "weight_decay": cfg.weight_decay if g["decay"] else 0.0}
-            for g in groups
-        ]
+        torch_groups = [{"params": g["params"], "names": g["names"], "decay": g["decay"]} for g in groups]
         super().__init__(torch_groups, defaults)
         self.cfg = cfg
+        self._set_decay()
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102 - torch.optim API
@@ -86,9 +109,9 @@ class Optimizer(torch.optim.Optimizer):
                         self.state[p]["exp_avg_sq"] = torch.zeros_like(p)
             grads = [p.grad for p in params]
             if self.cfg.orthogonal_grad:  # ⊥Grad wraps whichever update follows
-                grads = orthogonal_grads(params, grads)
+                grads = orthogonal_grads(params, grads, self.stacked)
             self.UPDATES[self.rule.update](self, params, grads, group)  # the rule's family, by name
-            clip_weight_norms_(params, self.cfg.weight_norm_clip, self.cfg.weight_norm_clip_mode)
+            clip_weight_norms_(params, self.hp["weight_norm_clip"], self.cfg.weight_norm_clip_mode, self.stacked)
 
     def _second_moment(self, p) -> bool:
         return self.rule.update == "adam" or (self.rule.update == "muon" and id(p) not in self.hidden)
@@ -96,59 +119,60 @@ class Optimizer(torch.optim.Optimizer):
     def _decay(self, params, grads, group):
         """Weight decay by the rule: decoupled (in place on params) or L2 (returns new grads)."""
         lr, wd = group["lr"], group["weight_decay"]
-        if not wd:
+        if is_zero(wd):
             return grads
         if self.rule.decay == "decoupled":
-            torch._foreach_mul_(params, 1.0 - lr * wd)  # p <- p (1 - lr wd)
+            torch._foreach_mul_(params, per_member(1.0 - lr * wd, params))  # p <- p (1 - lr wd)
             return grads
-        return torch._foreach_add(grads, params, alpha=wd)  # L2 penalty in the gradient
+        return scalars.axpy(grads, params, wd)  # L2 penalty in the gradient
 
     def _moments(self, params, key: str) -> list[torch.Tensor]:
         return [self.state[p][key] for p in params]
 
     def _adam(self, params, grads, group) -> None:
-        b1, b2, eps, t = self.cfg.beta1, self.cfg.beta2, self.cfg.eps, group["t"]
-        lr = group["lr"]
+        hp, t = self.hp, group["t"]
+        b1, b2, eps, lr = hp["beta1"], hp["beta2"], hp["eps"], group["lr"]
         m, v = self._moments(params, "exp_avg"), self._moments(params, "exp_avg_sq")
         grads = self._decay(params, grads, group)
-        torch._foreach_lerp_(m, grads, 1.0 - b1)  # m <- b1 m + (1 - b1) g
-        torch._foreach_mul_(v, b2)
-        torch._foreach_addcmul_(v, grads, grads, value=1.0 - b2)  # v <- b2 v + (1 - b2) g^2
+        torch._foreach_lerp_(m, grads, per_member(1.0 - b1, grads))  # m <- b1 m + (1 - b1) g
+        torch._foreach_mul_(v, per_member(b2, v))
+        scalars.addcmul_(v, grads, grads, 1.0 - b2)  # v <- b2 v + (1 - b2) g^2
         denom = torch._foreach_sqrt(v)
-        torch._foreach_div_(denom, math.sqrt(1.0 - b2**t))
-        torch._foreach_add_(denom, eps)  # sqrt(v / (1 - b2^t)) + eps
-        torch._foreach_addcdiv_(params, m, denom, value=-lr / (1.0 - b1**t))
+        torch._foreach_div_(denom, per_member(scalars.sqrt(1.0 - b2**t), denom))
+        torch._foreach_add_(denom, per_member(eps, denom))  # sqrt(v / (1 - b2^t)) + eps
+        scalars.addcdiv_(params, m, denom, -lr / (1.0 - b1**t))
 
     def _lion(self, params, grads, group) -> None:
         self._decay(params, grads, group)  # decoupled: w <- w (1 - lr wd), then w <- w - lr sign(c)
-        signs = lion_update(grads, self._moments(params, "exp_avg"), self.cfg.beta1, self.cfg.beta2)
-        torch._foreach_add_(params, signs, alpha=-group["lr"])
+        signs = lion_update(grads, self._moments(params, "exp_avg"), self.hp["beta1"], self.hp["beta2"])
+        scalars.axpy_(params, signs, -group["lr"])
 
     def _muon(self, params, grads, group) -> None:
         """Muon on the hidden matrices at muon_lr (times the schedule), AdamW on the rest."""
         rest = [i for i, p in enumerate(params) if id(p) not in self.hidden]
         if rest:
             self._adam([params[i] for i in rest], [grads[i] for i in rest], group)
-        lr = group["lr"] * self.cfg.muon_lr / self.cfg.lr  # group["lr"] is cfg.lr times the schedule
+        lr = group["lr"] * self.hp["muon_lr"] / self.hp["lr"]  # group["lr"] is cfg.lr times the schedule
+        wd = group["weight_decay"]
         for p, g in zip(params, grads):
             if id(p) in self.hidden:
-                update = muon_update(g, self.state[p]["exp_avg"], self.cfg.muon_momentum)
-                if group["weight_decay"]:
-                    p.mul_(1.0 - lr * group["weight_decay"])
-                p.add_(update, alpha=-lr)
+                update = muon_update(g, self.state[p]["exp_avg"], column(self.hp["muon_momentum"], g))
+                if not is_zero(wd):
+                    p.mul_(column(1.0 - lr * wd, p))
+                scalars.axpy_([p], [update], -lr)
 
     def _sgd(self, params, grads, group) -> None:
         lr = group["lr"]
         buf = self._moments(params, "exp_avg")
         grads = self._decay(params, grads, group)
-        if self.cfg.momentum:
+        if not is_zero(self.hp["momentum"]):
             if group["t"] == 1:
                 torch._foreach_copy_(buf, grads)  # torch.optim.SGD starts the buffer at g
             else:
-                torch._foreach_mul_(buf, self.cfg.momentum)
+                torch._foreach_mul_(buf, per_member(self.hp["momentum"], buf))
                 torch._foreach_add_(buf, grads)
             grads = buf
-        torch._foreach_add_(params, grads, alpha=-lr)
+        scalars.axpy_(params, grads, -lr)
 
     UPDATES = {"adam": _adam, "sgd": _sgd, "lion": _lion, "muon": _muon}
     """Update family (trials.choices.UPDATES) -> its method; the rule of the name picks one."""
@@ -160,10 +184,14 @@ class Optimizer(torch.optim.Optimizer):
         checkpoint's values must not override the new config.
         """
         super().load_state_dict(state_dict)
-        for group in self.param_groups:
-            group["weight_decay"] = self.cfg.weight_decay if group.get("decay", True) else 0.0
+        self._set_decay()
 
-    def set_lr(self, lr: float) -> None:
+    def _set_decay(self) -> None:
+        for group in self.param_groups:
+            group["weight_decay"] = self.hp["weight_decay"] if group.get("decay", True) else 0.0
+
+    def set_lr(self, lr: Scalar) -> None:
+        """This step's learning rate: a float, or a (K,) tensor for stacked members."""
         for group in self.param_groups:
             group["lr"] = lr
 
@@ -182,6 +210,25 @@ def hidden_matrices(model: nn.Module) -> set[str]:
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> Optimizer:
     """The Optimizer over param_groups(model, cfg.no_decay) (Muon: hidden_matrices(model))."""
     return Optimizer(param_groups(model, cfg.no_decay), cfg, hidden_matrices(model))
+
+
+@torch.no_grad()
+def clip_grad_norms_(params: list[torch.Tensor], max_norm: Scalar) -> torch.Tensor | None:
+    """Clip the global L2 norm of the gradients to max_norm (0: off), per member when stacked.
+
+    A float: torch.nn.utils.clip_grad_norm_ itself. A (K,) tensor: each member's norm over its
+    slices of every gradient, the same coefficient max_norm / (norm + 1e-6) capped at 1, and
+    members with max_norm 0 left alone.
+    """
+    if is_zero(max_norm):
+        return None
+    if not isinstance(max_norm, torch.Tensor):
+        return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.linalg.vector_norm(torch.stack([g.flatten(1).norm(dim=1) for g in grads]), dim=0)  # (K,)
+    coef = torch.where(max_norm > 0, (max_norm / (norms + 1e-6)).clamp(max=1.0), torch.ones_like(norms))
+    torch._foreach_mul_(grads, per_member(coef, grads))
+    return norms
 
 
 def lr_multiplier(step: int, cfg: OptimConfig, total_steps: int) -> float:

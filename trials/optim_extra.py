@@ -15,55 +15,64 @@
   quintic Newton-Schulz iterations towards the orthogonal polar factor), scaled by
   sqrt(max(1, rows / cols)), w <- w (1 - lr_m wd) - lr_m u. Run in float32 (the reference runs
   NS in bfloat16 on GPU; float32 keeps CPU runs exact and resumable). Other parameters: AdamW.
+
+Each formula also takes K members stacked along dim 0 (`stacked`, trials.stacked), member by
+member, with per-member scalars as (K,) tensors (trials.scalars).
 """
 
 from __future__ import annotations
 
 import torch
 
+from trials.scalars import Scalar, column, is_zero, per_member
+
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
 """The published quintic Newton-Schulz coefficients (Jordan et al. 2024)."""
 
 
 @torch.no_grad()
-def orthogonal_grads(params: list[torch.Tensor], grads: list[torch.Tensor], eps: float = 1e-30) -> list[torch.Tensor]:
+def orthogonal_grads(params: list[torch.Tensor], grads: list[torch.Tensor], stacked: bool = False,
+                     eps: float = 1e-30) -> list[torch.Tensor]:
     """⊥Grad: each gradient with its component along its parameter removed, rescaled to ||g||.
 
     Args:
-        params: parameter tensors.
+        params: parameter tensors (stacked: each (K, *shape), one member per row).
         grads: their gradients (same order and shapes); not modified.
     Returns:
-        New gradient tensors, g_perp * ||g|| / (||g_perp|| + eps) per tensor.
+        New gradient tensors, g_perp * ||g|| / (||g_perp|| + eps) per tensor (and member).
     """
     out = []
     for w, g in zip(params, grads):
-        wf, gf = w.reshape(-1), g.reshape(-1)
-        coef = torch.dot(wf, gf) / (torch.dot(wf, wf) + eps)  # no host sync: stays a tensor
+        rows = w.shape[0] if stacked else 1
+        wf, gf = w.reshape(rows, -1), g.reshape(rows, -1)  # (members, n)
+        coef = (wf * gf).sum(1, keepdim=True) / ((wf * wf).sum(1, keepdim=True) + eps)  # stays a tensor
         perp = gf - coef * wf
-        out.append((perp * (gf.norm() / (perp.norm() + eps))).view_as(g))
+        out.append((perp * (gf.norm(dim=1, keepdim=True) / (perp.norm(dim=1, keepdim=True) + eps))).view_as(g))
     return out
 
 
 @torch.no_grad()
-def clip_weight_norms_(params: list[torch.Tensor], max_norm: float, mode: str) -> None:
+def clip_weight_norms_(params: list[torch.Tensor], max_norm: Scalar, mode: str, stacked: bool = False) -> None:
     """Scale each row (mode "row") or each matrix ("matrix") of the 2-D params to l2 norm <= max_norm.
 
     Args:
-        params: any parameters; only those with ndim == 2 are clipped (in place).
-        max_norm: the bound c; 0 turns clipping off.
+        params: any parameters; only matrices are clipped (in place); stacked: (K, rows, cols).
+        max_norm: the bound c (a (K,) tensor when stacked); 0 turns clipping off (per member).
         mode: row | matrix.
     """
-    if max_norm <= 0:
+    if is_zero(max_norm):
         return
     for p in params:
-        if p.ndim != 2:
+        if p.ndim - stacked != 2:
             continue
-        if mode == "row":
-            norms = torch.linalg.vector_norm(p, dim=1, keepdim=True)  # (rows, 1)
-        else:
-            norms = torch.linalg.vector_norm(p)
+        dims = -1 if mode == "row" else (-2, -1)
+        norms = torch.linalg.vector_norm(p, dim=dims, keepdim=True)  # (.., rows, 1) or (.., 1, 1)
+        c = column(max_norm, p)
         # rows within the bound get factor 1 exactly (min), so clipping is a no-op there
-        p.mul_(torch.clamp(max_norm / norms.clamp(min=1e-30), max=1.0))
+        factor = torch.clamp(c / norms.clamp(min=1e-30), max=1.0)
+        if isinstance(c, torch.Tensor):  # a member with c = 0 is not clipped
+            factor = torch.where(c > 0, factor, torch.ones_like(factor))
+        p.mul_(factor)
 
 
 def newton_schulz5(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
@@ -74,14 +83,14 @@ def newton_schulz5(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.
     trade exactness for speed), so the result is close to, not equal to, U V^T.
 
     Args:
-        g: (rows, cols) matrix.
+        g: (rows, cols) matrix, or (K, rows, cols) for K members at once.
         steps: iterations (5 published).
     Returns:
-        (rows, cols) matrix in g's dtype.
+        The same shape in g's dtype.
     """
     a, b, c = NS_COEFFS
-    x = g / (g.norm() + eps)
-    tall = g.size(0) > g.size(1)
+    x = g / (torch.linalg.vector_norm(g, dim=(-2, -1), keepdim=True) + eps)
+    tall = g.size(-2) > g.size(-1)
     if tall:  # iterate on the wide orientation: A is the smaller Gram matrix
         x = x.mT
     for _ in range(steps):
@@ -95,20 +104,20 @@ def muon_update(grad: torch.Tensor, buf: torch.Tensor, momentum: float, steps: i
     """Muon's update direction for one matrix; updates the momentum buffer in place.
 
     Args:
-        grad: (rows, cols) gradient.
+        grad: (rows, cols) gradient, or (K, rows, cols) stacked.
         buf: its momentum buffer (same shape), updated to mu buf + (1 - mu) grad.
-        momentum: mu.
+        momentum: mu (stacked: a (K, 1, 1) tensor).
     Returns:
         NS5(Nesterov momentum) * sqrt(max(1, rows / cols)).
     """
     buf.lerp_(grad, 1.0 - momentum)
     nesterov = grad.lerp(buf, momentum)  # (1 - mu) g + mu buf
-    return newton_schulz5(nesterov, steps) * max(1.0, grad.size(0) / grad.size(1)) ** 0.5
+    return newton_schulz5(nesterov, steps) * max(1.0, grad.size(-2) / grad.size(-1)) ** 0.5
 
 
 @torch.no_grad()
-def lion_update(grads: list[torch.Tensor], exp_avg: list[torch.Tensor], beta1: float,
-                beta2: float) -> list[torch.Tensor]:
+def lion_update(grads: list[torch.Tensor], exp_avg: list[torch.Tensor], beta1: Scalar,
+                beta2: Scalar) -> list[torch.Tensor]:
     """Lion's update direction sign(b1 m + (1 - b1) g); then m <- b2 m + (1 - b2) g in place.
 
     Args:
@@ -117,9 +126,9 @@ def lion_update(grads: list[torch.Tensor], exp_avg: list[torch.Tensor], beta1: f
     Returns:
         The sign tensors (entries -1, 0, 1).
     """
-    interp = torch._foreach_lerp(exp_avg, grads, 1.0 - beta1)  # b1 m + (1 - b1) g
+    interp = torch._foreach_lerp(exp_avg, grads, per_member(1.0 - beta1, grads))  # b1 m + (1 - b1) g
     signs = torch._foreach_sign(interp)
-    torch._foreach_lerp_(exp_avg, grads, 1.0 - beta2)
+    torch._foreach_lerp_(exp_avg, grads, per_member(1.0 - beta2, grads))
     return list(signs)
 
 

@@ -1,57 +1,69 @@
-"""`train(config, report)`: the training loop. Knows nothing of Ray, Optuna or the CLI.
+"""`train(config, report)` and `train_population(configs, report)`: the one training loop, for
+K >= 1 models. Knows nothing of Ray, Optuna or the CLI.
 
     records = []
-    result = train(cfg, lambda record, save=None: records.append(record))
+    result = train(cfg, lambda record, save=None: records.append(record))           # one run, K = 1
+    result = train_population(cfgs, lambda ev, save=None: records.extend(ev.records))  # K members
 
-`report(record, save)` is called once per eval with a flat dict of metrics; `save` is None or,
-when a checkpoint is due, a function `save(directory) -> path` that writes one there. The
-caller decides where checkpoints go (a run dir, a Ray Tune checkpoint, nowhere).
+`report(record, save)` (train) is called once per eval with a flat dict of metrics;
+`report(PopulationEval, save)` (train_population) once per eval with one such record per live
+member plus "member" (its index in `cfgs`). `save` is None or, when a checkpoint is due, a
+function `save(directory) -> path` that writes one there. The caller decides where checkpoints
+go (a run dir, a Ray Tune checkpoint, nowhere).
+
+Members share what makes them one population (`STRUCTURAL`: the task, the model's shape, the
+train section, the optimizer's family and switches) and may differ in every per-member scalar:
+lr, weight decay, betas, eps, momentum, warmup and schedule, grad clip, gradient noise, Grokfast
+alpha/lamb, weight-norm clip, Muon's lr and momentum, label smoothing, init scale, dropout rates
+and the seed (initialisation, data split, batches). Two ways to step them (trials.choices.VECTORIZE):
+
+- loop: each member is its own modules, stepped in turn by trials.member.train_step, the code a
+  lone run steps; each member keeps its own global RNG state (dropout), so its curve is bitwise
+  its lone run's. The default on CPUs.
+- vmap: the members' parameters stacked, one batched kernel per op (trials.stacked); equal to
+  the lone runs up to float rounding. The default on CUDA.
+
+One schedule for all (trials.loop.Loop): evals, checkpoints, the end. A member that grokked,
+diverged or early-stopped leaves at that eval; the others go on. A population's checkpoint
+holds each member's state in a lone run's format (trials.member.member_state), so a member can
+resume alone or in another population.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from groktune.layout import losses_finite
 from tasks import TokenStream
-from trials.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, to_cpu, to_device
-from trials.evalplan import StopRule
-from trials.loop import Clock, Loop, Save, TrainResult, stop_rule
-from trials.losses import training_loss
-from trials.metrics import eval_tensors, grouped_norms, perplexity, score_lm, score_split
+from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
+from trials.choices import VECTORIZE
+from trials.errors import SetupError
+from trials.loop import Loop, Save, TrainResult, stop_rule
+from trials.member import Member, batch_size, member_state, record_tensors, restore_member, scores, train_step
+from trials.metrics import perplexity
 from trials.optim import lr_multiplier
+from trials.population_summary import PopulationEval, PopulationReporter, PopulationResult, median_steps_to_target
 from trials.probes import ProbeCollector
-from trials.setup import Run, build_run, config_sections
+from trials.setup import build_run, config_sections, pick_device
+
+STRUCTURAL = ("task", "model.arch", "model.n_layers", "model.d_model", "model.n_heads", "model.d_ff",
+              "model.positional", "model.norm", "model.activation", "model.tie_embeddings", "train",
+              "optim.name", "optim.loss", "optim.no_decay", "optim.orthogonal_grad", "optim.weight_norm_clip_mode",
+              "optim.grokfast.kind", "optim.grokfast.window", "probes")
+"""Config keys (and sections) every member of a population shares; everything else is per member."""
 
 
 class Reporter(Protocol):
     def __call__(self, record: dict, save: Save | None = None) -> None: ...
 
 
-@dataclass
-class Progress(Clock):
-    """The loop's Clock plus the last record: what goes into checkpoints besides the modules."""
-
-    last_record: dict = field(default_factory=dict)
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "last_record": self.last_record}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.last_record = dict(state["last_record"])
-
-
 def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path | None = None,
           artifacts_dir: str | Path | None = None) -> TrainResult:
-    """Train `cfg` (an orchestrator ExperimentConfig) and report one record per eval.
-
-    The loop's schedule (evals, checkpoints, stopping) is trials.loop.Loop's, as a population's.
+    """Train `cfg` (an orchestrator ExperimentConfig) alone and report one record per eval.
 
     Args:
         report: called as report(record, save) at every eval; see the module docstring.
@@ -62,40 +74,204 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
         TrainResult with the status, the step val accuracy first reached the target and stayed
         there (None if it did not), the last step, wall time and the last record.
     """
-    run = build_run(cfg)
-    tc = cfg.train
-    rule = stop_rule(tc)
-    loop = Loop(tc, Progress)
-    prog = loop.clock
+    def on_eval(evaluation: PopulationEval, save: Save | None = None) -> None:
+        if report is not None:
+            report(evaluation.records[0], save)
+
+    return _train([cfg], on_eval, "loop", "auto", resume_from, artifacts_dir, tag=False).members[0]
+
+
+def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = VECTORIZE[0],
+                     attention: str = "auto", resume_from: str | Path | None = None) -> PopulationResult:
+    """Train the configs as one population; call report(PopulationEval, save) once per eval.
+
+    Args:
+        cfgs: ExperimentConfigs that pass check_population.
+        report: called at every eval with the members' records (see PopulationEval) and `save`.
+        vectorize: one of trials.choices.VECTORIZE: auto (vmap on CUDA, loop elsewhere), loop, vmap.
+        attention: with vmap, "auto" (math backend on CPU, default kernels elsewhere), "math" or "native".
+        resume_from: a checkpoint (file or folder) that `save` wrote for the same configs.
+    Returns:
+        PopulationResult: per-member TrainResults (as train() would return them) and the median
+        steps to target.
+    """
+    mode = resolve_vectorize(vectorize, cfgs[0].train.device) if cfgs else vectorize
+    check_population(cfgs, mode)
+    return _train(cfgs, report, mode, attention, resume_from, None, tag=True)
+
+
+def resolve_vectorize(vectorize: str, device: str) -> str:
+    """"auto" -> vmap on a CUDA device, loop elsewhere (measured faster on CPUs); else as given."""
+    if vectorize not in VECTORIZE:
+        raise SetupError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
+    if vectorize != "auto":
+        return vectorize
+    return "vmap" if pick_device(device).type == "cuda" else "loop"
+
+
+def _flat(obj, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def structural_values(cfg: Any) -> dict[str, Any]:
+    """The values of cfg's STRUCTURAL keys, flat: equal for every member of one population."""
+    sections = {s: dataclasses.asdict(getattr(cfg, s)) for s in ("task", "model", "optim", "train", "probes")
+                if getattr(cfg, s, None) is not None}
+    return {k: v for k, v in _flat(sections).items()
+            if any(k == s or k.startswith(s + ".") for s in STRUCTURAL)}
+
+
+def check_population(cfgs: list, vectorize: str = "loop") -> None:
+    """Raise SetupError (one line) unless the configs can train as one population."""
+    if not cfgs:
+        raise SetupError("population: needs at least one config")
+    first = structural_values(cfgs[0])
+    for i, cfg in enumerate(cfgs[1:], start=1):
+        for key, value in structural_values(cfg).items():
+            if first.get(key) != value:
+                raise SetupError(f"population: member {i} differs from member 0 in {key} ({value!r} vs "
+                                 f"{first.get(key)!r}); members share {', '.join(STRUCTURAL)}")
+    cfg = cfgs[0]
+    if len(cfgs) > 1 and getattr(getattr(cfg, "probes", None), "kinds", None):
+        raise SetupError("population: probes run in single runs only; set probes.kinds: []")
+    if vectorize == "vmap":
+        if cfg.task.name == "lm":
+            raise SetupError("population: task.name 'lm' trains in loop mode only; set vectorize loop")
+        if cfg.train.precision == "fp16":
+            raise SetupError("population: train.precision fp16 trains in loop mode only (one grad scaler per member)")
+
+
+class LoopEngine:
+    """Members stepped in turn on their own modules, each exactly as its lone run."""
+
+    def step(self, live: list[Member], step: int, lrs: list[float], want_norms: bool) -> list:
+        out = []
+        for m, lr in zip(live, lrs):
+            m.run.optimizer.set_lr(lr)
+            if m.rng is not None:  # its own dropout stream, as if it trained alone
+                restore_rng(m.rng, m.run.device)
+            out.append(train_step(m.run, step, want_norms))
+            if m.rng is not None:
+                m.rng = rng_state(m.run.device)
+        return out
+
+    def scores(self, live: list[Member]) -> list:
+        return [(*scores(m.run), m.run.named_params) for m in live]
+
+    def sync(self) -> None:
+        """Nothing to write back: the runs are the members."""
+
+    def keep(self, live: list[Member]) -> None:
+        """Nothing to rebuild."""
+
+
+def _build(cfgs: list, mode: str) -> list[Member]:
+    members = []
+    for i, cfg in enumerate(cfgs):
+        run = build_run(cfg)
+        own_rng = rng_state(run.device) if mode == "loop" and len(cfgs) > 1 else None  # right after its init
+        members.append(Member(i, run, stop_rule(cfg.train), rng=own_rng))
+    return members
+
+
+def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts_dir, tag: bool) -> PopulationResult:
+    members = _build(cfgs, mode)
+    tc = cfgs[0].train
+    loop = Loop(tc)
     if resume_from is not None:
-        _restore(run, rule, prog, load_checkpoint(resume_from, config_sections(cfg)))
-    probes = _probe_collector(run, loop.plan, artifacts_dir, prog.step)
+        _restore(members, loop, load_checkpoint(resume_from, _sections(cfgs)))
+    live = [m for m in members if m.result is None]
+    if mode == "vmap":
+        from trials.stacked import Stacked  # deferred: torch.func, loaded only for vmap populations
+
+        engine = Stacked(live, attention)
+    else:
+        engine = LoopEngine()
+    first = members[0].run
+    probes = _probe_collector(first, loop.plan, artifacts_dir, loop.clock.step) if len(members) == 1 else None
     # An epoch is one pass over the training examples (training tokens for lm).
-    n_train = run.data.n_train / (run.data.seq_len if isinstance(run.data, TokenStream) else 1)
-    stop = None
+    n_train = first.data.n_train / (first.data.seq_len if isinstance(first.data, TokenStream) else 1)
     for step, at_eval in loop.steps():
-        lr = cfg.optim.lr * lr_multiplier(step, cfg.optim, tc.steps)
-        run.optimizer.set_lr(lr)
-        grad_stats = _train_step(run, step, want_norms=at_eval)
-        loop.tick(_batch_size(run))
+        lrs = [m.cfg.optim.lr * lr_multiplier(step, m.cfg.optim, tc.steps) for m in live]
+        grad_stats = engine.step(live, step, lrs, at_eval)
+        loop.tick(batch_size(first))
         if not at_eval:
             continue
-        record = _evaluate(run, prog, lr, grad_stats, n_train, loop.wall())
-        finite = losses_finite(record)
-        stop = rule.update(prog.step, record["val_acc"], record["val_loss"], finite)
-        loop.finished = stop is not None
-        if probes is not None and finite and probes.due(prog.step, final=loop.at_end):
-            probes.collect(prog.step, record)
-        prog.last_record = record
-        save = loop.checkpoint(lambda: _state(run, rule, prog))
+        records = _evaluate(engine, live, lrs, grad_stats, loop.clock.examples / n_train, loop, tag)
+        for m, record in zip(live, records):
+            m.last = record
+            stop = m.rule.update(loop.clock.step, record["val_acc"], record["val_loss"], losses_finite(record))
+            if stop is not None:
+                m.result = loop.result(m.rule, stop, record)
+        going = [m for m in live if m.result is None]
+        loop.finished = not going
+        if probes is not None and losses_finite(records[0]) and probes.due(loop.clock.step, final=loop.at_end):
+            probes.collect(loop.clock.step, records[0])
+        if len(going) < len(live):
+            _leave(engine, live, going, loop, len(members))
+        live = going
+        save = loop.checkpoint(lambda: _snapshot(engine, members, loop, cfgs))
         if report is not None:
-            report(record, save)
+            report(PopulationEval(loop.clock.step, records, [m.last for m in members], _grokked(members)), save)
     if probes is not None:
         probes.close()
-    return loop.result(rule, stop, prog.last_record)
+    for m in live:
+        m.result = loop.result(m.rule, None, m.last)
+    done = [m.result for m in members]
+    return PopulationResult(members=done, median_steps_to_target=median_steps_to_target(done),
+                            grokked_fraction=sum(r.status == "grokked" for r in done) / len(done),
+                            wall_time=loop.wall())
 
 
-def _probe_collector(run: Run, plan: frozenset[int], artifacts_dir, start_step: int):
+def _leave(engine, live: list[Member], going: list[Member], loop: Loop, k: int) -> None:
+    """Members that stopped at this eval leave the engine; a population keeps their last state."""
+    engine.sync()
+    if k > 1:
+        clock = {**loop.clock.state_dict(), "elapsed": loop.wall()}
+        for m in live:
+            if m.result is not None:
+                m.snapshot = member_state(m, clock)
+    engine.keep(going)
+
+
+def _grokked(members: list[Member]) -> float:
+    """Members grokked so far (an event by groktune.events' rule, stopped or not) / K."""
+    statuses = [m.result.status if m.result else m.rule.final_status(None) for m in members]
+    return statuses.count("grokked") / len(statuses)
+
+
+def _evaluate(engine, live: list[Member], lrs: list[float], grad_stats: list, epoch: float, loop: Loop,
+              tag: bool) -> list[dict]:
+    """One record per live member; one host sync for all of them (`.tolist()`)."""
+    per_member = []
+    for m, (train_s, val_s, named), stats in zip(live, engine.scores(live), grad_stats):
+        per_member.append((record_tensors(m.run, train_s, val_s, named, stats), val_s))
+    flat = [t.detach().float().cpu() for tensors, _ in per_member for t in tensors.values()]
+    values = torch.stack(flat).tolist()  # the one sync
+    wall = loop.wall()
+    records, at = [], 0
+    for m, lr, (tensors, val_s) in zip(live, lrs, per_member):
+        record = {"step": loop.clock.step, "epoch": epoch, "lr": lr}
+        record.update(zip(tensors, values[at : at + len(tensors)]))
+        at += len(tensors)
+        record["wall_time"] = wall
+        if isinstance(m.run.data, TokenStream):
+            record["val_ppl"], record["train_ppl"] = perplexity(record["val_loss"]), perplexity(record["train_loss"])
+        elif m.cfg.train.per_class_metrics:
+            record["val_acc_per_class"] = val_s["per_class"].cpu().tolist()
+        if tag:
+            record["member"] = m.index
+        records.append(record)
+    return records
+
+
+def _probe_collector(run, plan: frozenset[int], artifacts_dir, start_step: int):
     """The run's ProbeCollector, or None when probes are off (then nothing probe-related runs)."""
     probes_cfg = getattr(run.cfg, "probes", None)
     if probes_cfg is None or not probes_cfg.kinds:
@@ -103,138 +279,43 @@ def _probe_collector(run: Run, plan: frozenset[int], artifacts_dir, start_step: 
     return ProbeCollector(run, sorted(plan), artifacts_dir, start_step)
 
 
-def _batch_size(run: Run) -> int:
-    return run.sampler.batch if run.sampler is not None else run.cfg.train.batch_size
+def _sections(cfgs: list) -> dict:
+    """The config sections a checkpoint must match: task and model (and the member count)."""
+    sections = config_sections(cfgs[0])
+    return sections if len(cfgs) == 1 else {**sections, "population": {"members": len(cfgs)}}
 
 
-def _train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
-    """One optimizer step: micro-batches, filters, clipping, update. No host syncs."""
-    tc, oc = run.cfg.train, run.cfg.optim
-    run.optimizer.zero_grad(set_to_none=True)
-    for x, y in _micro_batches(run):
-        with run.autocast():
-            if isinstance(run.data, TokenStream):
-                logits = run.forward(x, last_only=False).flatten(0, 1)  # (B*T, V)
-                y = y.flatten()
-            else:
-                logits = run.forward(x)  # (b, V): the answer position only
-            loss = training_loss(logits, y, oc) / tc.grad_accum  # optim.loss (trials.losses)
-        (run.scaler.scale(loss) if run.scaler else loss).backward()
-        if tc.train_metrics == "batches":
-            _accumulate_batch_metrics(run, logits.detach(), y, loss.detach() * tc.grad_accum)
-    if run.scaler:
-        run.scaler.unscale_(run.optimizer)
-    run.grokfast.apply()
-    run.noise.apply(step)
-    stats = None
-    if want_norms:  # before clipping; total and per layer from one computation, so they agree (issue 13)
-        named = [(n, p.grad) for n, p in run.named_params if p.grad is not None]
-        total, per_layer = grouped_norms(named)
-        stats = {"total": total, "per_layer": per_layer}
-    if oc.grad_clip > 0:
-        params = [p for _, p in run.named_params if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, oc.grad_clip, foreach=True)
-    if run.scaler:
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-    else:
-        run.optimizer.step()
-    return stats
-
-
-def _accumulate_batch_metrics(run: Run, logits: torch.Tensor, y: torch.Tensor, mean_loss: torch.Tensor) -> None:
-    """Add one micro-batch to the on-device window of train metrics (no host sync)."""
-    if run.cfg.optim.label_smoothing or run.cfg.optim.loss != "cross_entropy":  # log plain CE, as the full pass
-        mean_loss = F.cross_entropy(logits.float(), y)
-    w = run.batch_window
-    n = y.numel()
-    w["loss"] = w.get("loss", 0.0) + mean_loss * n
-    w["hits"] = w.get("hits", 0.0) + (logits.argmax(-1) == y).sum()
-    w["count"] = w.get("count", 0) + n
-
-
-def _window_metrics(run: Run) -> dict[str, torch.Tensor]:
-    """Mean train loss/acc over the batches since the last eval; resets the window."""
-    w, run.batch_window = run.batch_window, {}
-    return {"loss": w["loss"] / w["count"], "acc": w["hits"] / w["count"]}
-
-
-def _micro_batches(run: Run):
-    """Yield grad_accum (x, y) micro-batches making up one optimizer step."""
-    tc = run.cfg.train
-    if isinstance(run.data, TokenStream):
-        bs = max(1, tc.batch_size // tc.grad_accum)
-        for _ in range(tc.grad_accum):
-            yield run.data.get_batch("train", bs, run.batch_generator, run.device)
-        return
-    idx = run.sampler.next()  # (B,)
-    for chunk in idx.chunk(tc.grad_accum):
-        yield run.data.train_x[chunk], run.data.train_y[chunk]
-
-
-def _evaluate(run: Run, prog: Progress, lr: float, grad_stats, n_train: float, wall: float) -> dict:
-    """Score both splits and gather norms; one host sync at the end (`.tolist()`)."""
-    tc = run.cfg.train
-    data = run.data
-    if isinstance(data, TokenStream):
-        val = score_lm(run.forward, data.val_batches(tc.batch_size or 64, run.device), run.autocast)
-    else:
-        per_class = run.class_index if tc.per_class_metrics else None
-        groups = data.val_group if len(data.group_names) > 1 else None  # mixtures: per operation
-        val = score_split(run.forward, data.val_x, data.val_y, per_class, autocast=run.autocast, groups=groups)
-    if tc.train_metrics == "batches":
-        train = _window_metrics(run)
-    elif isinstance(data, TokenStream):
-        fixed = torch.Generator().manual_seed(run.cfg.seed + 3)  # the same train windows every eval
-        train_windows = [data.get_batch("train", data.val_windows, fixed, run.device)]
-        train = score_lm(run.forward, train_windows, run.autocast)
-    else:
-        m = tc.eval_max_examples or len(data.train_y)
-        train = score_split(run.forward, data.train_x[:m], data.train_y[:m], None, autocast=run.autocast)
-    per_op = ({name: val["per_group"][g] for g, name in enumerate(data.group_names)}  # mixtures: val_acc/<op>
-              if "per_group" in val else None)
-    tensors = eval_tensors(train, val, grouped_norms(run.named_params), grad_stats, torch.tensor(float("nan")),
-                           tc.per_class_metrics, per_op)
-    keys = list(tensors)
-    values = torch.stack([t.detach().float().cpu() for t in tensors.values()]).tolist()  # the one sync
-    record = {"step": prog.step, "epoch": prog.examples / n_train, "lr": lr}
-    record.update(zip(keys, values))
-    record["wall_time"] = wall
-    if isinstance(data, TokenStream):
-        record["val_ppl"], record["train_ppl"] = perplexity(record["val_loss"]), perplexity(record["train_loss"])
-    elif tc.per_class_metrics:
-        record["val_acc_per_class"] = val["per_class"].cpu().tolist()
-    return record
-
-
-def _state(run: Run, rule: StopRule, prog: Progress) -> dict:
-    """Everything needed to continue exactly where this step left off (tensors copied to CPU)."""
+def _snapshot(engine, members: list[Member], loop: Loop, cfgs: list) -> dict:
+    """The checkpoint state now: a lone run's member_state, or each member's for a population."""
+    engine.sync()
+    clock = loop.clock.state_dict()
+    if len(members) == 1:
+        return member_state(members[0], clock)
     return to_cpu({
-        "config": config_sections(run.cfg),
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scaler": run.scaler.state_dict() if run.scaler else {},
-        "grokfast": run.grokfast.state_dict(),
-        "noise": run.noise.state_dict(),
-        "sampler": run.sampler.state_dict() if run.sampler else {},
-        "batch_generator": run.batch_generator.get_state(),
-        **rng_state(run.device),
-        "rule": rule.state_dict(),
-        "progress": prog.state_dict(),
+        "config": _sections(cfgs),
+        "members": [m.snapshot if m.snapshot is not None else member_state(m, clock) for m in members],
+        "results": [None if m.result is None else dataclasses.asdict(m.result) for m in members],
+        "progress": clock,
     })
 
 
-def _restore(run: Run, rule: StopRule, prog: Progress, state: dict) -> None:
-    dev = run.device
-    load_model_state(run.model, state)  # one-line CheckpointError on a shape mismatch
-    run.optimizer.load_state_dict(state["optimizer"])
-    if run.scaler and state["scaler"]:
-        run.scaler.load_state_dict(state["scaler"])
-    run.grokfast.load_state_dict(to_device(state["grokfast"], dev))
-    run.noise.load_state_dict(state["noise"])
-    if run.sampler:
-        run.sampler.load_state_dict(state["sampler"])
-    run.batch_generator.set_state(state["batch_generator"])
-    restore_rng(state, dev)
-    rule.load_state_dict(state["rule"])
-    prog.load_state_dict(state["progress"])
+def _restore(members: list[Member], loop: Loop, state: dict) -> None:
+    if len(members) == 1:
+        states, results = [state], [None]
+    else:
+        states, results = state["members"], state["results"]
+    live_state = None
+    for m, member_saved, result in zip(members, states, results, strict=True):
+        restore_member(m, member_saved)
+        if m.rng is not None:
+            m.rng = {key: member_saved[key] for key in m.rng}
+        if result is not None:
+            m.result, m.snapshot = TrainResult(**result), member_saved
+        elif live_state is None:
+            live_state = member_saved
+    restore_rng(live_state or states[0], members[0].run.device)  # the global stream (dropout)
+    loop.clock.load_state_dict(state["progress"])
+
+
+__all__ = ["STRUCTURAL", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
+           "median_steps_to_target", "resolve_vectorize", "structural_values", "train", "train_population"]

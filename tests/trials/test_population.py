@@ -1,10 +1,11 @@
-"""train_population against separate train() runs of the same configs (CPU, fixed seeds).
+"""train_population against separate train() runs of the same configs (CPU, fixed seeds): the
+one trainer (trials.train) for K members.
 
-vectorize="loop" (functional_call per member on rows of the stacked parameters, the stacked
-per-member optimizer and filters) gives every record bitwise equal to the separate run's: the
-optimizer's expressions are chosen to round as trials.optim's kernels do.
+vectorize="loop" steps each member's own modules with the lone run's code and keeps each
+member's own dropout stream, so every record is bitwise the separate run's, for every optimizer,
+loss and method, and members that differ in any per-member scalar.
 
-vectorize="vmap" cannot be bitwise: the members' matrix products run as batched kernels (bmm),
+vectorize="vmap" (trials.stacked) cannot be bitwise: the members' matrix products run as batched kernels (bmm),
 CPU attention uses the math backend and vmap decomposes LayerNorm's affine part, so a few
 gradient entries differ in the last float32 bit from step 1 on. Adam divides by sqrt(v), which
 turns a last-bit change of a near-zero gradient into a parameter change of ~1e-7 relative, and
@@ -25,8 +26,8 @@ import pytest
 from tests.conftest import TINY, deep_merge
 from orchestrator.config import config_from_dict
 from trials.errors import SetupError
-from trials.population import PopulationResult, check_population, median_steps_to_target, train_population
-from trials.train import TrainResult, train
+from trials.train import (PopulationResult, TrainResult, check_population, median_steps_to_target, train,
+                          train_population)
 
 LOSS_REL = 1e-5
 NORM_REL = 1e-4
@@ -107,6 +108,10 @@ def test_three_members_match_three_separate_runs():
     ({"name": "adamw", "no_decay": ["bias", "norm", "embedding"], "grokfast": {"kind": "ma", "window": 5}},
      [{"grokfast": {"lamb": 1.0}}, {"grokfast": {"lamb": 3.0}, "weight_decay": 0.5}]),
     ({"name": "sgd", "lr": 0.1, "momentum": 0.9}, [{"momentum": 0.9}, {"momentum": 0.0, "lr": 0.3}]),
+    # every other per-member scalar: eps, warmup, grad clip, noise gamma, label smoothing
+    ({"name": "adamw", "grad_clip": 0.5, "noise": {"eta": 0.01}},
+     [{"eps": 1e-6, "warmup_steps": 0, "label_smoothing": 0.1, "noise": {"gamma": 0.3}},
+      {"eps": 1e-8, "warmup_steps": 20, "grad_clip": 0.0, "noise": {"eta": 0.02}}]),
 ])
 def test_optimizer_and_filter_variants_match_separate_runs(optim, per_member):
     # Odd sizes: no parameter is a multiple of the SIMD width (vector-body/scalar-tail splits differ
@@ -119,6 +124,57 @@ def test_optimizer_and_filter_variants_match_separate_runs(optim, per_member):
         for (sep_result, sep_records), got_result, got in zip(runs, result.members, curves):
             check(sep_records, got)
             assert_same_result(sep_result, got_result)
+
+
+METHODS = {
+    # Lion and Muon with their own betas / momenta / learning rates per member
+    "lion": ({"name": "lion", "lr": 1e-3}, [{"beta1": 0.9}, {"beta1": 0.8, "beta2": 0.95, "lr": 3e-4}]),
+    "muon": ({"name": "muon"}, [{"muon_lr": 0.02}, {"muon_lr": 0.01, "muon_momentum": 0.9, "weight_decay": 0.5}]),
+    "stablemax": ({"loss": "stablemax"}, [{"lr": 3e-3}, {"lr": 1e-2}]),
+    "orthogonal-grad": ({"orthogonal_grad": True}, [{"lr": 3e-3}, {"lr": 1e-2, "weight_decay": 0.0}]),
+    "weight-norm-clip": ({"weight_norm_clip_mode": "row"}, [{"weight_norm_clip": 0.5}, {"weight_norm_clip": 0.0}]),
+    "weight-norm-clip-matrix": ({"weight_norm_clip_mode": "matrix"}, [{"weight_norm_clip": 1.0}, {"weight_norm_clip": 2.0}]),
+}
+"""Every optimizer family and method beyond Adam/SGD, members differing in their own scalars."""
+
+
+@pytest.mark.parametrize("case", list(METHODS))
+def test_every_method_trains_as_a_population_equal_to_separate_runs(case):
+    optim, per_member = METHODS[case]
+    cfgs = configs([{"seed": i, "optim": m} for i, m in enumerate(per_member)], optim=optim, train={"steps": 30},
+                   task={"p": 11}, model={"d_model": 12, "n_heads": 2, "d_ff": 20})
+    runs = separate(cfgs)
+    result, curves = together(cfgs, "loop")
+    for (sep_result, sep_records), got_result, got in zip(runs, result.members, curves):
+        assert_identical_curve(sep_records, got)
+        assert_same_result(sep_result, got_result)
+    result, curves = together(cfgs, "vmap")
+    for (_, sep_records), got in zip(runs, curves):
+        # Lion's sign() turns a last-bit difference into a whole step, and ⊥Grad rescales a small
+        # perpendicular part back to ||g|| (measured: 1.4e-4 relative on the norm by step 30,
+        # growing smoothly from 0 at step 1), so their curves drift faster.
+        rel = {"lion": 1e-2, "orthogonal-grad": 1e-3}.get(case, 1e-4)
+        assert [r["step"] for r in got] == [r["step"] for r in sep_records]
+        for a, b in zip(sep_records, got):
+            assert b["train_loss"] == pytest.approx(a["train_loss"], rel=rel)
+            assert b["param_norm"] == pytest.approx(a["param_norm"], rel=rel)
+
+
+def test_members_differing_in_model_scalars_and_dropout_match_separate_runs_in_loop_mode():
+    # init scale and dropout rates are per member: loop mode keeps each member's own dropout
+    # stream, so even with dropout each curve is bitwise its separate run's.
+    members = [{"seed": 0, "model": {"init_scale": 1.0, "dropout_ff": 0.1}},
+               {"seed": 1, "model": {"init_scale": 2.0, "dropout_attn": 0.2, "dropout_emb": 0.1}},
+               {"seed": 2, "model": {"init_scale": 0.5}}]
+    cfgs = configs(members, train={"steps": 30})
+    runs = separate(cfgs)
+    result, curves = together(cfgs, "loop")
+    for (sep_result, sep_records), got_result, got in zip(runs, result.members, curves):
+        assert_identical_curve(sep_records, got)
+        assert_same_result(sep_result, got_result)
+    result, curves = together(cfgs, "vmap")  # dropout groups vmapped apart; masks differ, so shape only
+    assert [len(c) for c in curves] == [len(r) for _, r in runs]
+    assert all(r.status == "budget" for r in result.members)
 
 
 def test_a_diverging_member_stops_and_does_not_disturb_the_others():
@@ -164,6 +220,8 @@ def test_members_that_differ_in_architecture_are_refused_in_one_line():
     assert "\n" not in str(err.value)
     with pytest.raises(SetupError, match="task.p"):
         train_population(configs([{}, {"task": {"p": 11}}]))
+    with pytest.raises(SetupError, match="optim.name"):
+        check_population(configs([{}, {"optim": {"name": "lion"}}]))
 
 
 def _result(status, steps):
@@ -256,7 +314,7 @@ def _record(member, step, **metrics):
 
 
 def test_the_median_record_keeps_stopped_members_at_their_last_values():
-    from trials.population_summary import PopulationEval
+    from trials.train import PopulationEval
 
     stopped = _record(0, 20, val_acc=1.0, val_loss=0.01, lr=9.0, val_acc_per_class=[1.0, 1.0])  # grokked at 20
     diverged = _record(1, 10, val_acc=0.0, val_loss=float("nan"), val_acc_per_class=[0.0, 0.0])
@@ -316,16 +374,16 @@ def test_members_that_all_stop_at_the_same_eval_end_the_population_cleanly(vecto
     assert saves[-1][0] == stop and saves[-1][1] is not None  # a final checkpoint is still offered
 
 
-def test_the_vectorize_default_is_the_configs():
+def test_the_vectorize_default_is_the_configs_and_auto_is_loop_on_a_cpu():
     import inspect
 
     from orchestrator.search_config import SearchConfig
-    from trials.population_model import StackedModel
+    from trials.train import resolve_vectorize
 
     default = SearchConfig().population_vectorize
-    assert default == "loop"  # as README.md and configs/seeds_sweep.yaml say
+    assert default == "auto"
     assert inspect.signature(train_population).parameters["vectorize"].default == default
-    assert inspect.signature(StackedModel).parameters["vectorize"].default == default
+    assert resolve_vectorize("auto", "cpu") == "loop" and resolve_vectorize("vmap", "cpu") == "vmap"
 
 
 def _assert_norms_are_pre_clip(record: dict, clip: float) -> None:
