@@ -4,7 +4,7 @@
     python benchmarks/population.py --device cuda --ks 1,4,16,64,128 --pack 4,8   # GPU
 
 For each K, K seeds of the config train for --steps optimizer steps: as one
-trials.population.train_population call per --vectorize mode (vmap: batched kernels; loop: one
+trials.train.train_population call per --vectorize mode (vmap: batched kernels; loop: one
 functional_call per member, bitwise equal to separate runs) and as K sequential
 trials.train.train calls (the order rotates between repeats; the table shows medians). Throughput is member-steps per
 second (K x steps / wall time), including the evals each does. With --evals minimal (the
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.config import load_config, with_values  # noqa: E402
-from trials.population import train_population  # noqa: E402
+from trials.train import train_population  # noqa: E402
 from trials.train import train  # noqa: E402
 
 

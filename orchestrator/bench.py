@@ -10,9 +10,8 @@ Each run is exactly `groktune train <config> --set seed=K [--set <grid key>=<val
 [--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.cmd_train), so a
 cell of the table can be rerun by hand and its folder read by `groktune report`. Runs are
 separate processes' worth of work done one after another in this process: on a CPU a population
-(trials.population) is not faster than separate runs (benchmarks/README.md, "Vectorised
-populations": 0.89-1.0x), and populations refuse the issue-16 methods (Lion, StableMax, ⊥Grad,
-weight-norm clipping) anyway. The table and figures are computed from the saved run folders
+(trials.train.train_population) is not faster than separate runs (benchmarks/README.md, "Vectorised
+populations": 0.89-1.0x). The table and figures are computed from the saved run folders
 only (analysis.bench_table), never from in-memory results.
 """
 

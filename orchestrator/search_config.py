@@ -77,13 +77,14 @@ class SearchConfig:
     """Each sampled config is trained once per seed (the experiment seed is replaced)."""
     seeds_per_trial: int = 1
     """K > 1: every trial trains its sampled config with K seeds, seed + 1000 i for i < K, as one
-    population in one process (trials.population) and reports the members' median; its
+    population in one process (trials.train.train_population) and reports the members' median; its
     steps_to_target is the median member's. Needs a single entry in `seeds`."""
     population_vectorize: str = VECTORIZE[0]
-    """With seeds_per_trial > 1: loop (one forward per member; each member's curve is bitwise its
-    separate run's, and on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md
-    "Vectorised populations") | vmap (batched kernels for all members: faster for very small
-    models and, unmeasured, on GPUs; equal to separate runs up to float rounding)."""
+    """With seeds_per_trial > 1 (and packed trials, `pack`): auto (vmap on a CUDA device, loop
+    elsewhere) | loop (each member its own modules; its curve is bitwise its separate run's, and
+    on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md "Vectorised
+    populations") | vmap (stacked parameters, batched kernels for all members: faster for very
+    small models and on GPUs; equal to separate runs up to float rounding)."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0
@@ -130,13 +131,14 @@ class SearchConfig:
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a
-        population trial (seeds_per_trial > 1) against what trials.population supports."""
+        population trial (seeds_per_trial > 1) against what trials.train's populations support."""
         check_keys_exist(self.space, cfg)
         if self.seeds_per_trial > 1:
-            from trials.population import check_population  # deferred: torch, needed only for populations
+            from trials.train import check_population, resolve_vectorize  # deferred: torch, only for populations
 
             try:
-                check_population([cfg])
+                check_population([cfg] * self.seeds_per_trial, resolve_vectorize(self.population_vectorize,
+                                                                                  cfg.train.device))
             except SetupError as err:
                 reason = str(err).removeprefix("population: ")
                 raise ValueError(f"search.seeds_per_trial: got {self.seeds_per_trial} (one population per trial), "

@@ -5,7 +5,7 @@ when the sweep repeats configs over seeds, "seed" (random/grid/pbt) or "__trial_
 (Ray's Repeater around TPE). The trial config is the experiment config without `search`,
 with the sampled values set (quantised as the space says), the seed replaced and the torch
 thread count set from the trial's CPUs so parallel trials do not oversubscribe the cores.
-With search.seeds_per_trial = K > 1 a trial is a population (trials.population): the same config
+With search.seeds_per_trial = K > 1 a trial is a population (trials.train.train_population): the same config
 K times, member i with seed trial_seed + 1000 i (`TrialConfigMaker.members`).
 """
 

@@ -5,7 +5,7 @@ Orchestration, not training: it imports Ray, so it lives here and trials/ stays 
 (orchestrator.objective's ScoreState), so the trial config and the objective stay with the
 orchestrator. `population_trainable` (search.seeds_per_trial > 1) is handed
 `make_members(tune_config) -> [ExperimentConfig]` instead and trains them as one population
-(trials.population); it reports the members' median record, scored the same way.
+(trials.train.train_population); it reports the members' median record, scored the same way.
 
 Per eval it reports the trainer's record plus the score, the device, CPU time and peak memory;
 when the trainer offers a checkpoint and the sweep's CheckpointPolicy wants it, it is written to
@@ -37,9 +37,8 @@ from ray import tune
 from groktune.events import event_patience
 from groktune.layout import sweep_status
 from tasks import chance_level
-from trials.population import train_population
+from trials.train import train, train_population
 from trials.setup import pick_device
-from trials.train import train
 
 STATE_FILE = "tune_state.json"
 

@@ -1,4 +1,4 @@
-"""What a population's evals and result say, as plain data: trials.population reports these.
+"""What a population's evals and result say, as plain data: trials.train reports these.
 
     evaluation.median_record()        # one record for K members, train()'s keys
     result.median_steps_to_target     # median over members, non-grokked members as +inf

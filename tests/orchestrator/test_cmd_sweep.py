@@ -311,7 +311,7 @@ def test_a_population_sweep_reports_the_median_of_separate_member_runs(tmp_path)
 
     from orchestrator.config import load_config
     from orchestrator.trial_config import maker_for
-    from trials.population import median_steps_to_target
+    from trials.train import median_steps_to_target
     from trials.train import train
 
     # x+y mod 13 on a 32-wide transformer: at lr 3e-3 two of the three seeds generalise within 400 steps

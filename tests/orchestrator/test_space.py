@@ -71,7 +71,7 @@ def test_tpe_repeats_each_config_per_seed():
     ({"seeds": []}, "search.seeds: empty list"),
     ({"seeds_per_trial": 0}, "search.seeds_per_trial: got 0, must be in [1, 1000]"),
     ({"seeds_per_trial": 3, "seeds": [0, 1]}, "search.seeds_per_trial: got 3 with 2 seeds; give one seed"),
-    ({"population_vectorize": "jit"}, "search.population_vectorize: got 'jit', allowed: loop, vmap"),
+    ({"population_vectorize": "jit"}, "search.population_vectorize: got 'jit', allowed: auto, loop, vmap"),
 ])
 def test_bad_search_is_one_line_naming_the_key(search, needle):
     data = with_search(**{"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, **search})
@@ -113,12 +113,13 @@ def test_sampled_point_becomes_a_trial_config():
 
 
 @pytest.mark.parametrize("sections, needle", [
-    ({"task": {"name": "lm", "path": "tokens.bin"}}, "task.name 'lm' is not supported"),
-    ({"train": {"precision": "fp16"}}, "train.precision fp16 is not supported"),
-    ({"probes": {"kinds": ["weights"]}}, "probes are not supported"),
+    ({"task": {"name": "lm", "path": "tokens.bin"}}, "task.name 'lm' trains in loop mode only"),
+    ({"train": {"precision": "fp16"}}, "train.precision fp16 trains in loop mode only"),
+    ({"probes": {"kinds": ["weights"]}}, "probes run in single runs only"),
 ])
 def test_a_population_trial_is_refused_where_populations_cannot_train(sections, needle):
-    data = deep_merge(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}, seeds_per_trial=3), sections)
+    data = deep_merge(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}, seeds_per_trial=3,
+                                  population_vectorize="vmap"), sections)
     with pytest.raises(ConfigError) as err:
         config_from_dict(data)
     msg = str(err.value)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trials.config import OptimConfig
-from trials.optim import build_optimizer, lr_multiplier, param_groups
+from trials.optim import Optimizer, build_optimizer, lr_multiplier, param_groups
 
 
 def _model():
@@ -144,26 +144,23 @@ def test_loading_a_state_keeps_this_configs_weight_decay():
     assert all(g["t"] == 2 for g in opt_b.param_groups)
 
 
-# --- one table of optimizers for single runs and populations (issue 13) -----------------------
+# --- one optimizer for one model and for stacked members -----------------------------------
 
 TORCH_OPTIMIZERS = {
     "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),
     "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),
     "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum),
 }
-"""The torch.optim reference of every name in trials.choices.OPTIMIZERS that populations run."""
+"""The torch.optim reference of every name in trials.choices.OPTIMIZERS that torch has."""
 
 HAND_WRITTEN = {"lion", "muon"}
-"""Names torch has no optimizer for: their references are written in tests/trials/test_methods.py,
-and populations refuse them (trials.population_optim.unsupported_methods)."""
+"""Names torch has no optimizer for: their references are written in tests/trials/test_methods.py."""
 
 
 def test_every_optimizer_name_has_a_reference():
     from trials.choices import OPTIMIZERS
-    from trials.population_optim import POPULATION_UPDATES
 
     assert set(TORCH_OPTIMIZERS) | HAND_WRITTEN == set(OPTIMIZERS)  # a new name needs its reference here
-    assert set(TORCH_OPTIMIZERS) == {n for n, r in OPTIMIZERS.items() if r.update in POPULATION_UPDATES}
 
 
 def _float_model():
@@ -173,60 +170,83 @@ def _float_model():
 
 
 @pytest.mark.parametrize("name", list(TORCH_OPTIMIZERS))
-def test_a_population_member_updates_as_the_single_run_and_torch_optim(name):
-    """Same parameters, same gradients: member 0 of a population, trials.optim and torch.optim."""
-    from trials.filters import GradientNoise
-    from trials.population_model import build_layout, flatten_members, split_rows
-    from trials.population_optim import PopulationOptimizer
-
+def test_the_single_run_updates_as_torch_optim(name):
     cfg = OptimConfig(name=name, lr=3e-2, weight_decay=0.3, beta1=0.8, beta2=0.95, momentum=0.9,
                       no_decay=["bias", "norm"])
-    other = OptimConfig(name=name, lr=1e-2, weight_decay=0.0, beta1=0.9, beta2=0.99, momentum=0.5,
-                        no_decay=["bias", "norm"])  # a second member with other values, to be ignored
     single, ref_model = _float_model(), _float_model()
     opt = build_optimizer(single, cfg)
     ref = TORCH_OPTIMIZERS[name]([{"params": g["params"], "weight_decay": cfg.weight_decay if g["decay"] else 0.0}
                                   for g in param_groups(ref_model, cfg.no_decay)], cfg)
-    layout = build_layout(single, cfg.no_decay)
-    flat = flatten_members([single, _float_model()], layout, torch.device("cpu"))
-    noises = [GradientNoise(list(single.parameters()), c.noise, 0, torch.device("cpu")) for c in (cfg, other)]
-    pop = PopulationOptimizer([cfg, other], noises, layout, torch.device("cpu"))
     gen = torch.Generator().manual_seed(5)
     for _ in range(6):
         grads = {n: torch.randn(p.shape, generator=gen) for n, p in single.named_parameters()}
         for model in (single, ref_model):
             for n, p in model.named_parameters():
                 p.grad = grads[n].clone()
-        row = torch.cat([grads[n].reshape(-1) for n in layout.names])
         opt.step()
         ref.step()
-        pop.step(flat, torch.stack([row, row]), lr_factor=1.0)
     assert _max_diff(single, ref_model) < 1e-6
     assert _max_diff(single, _float_model()) > 1e-3  # it did move
-    by_name = dict(single.named_parameters())
-    for n, part in zip(layout.names, split_rows(flat, layout)):
-        torch.testing.assert_close(part[0].view(by_name[n].shape), by_name[n].detach(), rtol=1e-6, atol=1e-7)
 
 
-def test_an_unknown_optimizer_name_is_refused_in_one_line_on_both_paths():
+STACK_CASES = [
+    ("adamw", {}), ("adam", {}), ("sgd", {}), ("lion", {}), ("muon", {}),
+    ("adamw", {"orthogonal_grad": True}), ("adamw", {"weight_norm_clip": 0.3}),
+    ("sgd", {"weight_norm_clip": 0.3, "weight_norm_clip_mode": "matrix"}),
+]
+
+
+@pytest.mark.parametrize("name,extra", STACK_CASES)
+def test_a_stacked_member_updates_as_its_single_run(name, extra):
+    """Members stacked along dim 0, each with its own scalars: member k's slice follows the
+    Optimizer of member k's config on its own model, step for step (the same formulas)."""
+    from trials.optim import hidden_matrices, hparams
+
+    cfgs = [OptimConfig(name=name, lr=3e-2, weight_decay=0.3, beta1=0.8, beta2=0.95, momentum=0.9, eps=1e-6,
+                        muon_lr=0.02, muon_momentum=0.9, no_decay=["bias", "norm"], **extra),
+            OptimConfig(name=name, lr=1e-2, weight_decay=0.0, beta1=0.9, beta2=0.99, momentum=0.0, eps=1e-8,
+                        muon_lr=0.05, muon_momentum=0.95, no_decay=["bias", "norm"],
+                        **{**extra, "weight_norm_clip": 0.0} if "weight_norm_clip" in extra else extra)]
+    singles = [_float_model() for _ in cfgs]
+    for k, model in enumerate(singles):  # members start apart
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * k)
+    opts = [build_optimizer(m, c) for m, c in zip(singles, cfgs)]
+    base = _float_model()
+    names = [n for n, _ in base.named_parameters()]
+    stacked = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in singles]).requires_grad_()
+               for n in names}
+    groups = [{"params": [stacked[n] for n in g["names"]], "names": g["names"], "decay": g["decay"]}
+              for g in param_groups(base, cfgs[0].no_decay)]
+    stack_opt = Optimizer(groups, cfgs[0], hidden_matrices(base), hp=hparams(cfgs, torch.device("cpu")))
+    gen = torch.Generator().manual_seed(5)
+    for step in range(6):
+        lrs = [c.lr * (step + 1) / 6 for c in cfgs]  # a schedule, per member
+        for k, (model, opt) in enumerate(zip(singles, opts)):
+            for n, p in model.named_parameters():
+                p.grad = torch.randn(p.shape, generator=gen)
+            opt.set_lr(lrs[k])
+            opt.step()
+        for n in names:
+            stacked[n].grad = torch.stack([dict(m.named_parameters())[n].grad for m in singles])
+        stack_opt.set_lr(torch.tensor(lrs))
+        stack_opt.step()
+    for k, model in enumerate(singles):
+        for n, p in model.named_parameters():
+            torch.testing.assert_close(stacked[n][k].detach(), p.detach(), rtol=1e-5, atol=1e-6)
+    assert _max_diff(singles[0], _float_model()) > 1e-3  # it did move
+
+
+def test_an_unknown_optimizer_name_is_refused_in_one_line():
     from trials.config import OptimConfig as Cfg
-    from trials.filters import GradientNoise
-    from trials.population_model import build_layout
-    from trials.population_optim import PopulationOptimizer
 
     bad = Cfg(name="lamb")
     want = r"optim\.name: got 'lamb', allowed: adamw, adam, sgd, lion, muon$"
     with pytest.raises(ValueError, match=want):
         build_optimizer(_float_model(), bad)
-    model = _float_model()
-    noise = GradientNoise(list(model.parameters()), bad.noise, 0, torch.device("cpu"))
-    with pytest.raises(ValueError, match=want):
-        PopulationOptimizer([bad], [noise], build_layout(model, bad.no_decay), torch.device("cpu"))
     with pytest.raises(ValueError, match=r"^name: got 'lamb', allowed: adamw, adam, sgd, lion, muon$"):
         bad.validate()
-    lion = Cfg(name="lion")  # a known name that populations do not implement: refused, never run as adam
-    with pytest.raises(ValueError, match=r"^population: optim\.name 'lion' is not supported; use adamw, adam, sgd$"):
-        PopulationOptimizer([lion], [noise], build_layout(model, lion.no_decay), torch.device("cpu"))
 
 
 def _vaswani(s: int, d_model: int, warmup: int) -> float:
