@@ -19,6 +19,9 @@ final_<metric> for every scalar metric of the last eval; wall_time; device; host
 node_id (the Ray node of the last report) and nodes (every node id it ran on); peak_memory_mb;
 cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
 
+A packed trial (search.pack > 1) gives one row and one curve per point, trial_id
+"<trial>_p<j>" (orchestrator.packing.split_pack), each with its own status.
+
 A population trial (search.seeds_per_trial > 1) reports its members' median record, so its curves
 are the median curves (plus members_live and grokked_fraction), seed is the first member's, and
 status and steps_to_target are the median member's; member_steps_to_target is the JSON text
@@ -48,6 +51,7 @@ from groktune.layout import (
 from orchestrator.config import load_config, with_values
 from orchestrator.errors import UserError
 from orchestrator.ledger import REPLAY_KEY, read_ledger
+from orchestrator.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY, split_pack
 from orchestrator.trial_config import searched_values, task_label, trial_seed
 from trials.evalplan import StopRule
 
@@ -56,6 +60,7 @@ NOT_CURVES = {
     "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
     "time_since_restore", "done", "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
     "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target", REPLAY_KEY, "node_id",
+    POINTS_KEY, OUTCOMES_KEY,
 }
 # Per-trial columns of their own in trials.parquet, or Ray's counters: no final_<key> copy.
 NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "training_iteration",
@@ -225,6 +230,11 @@ def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         record = ledger.get(trial_id) or {}
         if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
             continue  # never to finish, or a replay of another trial's record: that trial has the row
+        if PACK_KEY in point:  # a packed trial: one trial per point (orchestrator.packing)
+            for point_id, point_rows, one, status in split_pack(trial_id, rows, point[PACK_KEY], record.get("status")):
+                curves.append(curves_frame(point_id, point_rows))
+                trials.append(trial_row(point_id, point_rows, one, cfg, status))
+            continue
         curves.append(curves_frame(trial_id, rows))
         trials.append(trial_row(trial_id, rows, point, cfg, record.get("status")))
     curve_frame = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) \

@@ -35,6 +35,7 @@ LIMITS = (
     ("cpus_per_trial", 0, 1024),
     ("gpus_per_trial", 0, 64),
     ("seeds_per_trial", 1, 1000),
+    ("pack", 1, 1024),
     ("max_failures", 0, 1000),
     ("max_concurrent", 0, 100_000),
     ("checkpoint_every", 0, 1_000_000_000),
@@ -85,6 +86,11 @@ class SearchConfig:
     on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md "Vectorised
     populations") | vmap (stacked parameters, batched kernels for all members: faster for very
     small models and on GPUs; equal to separate runs up to float rounding)."""
+    pack: int = 1
+    """K > 1: each Ray trial trains up to K sampled points as one population (orchestrator.packing;
+    points differing in model shape, batch size, task or optimizer family go to different packs);
+    every point keeps its own row in trials.parquet and its own curve. Points are drawn up front,
+    so it needs a searcher and scheduler that allow it (random or grid, fifo)."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0
@@ -127,22 +133,31 @@ class SearchConfig:
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
+        if self.pack > 1:
+            if not (SEARCHERS[self.algorithm].packs and SCHEDULERS[self.scheduler].packs):
+                raise ValueError(f"pack: got {self.pack} with algorithm {self.algorithm} and scheduler {self.scheduler}; "
+                                 f"packed trials need algorithm {_names(SEARCHERS, 'packs')} and scheduler "
+                                 f"{_names(SCHEDULERS, 'packs')}")
+            if self.seeds_per_trial > 1:
+                raise ValueError(f"pack: got {self.pack} with seeds_per_trial {self.seeds_per_trial}; "
+                                 f"pack the seeds instead (list them in search.seeds)")
         check_objectives(self)  # metric/mode, one or several (issue 16)
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a
         population trial (seeds_per_trial > 1) against what trials.train's populations support."""
         check_keys_exist(self.space, cfg)
-        if self.seeds_per_trial > 1:
+        members = max(self.seeds_per_trial, self.pack)
+        if members > 1:
             from trials.train import check_population, resolve_vectorize  # deferred: torch, only for populations
 
+            key = "seeds_per_trial" if self.seeds_per_trial > 1 else "pack"
             try:
-                check_population([cfg] * self.seeds_per_trial, resolve_vectorize(self.population_vectorize,
-                                                                                  cfg.train.device))
+                check_population([cfg] * members, resolve_vectorize(self.population_vectorize, cfg.train.device))
             except SetupError as err:
                 reason = str(err).removeprefix("population: ")
-                raise ValueError(f"search.seeds_per_trial: got {self.seeds_per_trial} (one population per trial), "
-                                 f"but {reason}, or set search.seeds_per_trial: 1") from None
+                raise ValueError(f"search.{key}: got {members} (one population per trial), "
+                                 f"but {reason}, or set search.{key}: 1") from None
 
 
 def _names(table: dict, flag: str) -> str:

@@ -29,6 +29,7 @@ from orchestrator.bucket import tune_storage_for
 from orchestrator.ledger import read_ledger, run_with_ledger
 from orchestrator.multi_objective import tune_objective
 from orchestrator.objective import ScoreState
+from orchestrator.packing import PACK_KEY, make_packs, sample_points
 from orchestrator.raysession import start_ray, stop_ray
 from orchestrator.results import collect
 from orchestrator.sweep_algos import (
@@ -102,23 +103,49 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
     training again.
 
     With search.seeds_per_trial > 1 a trial trains its point with that many seeds as one
-    population in one process (orchestrator.tune_adapter.population_trainable), on the same resources.
+    population in one process (orchestrator.tune_adapter.population_trainable), on the same resources;
+    with search.pack > 1 a trial trains a pack of points (orchestrator.tune_adapter.pack_trainable).
     """
     # deferred: Ray (and what imports it) only once a sweep runs; see the note above
     from ray import tune
 
     # deferred: Ray (and what imports it) only once a sweep runs; see the note above
-    from orchestrator.tune_adapter import population_trainable, trainable
+    from orchestrator.tune_adapter import pack_trainable, population_trainable, trainable
 
     s = cfg.search
     maker = maker_for(cfg, {"train.checkpoint_every": checkpoint_every(s, cfg.train.checkpoint_every)})
     ledger = {"exp": str(path), "orphans": dict(orphans or {}), "checkpoints": checkpoint_policy(s)}
-    if s.seeds_per_trial > 1:
+    if s.pack > 1:
+        bound = tune.with_parameters(run_with_ledger, inner=pack_trainable, make_config=maker, scorer=ScoreState,
+                                     vectorize=s.population_vectorize, **ledger)
+    elif s.seeds_per_trial > 1:
         bound = tune.with_parameters(run_with_ledger, inner=population_trainable, make_members=maker.members,
                                      scorer=ScoreState, vectorize=s.population_vectorize, **ledger)
     else:
         bound = tune.with_parameters(run_with_ledger, inner=trainable, make_config=maker, scorer=ScoreState, **ledger)
     return tune.with_resources(bound, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+
+
+def packed_space(cfg: ExperimentConfig) -> dict:
+    """search.pack > 1: the Tuner's param_space, one grid value per pack of points drawn up front
+    (orchestrator.packing); the same packs every time for one config (a resume rebuilds them)."""
+    # deferred: Ray (and what imports it) only once a sweep runs; see the note above
+    from ray import tune
+
+    # deferred: torch, only once a sweep runs
+    from trials.train import structural_values
+
+    maker = maker_for(cfg)
+    packs = make_packs(sample_points(cfg.search, cfg.seed), cfg.search.pack,
+                       lambda point: structural_values(maker(point)))
+    return {PACK_KEY: tune.grid_search(packs)}
+
+
+def sweep_space(cfg: ExperimentConfig) -> tuple[dict, int]:
+    """(param_space, num_samples) of the Tuner: the search space, or packs of drawn points."""
+    if cfg.search.pack > 1:
+        return packed_space(cfg), 1
+    return param_space(cfg.search), num_samples(cfg.search)
 
 
 def checkpoint_policy(search):
@@ -157,12 +184,14 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
     from orchestrator.sweep_callbacks import Heartbeat, LedgerCallback, Progress, logger_callbacks
 
     s = cfg.search
-    progress = [Progress(expected_trials(s))] if verbosity == NORMAL else []
+    space, samples = sweep_space(cfg)
+    n_trials = len(space[PACK_KEY]["grid_search"]) if s.pack > 1 else expected_trials(s)
+    progress = [Progress(n_trials)] if verbosity == NORMAL else []
     tune_config = tune.TuneConfig(
         **tune_objective(s),  # one metric; None with several (the searcher holds the lists)
-        search_alg=build_searcher(s, cfg.seed, path.name),
+        search_alg=None if s.pack > 1 else build_searcher(s, cfg.seed, path.name),
         scheduler=build_scheduler(s, cfg.train.steps, path),
-        num_samples=num_samples(s),
+        num_samples=samples,
         max_concurrent_trials=s.max_concurrent or None,
         reuse_actors=s.reuse_actors,  # on by default: a worker takes trial after trial (SearchConfig)
         trial_dirname_creator=trial_dirname,
@@ -182,7 +211,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
         # 0: no per-trial boxes or result tables (the Progress line replaces them); -v: 1, -vv: 2.
         verbose=max(0, verbosity - 1),
     )
-    return tune.Tuner(build_trainable(cfg, path), param_space=param_space(s), tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(build_trainable(cfg, path), param_space=space, tune_config=tune_config, run_config=run_config)
 
 
 def restore_tuner(cfg: ExperimentConfig, path: Path):
@@ -199,7 +228,7 @@ def restore_tuner(cfg: ExperimentConfig, path: Path):
           f"{finished} finished in the ledger (kept, not trained again)", flush=True)
     return tune.Tuner.restore(
         str(path), trainable=build_trainable(cfg, path, orphans), resume_unfinished=True, resume_errored=False,
-        param_space=param_space(cfg.search),
+        param_space=sweep_space(cfg)[0],
     )
 
 

@@ -99,12 +99,14 @@ class SearcherSpec:
     """Only starts the trials; a scheduler with `needs_mutations` does the searching."""
     multi_objective: bool = False
     """Takes search.metric / search.mode as lists (orchestrator.multi_objective)."""
+    packs: bool = False
+    """Its points can be drawn up front on the driver and packed (search.pack, orchestrator.packing)."""
 
 
 SEARCHERS: dict[str, SearcherSpec] = {
     "tpe": SearcherSpec(_tpe, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
-    "random": SearcherSpec(_variants, multi_objective=True),  # ignores the values: lists only name the front
-    "grid": SearcherSpec(_variants, exhaustive=True, multi_objective=True),
+    "random": SearcherSpec(_variants, multi_objective=True, packs=True),  # ignores the values: lists only name the front
+    "grid": SearcherSpec(_variants, exhaustive=True, multi_objective=True, packs=True),
     "pbt": SearcherSpec(_variants, defers_to_scheduler=True),  # the PBT scheduler does the searching
     "nsga2": SearcherSpec(_nsga2, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
 }
@@ -159,12 +161,15 @@ class SchedulerSpec:
     multi_objective: bool = False
     """Never compares trials on the metric, so several metrics are fine (ASHA/HyperBand cut at
     rungs and PBT exploits by one number; orchestrator.multi_objective)."""
+    packs: bool = False
+    """Works on packed trials (search.pack): it never stops or clones a trial by its metric (a
+    pack's points would be cut together)."""
 
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "asha": SchedulerSpec(_asha),
     "hyperband": SchedulerSpec(_hyperband),
-    "fifo": SchedulerSpec(_fifo, multi_objective=True),
+    "fifo": SchedulerSpec(_fifo, multi_objective=True, packs=True),
     "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True),
 }
 

@@ -36,6 +36,7 @@ from ray import tune
 
 from groktune.events import event_patience
 from groktune.layout import sweep_status
+from orchestrator.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY
 from tasks import chance_level
 from trials.train import train, train_population
 from trials.setup import pick_device
@@ -111,6 +112,58 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
         by_seed = {str(c.seed): r.steps_to_target for c, r in zip(cfgs, result.members)}
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 "member_steps_to_target": json.dumps(by_seed)}
+
+    _run_trial(cfgs[0], scorer, fit, checkpoints)
+
+
+PACK_SCORES = "pack_scores.json"
+"""Each point's score state, saved beside a pack's checkpoint."""
+
+
+def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type, vectorize: str,
+                   checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
+    """Run one pack (search.pack): its points (config[PACK_KEY]) as one population, each its own trial.
+
+    Every eval reports the pack's median record (what Tune's progress line and FIFO see) and,
+    under POINTS_KEY, each live point's own record with its own grok_score (its own ScoreState);
+    the closing report adds each point's status and steps_to_target under OUTCOMES_KEY.
+    orchestrator.packing.split_pack turns these back into one trial per point. The checkpoint
+    holds every point's own state (a lone run's format, trials.member.member_state) and the
+    points' score states, so a retried or resumed pack continues every point where it was.
+    """
+    points = config[PACK_KEY]
+    cfgs = [make_config(p) for p in points]
+    chance, patience = chance_level(cfgs[0].task), event_patience(cfgs[0].train.target_patience)
+
+    def fit(report: _Reporter, resume_from: Path | None) -> dict:
+        saved = {}
+        if resume_from is not None and (resume_from / PACK_SCORES).exists():
+            saved = json.loads((resume_from / PACK_SCORES).read_text())
+        states = [scorer.from_dict(saved.get(str(j), {}), chance=chance, patience=patience) for j in range(len(cfgs))]
+
+        def on_eval(evaluation, save=None) -> None:
+            live = []
+            for record in evaluation.records:
+                j = record["member"]
+                tc = cfgs[j].train
+                score = states[j].update(record, tc.target_val_acc, tc.steps)
+                live.append({**{k: _plain(v) for k, v in record.items()}, "grok_score": score})
+            summary = evaluation.median_record()
+            summary.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction)
+            summary[POINTS_KEY] = json.dumps(live)
+
+            def save_all(folder, save=save):
+                path = save(folder)
+                scores = {str(j): s.state_dict() for j, s in enumerate(states)}
+                (Path(folder) / PACK_SCORES).write_text(json.dumps(scores, default=_plain))
+                return path
+
+            report(summary, save_all if save is not None else None)
+
+        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from)
+        outcomes = [{"status": sweep_status(r.status), "steps_to_target": r.steps_to_target} for r in result.members]
+        return {"status": result.status, "steps_to_target": result.median_steps_to_target,
+                OUTCOMES_KEY: json.dumps(outcomes)}
 
     _run_trial(cfgs[0], scorer, fit, checkpoints)
 
@@ -243,4 +296,5 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["EVERY_SAVE", "STATE_FILE", "CheckpointPolicy", "population_trainable", "trainable"]
+__all__ = ["EVERY_SAVE", "PACK_SCORES", "STATE_FILE", "CheckpointPolicy", "pack_trainable", "population_trainable",
+           "trainable"]

@@ -1,0 +1,129 @@
+"""Packed trials (search.pack, orchestrator.packing): points drawn up front, grouped by structure
+into packs, each pack one Ray trial, each point its own row and curve.
+
+Fast tier: packing and splitting on plain data, and the config's refusals.
+Slow tier (real local Ray): a sweep with pack 8 over lr, weight decay and two seeds, whose driver
+is SIGKILLed mid-pack and resumed: one row per point, each with its own status, and every point's
+curve equal to the same point trained alone (loop mode: bitwise, wall_time aside).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from orchestrator.config import ConfigError, config_from_dict
+from orchestrator.packing import OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
+from tests.conftest import TINY, deep_merge
+from tests.orchestrator.test_cmd_sweep import ROOT, groktune, write_config
+
+
+def test_points_of_one_structure_share_packs_of_at_most_k():
+    points = [{"model.d_model": d, "optim.lr": i} for i, d in enumerate([16, 32, 16, 16, 32, 16, 16])]
+    packs = make_packs(points, 3, key=lambda p: p["model.d_model"])
+    assert [[p["optim.lr"] for p in pack] for pack in packs] == [[0, 2, 3], [5, 6], [1, 4]]
+    assert all(len({p["model.d_model"] for p in pack}) == 1 for pack in packs)
+
+
+def test_a_pack_trial_splits_into_one_trial_per_point():
+    pack = [{"optim.lr": 1e-3}, {"optim.lr": 1e-2}]
+    rec = lambda j, step, acc: {"member": j, "step": step, "val_acc": acc, "grok_score": acc}  # noqa: E731
+    rows = [
+        {"trial_id": "t", "step": 10, "device": "cpu", POINTS_KEY: json.dumps([rec(0, 10, 0.1), rec(1, 10, 0.9)])},
+        {"trial_id": "t", "step": 20, "device": "cpu", POINTS_KEY: json.dumps([rec(0, 20, 0.2)])},  # point 1 stopped
+        {"trial_id": "t", "step": 20, "device": "cpu", POINTS_KEY: json.dumps([rec(0, 20, 0.2)]),
+         OUTCOMES_KEY: json.dumps([{"status": "budget", "steps_to_target": None},
+                                   {"status": "grokked", "steps_to_target": 10}])},
+    ]
+    split = list(split_pack("t", rows, pack, "budget"))
+    assert [(tid, point, status) for tid, _, point, status in split] == [
+        ("t_p0", pack[0], "budget"), ("t_p1", pack[1], "grokked")]
+    p0, p1 = split[0][1], split[1][1]
+    assert [r["val_acc"] for r in p1] == [0.9, 0.9] and p1[-1]["steps_to_target"] == 10
+    assert p0[-1]["status"] == "budget" and all(r["device"] == "cpu" and "member" not in r for r in p0)
+    running = list(split_pack("t", rows[:2], pack, None))  # no closing report yet: no status
+    assert [status for *_, status in running] == [None, None]
+
+
+@pytest.mark.parametrize("search, needle", [
+    ({"algorithm": "tpe"}, "search.pack: got 4 with algorithm tpe and scheduler fifo; packed trials need "
+                           "algorithm random or grid and scheduler fifo"),
+    ({"algorithm": "random", "scheduler": "asha"}, "packed trials need algorithm random or grid and scheduler fifo"),
+    ({"algorithm": "random", "seeds_per_trial": 2}, "search.pack: got 4 with seeds_per_trial 2"),
+])
+def test_packs_are_refused_where_they_cannot_run_in_one_line(search, needle):
+    data = deep_merge(TINY, {"search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
+                                        "scheduler": "fifo", "pack": 4, **search}})
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def _poll_step(exp, step: int, timeout: float) -> None:
+    """Wait until the pack trial reported an eval at or past `step` (its checkpoint is then saved)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for result in exp.glob("*/result.json"):
+            steps = [json.loads(line).get("step", 0) for line in result.read_text().splitlines() if line.strip()]
+            if steps and max(steps) >= step:
+                return
+        time.sleep(1.0)
+    raise AssertionError(f"the pack did not reach step {step} in time")
+
+
+@pytest.mark.slow
+def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(tmp_path):
+    from orchestrator.config import load_config
+    from orchestrator.trial_config import maker_for
+    from trials.train import train
+
+    cfg = write_config(
+        tmp_path,
+        task={"name": "modular", "op": "x+y", "p": 13, "train_fraction": 0.8},
+        model={"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32},
+        train={"steps": 400, "batch_size": 64, "eval_dense_until": 0, "eval_every": 20, "checkpoint_every": 100,
+               "target_val_acc": 0.9, "target_patience": 2, "per_class_metrics": False},
+        search={"space": {"optim.lr": {"loguniform": [1e-3, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}},
+                "algorithm": "random", "scheduler": "fifo", "num_samples": 4, "seeds": [0, 1], "pack": 8,
+                "population_vectorize": "loop", "checkpoint_every": 100})
+    exp = tmp_path / "res" / "clitest"
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage",
+                               str(tmp_path / "res")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        _poll_step(exp, 120, timeout=500)
+        time.sleep(3)  # let Tune snapshot its state
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)  # Ray helpers the driver started, in its session
+        except ProcessLookupError:
+            pass
+        log.close()
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = pd.read_parquet(exp / "trials.parquet")
+    curves = pd.read_parquet(exp / "curves.parquet")
+    assert len(trials) == 8 and trials["trial_id"].is_unique and trials["trial_id"].str.endswith(
+        tuple(f"_p{j}" for j in range(8))).all()
+    assert trials["status"].isin({"grokked", "budget"}).all(), trials[["trial_id", "status"]]
+    assert sorted(trials["seed"]) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert trials["restarts"].max() >= 1  # the pack continued from its checkpoint after the kill
+    maker = maker_for(load_config(cfg))
+    for _, row in trials.iterrows():
+        point = {"optim.lr": row["optim.lr"], "optim.weight_decay": row["optim.weight_decay"], "seed": row["seed"]}
+        records = []
+        result = train(maker(point), lambda record, save=None: records.append(record))
+        got = curves[curves.trial_id == row["trial_id"]].sort_values("step")
+        assert got["step"].tolist() == [r["step"] for r in records]
+        for key in ("val_acc", "val_loss", "train_loss", "param_norm", "lr"):
+            assert got[key].tolist() == [r[key] for r in records], (row["trial_id"], key)
+        assert row["status"] == result.status
+        assert (None if pd.isna(row["steps_to_target"]) else int(row["steps_to_target"])) == result.steps_to_target
