@@ -16,6 +16,10 @@ One run, side by side, every sweep a subprocess (its own Ray, started and stoppe
    (psutil, sampled every 0.1 s).
 3. the same N trials through plain Ray Tune + OptunaSearch as Ray's docs write it
    (benchmarks/plain_tune.py), with the same trainer: wall time and the ratio to groktune's.
+4. with --packs 1,4,16: the same N trials through `groktune sweep` with random search and
+   search.pack K (K points trained as one population per Ray trial, orchestrator.packing), each
+   against the true floor N × (one trial alone) / CPUs (a packed point's wall_time is its pack's
+   clock, so Σ trial wall would count a pack K times).
 
 Prints a Markdown table (and writes it with the raw numbers as JSON with --json).
 """
@@ -154,6 +158,14 @@ def measure(args, work: Path) -> dict:
         out["plain"] = {"wall": wall, "rss_mb": rss, "exit": code, "driver_cpu_s": cpu_s, "trials": len(trial_s), "trial_s": sum(trial_s),
                         "floor": sum(trial_s) / cpus, "over_floor": wall / (sum(trial_s) / cpus),
                         "vs_groktune": wall / out["groktune"]["wall"]}
+    for k in args.packs:
+        name = f"pack{k}"
+        sets = [*args.set, "search.algorithm=random", f"search.pack={k}"]
+        wall, rss, code, cpu_s = run_driver(groktune_cmd(config, work, name, sets), work / f"{name}.log")
+        rows = len(groktune_trial_seconds(work / name)) if (work / name / "trials.parquet").exists() else 0
+        floor = out["alone_s"] * args.trials / cpus
+        out.setdefault("packs", {})[k] = {"wall": wall, "rss_mb": rss, "exit": code, "driver_cpu_s": cpu_s,
+                                          "trials": rows, "floor_alone": floor, "over_floor": wall / floor}
     out["load_after"] = os.getloadavg()
     return out
 
@@ -176,6 +188,10 @@ def table(m: dict, trials: int, steps: int) -> str:
         rows.append(f"| same, plain Ray Tune + OptunaSearch | {p['trials']} | {p['wall']:.1f} | {p['trial_s']:.1f} | "
                     f"{p['floor']:.1f} | wall / floor = {p['over_floor']:.2f}; plain / groktune = "
                     f"**{p['vs_groktune']:.2f}** | > 1 | {p['rss_mb']:.0f} | {p['driver_cpu_s']:.0f} |")
+    for k, p in m.get("packs", {}).items():
+        rows.append(f"| same, `groktune sweep` (random, FIFO), search.pack {k} | {p['trials']} | {p['wall']:.1f} | - | "
+                    f"{p['floor_alone']:.1f} (N × alone / CPUs) | wall / floor = **{p['over_floor']:.2f}** | ≤ 1.3 | "
+                    f"{p['rss_mb']:.0f} | {p['driver_cpu_s']:.0f} |")
     return "\n".join(rows)
 
 
@@ -190,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="override the small-trials sweep's config on the groktune side (A/B runs)")
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--packs", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
+                        help="also run the small trials packed, e.g. 1,4,16 (random search, search.pack K)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", type=Path, help="keep the sweep folders here (default: a temp dir, removed)")
     args = parser.parse_args(argv)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+import numpy as np
+
 PACK_KEY = "pack"
 """The Ray trial's config key holding its points (a list of sampled points)."""
 POINTS_KEY = "points"
@@ -32,11 +34,9 @@ TRIAL_FACTS = ("device", "cpu_time_s", "peak_memory_mb", "node_id", "hostname", 
 
 def sample_points(search: Any, seed: int) -> list[dict]:
     """search.num_samples draws of the space (grids expanded, seeds as today), on the driver."""
-    # deferred: Ray's variant generator, only when a packed sweep starts
-    import numpy as np
-    from ray.tune.search.variant_generator import generate_variants
+    from ray.tune.search.variant_generator import generate_variants  # deferred: Ray, only when a packed sweep starts
 
-    from orchestrator.sweep_algos import param_space  # deferred: it imports Ray's domains lazily too
+    from orchestrator.sweep_algos import param_space  # deferred: sweep_algos imports packing's users
 
     space = param_space(search)
     rng = np.random.RandomState(seed)

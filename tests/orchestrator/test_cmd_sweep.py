@@ -255,20 +255,16 @@ def _poll(exp: Path, want, timeout: float):
     raise AssertionError("sweep did not reach the wanted state in time")
 
 
-@pytest.mark.slow
-def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    cfg = write_config(tmp_path, train={**BASE["train"], "steps": 1200, "target_patience": 0},
-                       search={"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 5,
-                               "scheduler": "fifo"})
-    exp = tmp_path / "res" / "clitest"
+def kill_driver_when(cfg, tmp_path, ready) -> None:
+    """Start `groktune sweep cfg` in its own session, call ready() (it waits for a state of the
+    sweep folder), then SIGKILL the driver and every process it started."""
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage",
                                str(tmp_path / "res")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     try:
-        before = _poll(exp, lambda t: t["status"].isin(FINAL).sum() >= 1 and (t["status"] == "running").any()
-                       and (t["final_step"] >= 200).any(), timeout=400)
-        time.sleep(3)  # let Tune snapshot its state with the finished trial in it
+        ready()
+        time.sleep(3)  # let Tune snapshot its state
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
@@ -277,6 +273,18 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
         except ProcessLookupError:
             pass
         log.close()
+
+
+@pytest.mark.slow
+def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    cfg = write_config(tmp_path, train={**BASE["train"], "steps": 1200, "target_patience": 0},
+                       search={"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 5,
+                               "scheduler": "fifo"})
+    exp = tmp_path / "res" / "clitest"
+    # killed once a trial finished (Tune then snapshots its state with it) and another runs past 200
+    kill_driver_when(cfg, tmp_path, lambda: _poll(
+        exp, lambda t: t["status"].isin(FINAL).sum() >= 1 and (t["status"] == "running").any()
+        and (t["final_step"] >= 200).any(), timeout=400))
     from orchestrator.results import build_tables
 
     _, before = build_tables(exp)

@@ -8,10 +8,6 @@ curve equal to the same point trained alone (loop mode: bitwise, wall_time aside
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -20,7 +16,7 @@ import pytest
 from orchestrator.config import ConfigError, config_from_dict
 from orchestrator.packing import OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
 from tests.conftest import TINY, deep_merge
-from tests.orchestrator.test_cmd_sweep import ROOT, groktune, write_config
+from tests.orchestrator.test_cmd_sweep import groktune, kill_driver_when, write_config
 
 
 def test_points_of_one_structure_share_packs_of_at_most_k():
@@ -92,21 +88,7 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
                 "algorithm": "random", "scheduler": "fifo", "num_samples": 4, "seeds": [0, 1], "pack": 8,
                 "population_vectorize": "loop", "checkpoint_every": 100})
     exp = tmp_path / "res" / "clitest"
-    log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage",
-                               str(tmp_path / "res")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-    try:
-        _poll_step(exp, 120, timeout=500)
-        time.sleep(3)  # let Tune snapshot its state
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)  # Ray helpers the driver started, in its session
-        except ProcessLookupError:
-            pass
-        log.close()
+    kill_driver_when(cfg, tmp_path, lambda: _poll_step(exp, 120, timeout=500))  # mid-pack, past a checkpoint
     proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = pd.read_parquet(exp / "trials.parquet")
