@@ -32,9 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.config import load_config, with_values  # noqa: E402
-from trials.train import train_population  # noqa: E402
-from trials.train import train  # noqa: E402
+from orchestrator.config.experiment import load_config, with_values  # noqa: E402
+from trials.train import train, train_population  # noqa: E402
 
 
 def member_configs(cfg, k: int, steps: int, device: str, threads: int, evals: str, precision: str) -> list:

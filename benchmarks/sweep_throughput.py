@@ -17,7 +17,7 @@ One run, side by side, every sweep a subprocess (its own Ray, started and stoppe
 3. the same N trials through plain Ray Tune + OptunaSearch as Ray's docs write it
    (benchmarks/plain_tune.py), with the same trainer: wall time and the ratio to groktune's.
 4. with --packs 1,4,16: the same N trials through `groktune sweep` with random search and
-   search.pack K (K points trained as one population per Ray trial, orchestrator.packing), each
+   search.pack K (K points trained as one population per Ray trial, orchestrator.sweep.packing), each
    against the true floor N × (one trial alone) / CPUs (a packed point's wall_time is its pack's
    clock, so Σ trial wall would count a pack K times).
 
@@ -115,7 +115,7 @@ def alone_seconds(config: Path, repeats: int) -> float:
 
     import torch
 
-    from orchestrator.config import load_config, with_values
+    from orchestrator.config.experiment import load_config, with_values
     from trials.train import train
 
     torch.set_num_threads(1)
@@ -130,7 +130,7 @@ def alone_seconds(config: Path, repeats: int) -> float:
 
 def groktune_cmd(config: Path, storage: Path, name: str, overrides: list[str]) -> list[str]:
     sets = [arg for kv in overrides for arg in ("--set", kv)]
-    return [sys.executable, "-m", "orchestrator.cli", "sweep", str(config), "--storage", str(storage),
+    return [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(config), "--storage", str(storage),
             "--name", name, *sets]
 
 

@@ -1,4 +1,4 @@
-"""Packed trials (search.pack, orchestrator.packing): points drawn up front, grouped by structure
+"""Packed trials (search.pack, orchestrator.sweep.packing): points drawn up front, grouped by structure
 into packs, each pack one Ray trial, each point its own row and curve.
 
 Fast tier: packing and splitting on plain data, and the config's refusals.
@@ -13,8 +13,9 @@ import time
 import pandas as pd
 import pytest
 
-from orchestrator.config import ConfigError, config_from_dict
-from orchestrator.packing import OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.config.tree import ConfigError
+from orchestrator.sweep.packing import OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
 from tests.conftest import TINY, deep_merge
 from tests.orchestrator.test_cmd_sweep import groktune, kill_driver_when, write_config
 
@@ -74,8 +75,8 @@ def _poll_step(exp, step: int, timeout: float) -> None:
 
 @pytest.mark.slow
 def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(tmp_path):
-    from orchestrator.config import load_config
-    from orchestrator.trial_config import maker_for
+    from orchestrator.config.experiment import load_config
+    from orchestrator.config.trial import maker_for
     from trials.train import train
 
     cfg = write_config(

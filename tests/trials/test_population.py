@@ -24,7 +24,7 @@ import math
 import pytest
 
 from tests.conftest import TINY, deep_merge
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 from trials.errors import SetupError
 from trials.train import (PopulationResult, TrainResult, check_population, median_steps_to_target, train,
                           train_population)
@@ -377,7 +377,7 @@ def test_members_that_all_stop_at_the_same_eval_end_the_population_cleanly(vecto
 def test_the_vectorize_default_is_the_configs_and_auto_is_loop_on_a_cpu():
     import inspect
 
-    from orchestrator.search_config import SearchConfig
+    from orchestrator.search.config import SearchConfig
     from trials.train import resolve_vectorize
 
     default = SearchConfig().population_vectorize
