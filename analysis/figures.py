@@ -17,7 +17,7 @@ from groktune.layout import FINAL_STATUSES, LIVE_STATUSES
 PHASE_COLORS = {"comprehension": "#2ca02c", "grokking": "#1f77b4", "memorization": "#ff7f0e",
                 "confusion": "#d62728", "pruned": "#8c564b", "diverged": "#e377c2",
                 "error": "#7f7f7f", "unfinished": "#bcbd22", "no data": "#9e9e9e"}
-# Trials that did not generalise, kept apart by how they ended (issue 11, item 4).
+# Trials that did not generalise, kept apart by how they ended.
 NEVER_STYLES = {"pruned": ("v", "#8c564b", "pruned (stopped by the scheduler)"),
                 "budget": ("^", "#d62728", "budget (ran out of steps)"),
                 "diverged": ("X", "#e377c2", "diverged"), "error": ("s", "#7f7f7f", "error"),

@@ -1,4 +1,4 @@
-"""The Pareto front of a multi-objective sweep (issue 16, item 4): which trials no other trial
+"""The Pareto front of a multi-objective sweep: which trials no other trial
 beats on every objective at once, drawn and tabled in the report.
 
     front = pareto_mask(costs)             # costs (n, k), lower is better; NaN rows never on it
