@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from orchestrator.config import ExperimentConfig  # noqa: E402  (after the path is set)
-from orchestrator.search_config import SearchConfig  # noqa: E402
+from orchestrator.config.experiment import ExperimentConfig  # noqa: E402  (after the path is set)
+from orchestrator.search.config import SearchConfig  # noqa: E402
 
 OUT = ROOT / "docs" / "config.md"
 SECTIONS = {

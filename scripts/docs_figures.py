@@ -42,7 +42,7 @@ REPORT_FIGURES = {"steps_map.png": "report_steps_map.png", "phase_diagram.png": 
 def groktune(*args: str) -> None:
     """Run one groktune command (this checkout's), failing loudly."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], cwd=ROOT, env=env, check=True)
 
 
 def report_figures(work: Path, fresh: bool) -> list[Path]:

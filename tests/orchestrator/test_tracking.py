@@ -1,4 +1,4 @@
-"""MLflow and W&B trackers of a sweep (orchestrator/tracking.py), on the optimizer step.
+"""MLflow and W&B trackers of a sweep (orchestrator/sweep/tracking.py), on the optimizer step.
 
 Fast tier: which metrics a Tune result gives and that each step is logged once per trial.
 Slow tier: a tiny real sweep with `search.tracking: [mlflow, wandb]` on the embedded Ray, into an
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from orchestrator.tracking import StepOnce, step_metrics
+from orchestrator.sweep.tracking import StepOnce, step_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,7 +108,7 @@ def test_mlflow_and_wandb_log_every_trial_at_its_optimizer_steps(tmp_path, monke
            "MLFLOW_ALLOW_FILE_STORE": "true", "WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir),
            "WANDB_SILENT": "true"}
     env.pop("WANDB_API_KEY", None)
-    ran = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage", str(tmp_path / "res")],
+    ran = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(tmp_path / "res")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr[-3000:]
     curves = pd.read_parquet(tmp_path / "res" / "trk" / "curves.parquet")
