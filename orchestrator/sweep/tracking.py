@@ -27,8 +27,9 @@ import ray
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
-from orchestrator.sweep.ledger import RAY_KEYS
+from orchestrator.errors import UserError
 from orchestrator.search.algos import TIME_ATTR
+from orchestrator.sweep.ledger import RAY_KEYS
 
 TRACKERS = ("mlflow", "wandb")
 
@@ -127,15 +128,39 @@ class StepWandb(WandbLoggerCallback):
         super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
 
 
+def check_mlflow_store() -> None:
+    """Open MLflow's tracking store as the callback will (MLFLOW_TRACKING_URI), so a store MLflow
+    refuses (an unknown scheme, a file store MLflow 3 keeps only on request) is one line naming
+    the variable before any trial trains, not a traceback from inside Tune. A server is not
+    contacted here.
+
+    Raises:
+        UserError: the store cannot be opened.
+    """
+    from mlflow.tracking import MlflowClient  # deferred: optional package, imported only when asked for
+
+    try:
+        MlflowClient()
+    except Exception as err:  # noqa: BLE001 - mlflow raises several kinds; each becomes one line
+        uri = os.environ.get("MLFLOW_TRACKING_URI", "(unset: MLflow's default)")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"search.tracking mlflow: MLFLOW_TRACKING_URI={uri}: {first}") from None
+
+
 def tracking_callbacks(names: list[str], experiment_name: str) -> list:
     """StepMLflow / StepWandb callbacks for the names asked for and installed; a tracker asked
-    for but not installed is skipped with one warning line."""
+    for but not installed is skipped with one warning line.
+
+    Raises:
+        UserError: MLflow's tracking store cannot be opened (check_mlflow_store).
+    """
     callbacks = []
     for name in names:
         if importlib.util.find_spec(name) is None:
             print(f"groktune: warning: search.tracking {name}: package not installed; skipped", file=sys.stderr)
             continue
         if name == "mlflow":
+            check_mlflow_store()
             callbacks.append(StepMLflow(experiment_name=experiment_name))
         elif name == "wandb":
             callbacks.append(StepWandb(project=os.environ.get("WANDB_PROJECT") or experiment_name))

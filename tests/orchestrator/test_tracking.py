@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from orchestrator.sweep.tracking import StepOnce, step_metrics
+from orchestrator.errors import UserError
+from orchestrator.sweep.tracking import StepOnce, step_metrics, tracking_callbacks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,20 @@ def test_each_step_is_logged_once_per_trial():
     assert once.new("a", 150, {"val_acc": 0.3}) == {}  # a retry replaying steps already logged
     assert once.new("b", 150, {"val_acc": 0.3}) == {"val_acc": 0.3}  # another trial has its own steps
     assert once.new("a", 300, {"val_acc": 0.9}) == {"val_acc": 0.9}
+
+
+def test_a_tracking_store_mlflow_refuses_is_one_line_and_creates_nothing(tmp_path, monkeypatch):
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())  # MLflow 3: a file store only on request
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(UserError) as err:
+        tracking_callbacks(["mlflow"], "trk")
+    message = str(err.value)
+    assert message.startswith(f"search.tracking mlflow: MLFLOW_TRACKING_URI={store.as_uri()}: ") and "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    (callback,) = tracking_callbacks(["mlflow"], "trk")  # the same store, allowed: accepted
+    assert type(callback).__name__ == "StepMLflow"
 
 
 # --- slow: a real sweep into both trackers ---------------------------------------------------
