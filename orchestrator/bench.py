@@ -1,4 +1,4 @@
-"""GrokBench (issue 16): run published grokking settings over seeds and write the comparison.
+"""GrokBench: run published grokking settings over seeds and write the comparison.
 
     settings = load_index(INDEX)                       # configs/bench/index.yaml
     plans = plan_runs(settings, ["grokfast_ema"], seeds=5, steps_scale=1.0, out=Path("bench"))

@@ -3,8 +3,8 @@ population modes: one table each, torch-free.
 
 trials/config.py validates `optim.name`, `optim.schedule`, `model.arch`, `model.activation` and
 `model.norm` against these keys (orchestrator's search.population_vectorize against VECTORIZE),
-so an unknown name is refused at validation in one line and never falls through to a default
-(issue 13). The tables that build things are keyed by the same names:
+so an unknown name is refused at validation in one line and never falls through to a default.
+The tables that build things are keyed by the same names:
 
 - OPTIMIZERS (here: the update rules are plain data) drives trials.optim.Optimizer, which steps
   one model or K stacked members with the same code;
