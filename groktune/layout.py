@@ -36,6 +36,9 @@ HEARTBEAT = "driver.heartbeat"
 LEDGER = "ledger"
 # ASHA's rungs and stop decisions (orchestrator.search.durable_asha): Ray's snapshot leaves them out.
 SCHEDULER_STATE = "scheduler.state"
+# In a bucket sweep's local working folder: the bucket URI Ray Tune writes to (0600: it may hold
+# S3 keys). A dot name: orchestrator.sweep.folder.check_fresh does not count it as a foreign file.
+STORAGE_URI = ".storage_uri"
 # A Slurm job's script, config and logs (`groktune slurm submit`), inside the sweep folder it runs.
 SLURM_DIR = "slurm"
 # Ray Tune's own files in each trial folder of a sweep (its names, not ours: TUNE_RESULT is Tune's
@@ -65,6 +68,10 @@ def sweep_status(trainer_status: str) -> str:
     """The status a sweep records for a trainer's final status (early_stopped -> pruned)."""
     return "pruned" if trainer_status == "early_stopped" else trainer_status
 
+
+# Every eval record's optimizer step: the time axis of the curves and of every scheduler (ASHA
+# rungs, PBT intervals, Optuna's intermediate values, TensorBoard's x axis).
+TIME_ATTR = "step"
 
 # Eval-record keys that must all be finite, else the run diverged (the trainer's stop rule, the
 # population members, the sweep score and the collected status all ask the same question).
@@ -143,7 +150,7 @@ __all__ = [
     "ABANDONED", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "CONFIG", "CURVES", "EXPERIMENT",
     "FINAL_STATUSES", "FINITE_KEYS", "HEARTBEAT", "LEDGER", "LIVE_STATUSES", "METRICS",
     "OPS_SEPARATOR", "PROBE_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_HTML", "REPORT_MD",
-    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "SUMMARY_CSV", "TENSORBOARD", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
+    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "STORAGE_URI", "SUMMARY_CSV", "TENSORBOARD", "TIME_ATTR", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
     "TUNE_RESULT", "losses_finite", "sweep_status", "task_label", "write_atomic",
     "write_atomic_with",
 ]

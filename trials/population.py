@@ -50,7 +50,7 @@ from typing import Any
 import torch
 
 from groktune.layout import losses_finite
-from tasks import TokenStream
+from tasks.lm import TokenStream
 from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
 from trials.choices import VECTORIZE
 from trials.errors import SetupError

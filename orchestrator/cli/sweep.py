@@ -52,7 +52,7 @@ def run(args) -> int:
     from orchestrator.sweep.driver import run_sweep  # deferred: as above
 
     if storage.uri:  # Ray Tune writes to the bucket, groktune to a local working folder (orchestrator.storage.location)
-        from orchestrator.storage.bucket import run_bucket_sweep  # deferred: Ray and pyarrow, as above
+        from orchestrator.sweep.bucket import run_bucket_sweep  # deferred: Ray and pyarrow, as above
 
         check_bucket(storage.uri)  # opened as Ray Tune will: a bad one is one line, exit 2, before Ray starts
         outcome = run_bucket_sweep(cfg, storage, args.name, args.address, args.resume, verbosity=verbosity(args))

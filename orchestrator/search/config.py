@@ -126,7 +126,8 @@ class SearchConfig:
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
-        check_objectives(self)  # metric/mode, one or several (issue 16)
+        check_objectives(self, [n for n, spec in SCHEDULERS.items() if spec.multi_objective],
+                         [n for n, spec in SEARCHERS.items() if spec.multi_objective])  # metric/mode
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a

@@ -36,7 +36,7 @@ from ray import tune
 
 from groktune.events import event_patience
 from groktune.layout import sweep_status
-from tasks import chance_level
+from tasks.classes import chance_level
 from trials.population import train_population
 from trials.setup import pick_device
 from trials.train import train

@@ -28,11 +28,10 @@ from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import scalar as tb_scalar
 
-from groktune.layout import HEARTBEAT, TENSORBOARD, write_atomic
+from groktune.layout import HEARTBEAT, TENSORBOARD, TIME_ATTR, write_atomic
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial
 from orchestrator.session.start import cluster_resources
-from orchestrator.search.algos import TIME_ATTR
 from orchestrator.config.trial import searched_values
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every

@@ -25,7 +25,7 @@ from groktune.versions import write_versions
 from orchestrator.config.experiment import ExperimentConfig, dump_config, load_config
 from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
 from orchestrator.errors import UserError
-from orchestrator.storage.bucket import tune_storage_for
+from orchestrator.storage.location import tune_storage_for
 from orchestrator.sweep.ledger import read_ledger, run_with_ledger
 from orchestrator.search.multi_objective import tune_objective
 from orchestrator.sweep.objective import ScoreState
@@ -170,7 +170,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
     )
     run_config = tune.RunConfig(
         name=path.name,
-        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.storage.bucket)
+        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.sweep.bucket)
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest ones.
         # Else 3: Tune forces an extra experiment snapshot when a trial checkpoints num_to_keep

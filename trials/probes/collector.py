@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks import TokenStream
+from tasks.lm import TokenStream
 from trials.errors import SetupError
 from trials.metrics import score_split
 from trials.probes import fourier as fr
