@@ -7,7 +7,7 @@
     write_outputs(out, settings, collect(plans), meta)
 
 Each run is exactly `groktune train <config> --set seed=K [--set <grid key>=<value>]
-[--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.cli.train), so a
+[--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.run.train), so a
 cell of the table can be rerun by hand and its folder read by `groktune report`. Runs are
 separate processes' worth of work done one after another in this process: on a CPU a population
 (trials.population) is not faster than separate runs (benchmarks/README.md, "Vectorised
@@ -18,7 +18,6 @@ only (analysis.bench_table), never from in-memory results.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -176,14 +175,12 @@ def validate_plans(plans: list[RunPlan]) -> None:
 
 
 def run_one(plan: RunPlan, resume: bool) -> None:
-    """`groktune train` of one plan (orchestrator.cli.train.run); with `resume`, a finished run is kept
-    and an interrupted one continued from its checkpoint."""
-    from orchestrator.cli import train as cmd_train  # deferred: torch, imported only when something trains
+    """`groktune train` of one plan (orchestrator.run.train.train_run); with `resume`, a finished run
+    is kept and an interrupted one continued from its checkpoint."""
+    from orchestrator.run.train import train_run  # deferred: torch, imported only when something trains
 
     resume = resume and plan.out.is_dir() and any(plan.out.iterdir())
-    args = argparse.Namespace(config=str(plan.config), overrides=list(plan.overrides), out=plan.out,
-                              resume=resume, force=False)
-    cmd_train.run(args)
+    train_run(str(plan.config), list(plan.overrides), plan.out, resume, force=False)
 
 
 def collect(plans: list[RunPlan]) -> dict[str, list[BenchRun]]:

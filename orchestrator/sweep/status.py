@@ -112,7 +112,7 @@ def _load(path: str | Path):
     if not path.is_dir():
         raise UserError(f"{path}: no such sweep folder")
     cfg = load_experiment_config(path)  # UserError when it is not a sweep folder
-    _, trials = build_tables(path)
+    _, trials = build_tables(path, cfg)
     return path, cfg, trials
 
 
