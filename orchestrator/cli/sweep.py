@@ -7,17 +7,15 @@ import sys
 from pathlib import Path
 
 from groktune.errors import UserError
-from orchestrator.sweep.console import NORMAL, QUIET
+from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_parent_folder
 from orchestrator.storage.location import check_bucket, parse_storage
+from orchestrator.sweep.console import NORMAL, QUIET
 
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="search hyperparameters with Ray Tune (Optuna TPE + ASHA by default)")
-    p.add_argument("config", help="experiment YAML with a `search:` section")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
-                   help="override a config value, e.g. --set search.num_samples=24 (repeatable)")
-    p.add_argument("--name", help="experiment folder name (default: the config's name)")
+    add_config_arguments(p, sweep=True, name="experiment folder name (default: the config's name)")
     p.add_argument("--storage", default="results",
                    help="where the sweep folder goes: a folder (on a cluster, one every node mounts), file:///PATH, "
                         "or a bucket URI such as s3://BUCKET/PATH or gs://BUCKET/PATH (default ./results)")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.cli.options import add_config_arguments
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train one model and write a run directory")
-    p.add_argument("config", help="experiment YAML")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
-                   help="override a config value, e.g. --set optim.lr=3e-4 (repeatable)")
+    add_config_arguments(p, sweep=False)
     p.add_argument("--out", type=Path, help="run directory (default runs/NAME-TIMESTAMP)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint; the seed, task and model "
