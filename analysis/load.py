@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ResultsError
+from groktune.errors import ResultsError
 from analysis.runs import load_run, read_yaml_mapping
 from groktune.layout import CONFIG, CURVES, EXPERIMENT, METRICS, RESULT, TRIALS, task_label
 

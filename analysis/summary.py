@@ -9,7 +9,7 @@ import pandas as pd
 
 from analysis.direction import as_cost
 from analysis.double_descent import detect_double_descent
-from analysis.errors import ResultsError
+from groktune.errors import ResultsError
 from analysis.seeds import add_seed_columns
 from analysis.grokking import PHASES, detect_grokking
 from analysis.survival import describe_median, kaplan_meier

@@ -33,8 +33,7 @@ from analysis.runs import load_run
 from groktune.layout import RESULT, write_atomic
 from groktune.names import check_name
 from orchestrator.config.experiment import load_config, read_yaml
-from orchestrator.config.tree import ConfigError
-from orchestrator.errors import UserError
+from groktune.errors import ConfigError, UserError
 
 INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
 """The published settings and their numbers (`groktune bench`'s default --index)."""

@@ -9,6 +9,7 @@ the docstrings of tasks.modular, tasks.permutation, tasks.sparse_parity and task
 
 Import from the modules: tasks.config (TaskConfig, its checks, the task names; torch-free),
 tasks.ops (operation names; torch-free), tasks.classes (n_classes, chance_level; torch-free),
-tasks.registry (build_task), tasks.base (AlgorithmicData), tasks.lm (TokenStream), tasks.errors.
+tasks.registry (build_task), tasks.base (AlgorithmicData), tasks.lm (TokenStream); its errors
+are groktune.errors.DataError.
 The package itself imports nothing, so `import tasks.config` does not load torch.
 """

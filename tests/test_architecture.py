@@ -245,3 +245,24 @@ def test_no_module_tests_a_searcher_or_scheduler_name():
                 if any(isinstance(e, ast.Constant) and e.value in names for e in elements):
                     tests.append(f"{name}:{node.lineno}")
     assert tests == []
+
+
+# --- one error hierarchy ------------------------------------------------------------------------
+
+def test_user_errors_are_one_hierarchy_in_groktune_errors():
+    """Every error a user can fix is groktune.errors.UserError or a subclass defined there (the CLI
+    catches UserError alone); no package keeps an errors module or re-exports of its own."""
+    import groktune.errors as errors
+
+    assert [m for m in modules() if m.endswith(".errors")] == ["groktune.errors"]
+    public = [name for name in errors.__all__ if name != "UserError"]
+    assert public and all(issubclass(getattr(errors, name), errors.UserError) for name in public)
+    elsewhere = []
+    for name, path in modules().items():
+        if name == "groktune.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and any(
+                    isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")) for b in node.bases):
+                elsewhere.append(f"{name}.{node.name}")
+    assert elsewhere == []

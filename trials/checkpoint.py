@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from groktune.layout import CHECKPOINT_FILE, write_atomic_with
-from trials.errors import CheckpointError
+from groktune.errors import CheckpointError
 
 CHECKPOINT_NAME = CHECKPOINT_FILE  # the old name, kept for existing imports
 FORMAT_VERSION = 1

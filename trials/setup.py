@@ -14,7 +14,7 @@ import torch.nn as nn
 from tasks.base import AlgorithmicData
 from tasks.lm import TokenStream
 from tasks.registry import build_task
-from trials.errors import SetupError
+from groktune.errors import SetupError
 from trials.filters import GradientNoise, Grokfast
 from trials.model import build_model
 from trials.optim import Optimizer, build_optimizer

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from groktune.layout import METRICS
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 MAX_SEEDS = 100
 MAX_SCALE = 100.0

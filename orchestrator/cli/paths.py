@@ -12,7 +12,7 @@ from pathlib import Path
 
 from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD
 from groktune.names import check_name
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 REPORT_OUTPUTS = REPORT_FILES
 # A previous report links each figure it wrote as figures/NAME in report.md.

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from groktune.layout import REPORT_HTML
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.cli.paths import check_report_out
 
 

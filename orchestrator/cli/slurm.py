@@ -25,8 +25,8 @@ from groktune.layout import TRIALS
 from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_parent_folder
 from orchestrator.config.experiment import dump_config, load_config
-from orchestrator.config.tree import ConfigError, apply_overrides, from_dict, validate_tree
-from orchestrator.errors import UserError
+from orchestrator.config.tree import apply_overrides, from_dict, validate_tree
+from groktune.errors import ConfigError, UserError
 
 
 def register(sub) -> None:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from groktune.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, CONFIG, METRICS, RESULT, write_atomic
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 
 def _json_safe(value):

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from groktune.layout import CONFIG, METRICS, RESULT
 from groktune.versions import write_versions
 from orchestrator.config.experiment import config_to_dict, dump_config, load_config, read_yaml
-from orchestrator.errors import UserError
+from groktune.errors import SetupError, UserError
 from orchestrator.run.folder import (
     CHECKPOINT_DIR,
     FINISHED,
@@ -35,7 +35,6 @@ from orchestrator.run.folder import (
 )
 from tasks.registry import build_task
 from trials.checkpoint import checkpoint_step, load_checkpoint
-from trials.errors import SetupError
 from trials.setup import autocast_factory, config_sections, pick_device
 from trials.train import train
 

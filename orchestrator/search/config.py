@@ -22,7 +22,7 @@ from orchestrator.storage.optuna_study import check_storage
 from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
 from orchestrator.search.algos import SCHEDULERS, SEARCHERS
 from trials.choices import VECTORIZE
-from trials.errors import SetupError
+from groktune.errors import SetupError
 
 MAX_SEEDS = 1000
 # (field, low, high): sizes and budgets refused before anything is started. The highs are far

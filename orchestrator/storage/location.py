@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlsplit
 
 from groktune.layout import STORAGE_URI
 from groktune.names import check_name
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 STAGING_ENV = "GROKTUNE_STAGING"
 DEFAULT_STAGING = "~/.cache/groktune/storage"

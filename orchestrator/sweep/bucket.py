@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from groktune.layout import STORAGE_URI
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.storage.location import Storage, is_checkpoint
 
 

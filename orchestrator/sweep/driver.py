@@ -24,7 +24,7 @@ from groktune.layout import FINAL_STATUSES, write_atomic
 from groktune.versions import write_versions
 from orchestrator.config.experiment import ExperimentConfig, dump_config, load_config
 from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.storage.location import tune_storage_for
 from orchestrator.sweep.ledger import read_ledger, run_with_ledger
 from orchestrator.search.multi_objective import tune_objective

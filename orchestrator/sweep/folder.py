@@ -22,7 +22,7 @@ from pathlib import Path
 from groktune.layout import (EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, SLURM_DIR,
                              TUNE_PARAMS)
 from groktune.versions import VERSIONS
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.sweep.ledger import ledger_dir, mark_abandoned, read_ledger
 
 TUNER_PKL = "tuner.pkl"

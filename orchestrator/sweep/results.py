@@ -47,7 +47,7 @@ from groktune.layout import (
     write_atomic_with,
 )
 from orchestrator.config.experiment import load_config, with_values
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
 from orchestrator.config.trial import searched_values, task_label, trial_seed
 from trials.evalplan import StopRule

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from groktune.layout import FINAL_STATUSES, HEARTBEAT, LIVE_STATUSES
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.sweep.results import best_trial, build_tables, load_experiment_config, summary
 from orchestrator.search.algos import expected_trials
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import ResultsError
+from groktune.errors import ResultsError
 from analysis.load import load
 from analysis.summary import (
     best_and_typical,

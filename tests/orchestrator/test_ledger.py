@@ -10,7 +10,7 @@ import pytest
 
 from groktune.layout import ABANDONED, LEDGER
 from orchestrator.config.experiment import config_from_dict, dump_config
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.sweep.ledger import (
     REPLAY_KEY,
     count_starts,

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from orchestrator.config.experiment import load_config
-from orchestrator.config.tree import ConfigError
+from groktune.errors import ConfigError
 from orchestrator.search.multi_objective import objectives, searcher_objective, tune_objective
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli.main import main
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.storage.location import (
     STAGING_ENV,
     check_bucket,

@@ -3,7 +3,7 @@ an unknown name is refused (never FIFO), and each name builds the Ray class it s
 
 import pytest
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.search.config import SearchConfig
 from orchestrator.search.algos import (
     SCHEDULERS,

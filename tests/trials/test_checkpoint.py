@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from trials.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from trials.errors import CheckpointError
+from groktune.errors import CheckpointError
 
 STATE = {"config": {"model": {"d_model": 8}, "task": {"p": 7}}, "w": torch.arange(3.0), "step": 4}
 

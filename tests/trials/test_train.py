@@ -128,7 +128,7 @@ def test_same_seed_same_curve_other_seed_other_curve(tiny_cfg):
 
 
 def test_fp16_without_cuda_is_a_clear_error(tiny_cfg):
-    from trials.errors import SetupError
+    from groktune.errors import SetupError
 
     if torch.cuda.is_available():
         pytest.skip("CUDA present")

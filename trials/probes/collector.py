@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from tasks.lm import TokenStream
-from trials.errors import SetupError
+from groktune.errors import SetupError
 from trials.metrics import score_split
 from trials.probes import fourier as fr
 from trials.probes.activations import activation_stats
