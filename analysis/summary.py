@@ -9,10 +9,10 @@ import pandas as pd
 
 from analysis.direction import as_cost
 from analysis.double_descent import detect_double_descent
-from groktune.errors import ResultsError
-from analysis.seeds import add_seed_columns
 from analysis.grokking import PHASES, detect_grokking
+from analysis.seeds import add_seed_columns
 from analysis.survival import describe_median, kaplan_meier
+from groktune.errors import ResultsError
 from groktune.events import first_event
 from groktune.layout import FINAL_STATUSES, sweep_status
 

@@ -25,21 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.bench_figures import liu_phase_diagram, val_curves, wd_dependence
-from analysis.figures import to_png
 from analysis.bench_table import CHECKS, BenchRun, BenchSetting, point_label, setting_rows, table_frame, to_csv, to_markdown
+from analysis.figures import to_png
 from analysis.probe_figures import progress_measures
 from analysis.probes import load_probes
 from analysis.runs import load_run
-from groktune.layout import RESULT, write_atomic
+from groktune.layout import (BENCH_FIGURES, BENCH_META, BENCH_RUNS, BENCH_TABLE_CSV, BENCH_TABLE_MD, RESULT,
+                             write_atomic)
+from groktune.errors import ConfigError, UserError
 from groktune.names import check_name
 from orchestrator.config.experiment import load_config, read_yaml
-from groktune.errors import ConfigError, UserError
 
 INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
 """The published settings and their numbers (`groktune bench`'s default --index)."""
-
-TABLE_MD, TABLE_CSV, FIGURES, RUNS, META = "table.md", "table.csv", "figures", "runs", "bench.json"
-"""What `groktune bench` writes into its folder (RUNS holds one `groktune train` folder per run)."""
 
 _KEYS = {"config", "paper", "claim", "check", "threshold", "paper_steps", "max_seeds", "grid",
          "delay_boundary", "differs"}
@@ -162,7 +160,7 @@ def plan_runs(settings: dict[str, BenchSetting], chosen: list[str], seeds: int, 
                 overrides = [f"seed={seed}"] + [f"{k}={v}" for k, v in point.items()]
                 if steps_scale != 1.0:
                     overrides.append(f"train.steps={max(1, round(budget * steps_scale))}")
-                folder = out / RUNS / name / label if label else out / RUNS / name
+                folder = out / BENCH_RUNS / name / label if label else out / BENCH_RUNS / name
                 plans.append(RunPlan(name, point, seed, Path(s.config), tuple(overrides), folder / f"seed{seed}"))
     return plans
 
@@ -212,7 +210,7 @@ def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, 
         The files written.
     """
     rows = []
-    figures = out / FIGURES
+    figures = out / BENCH_FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     written = []
     for name, setting_runs in runs.items():
@@ -234,10 +232,10 @@ def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, 
     frame = table_frame(rows)
     note = (f"\n{meta.get('command', '')}\n\nStarted {meta.get('started', '')}, finished {meta.get('finished', '')}; "
             f"load average at the end {meta.get('load_end', '')} on {meta.get('cpus', '')} CPUs.\n")
-    write_atomic(out / TABLE_MD, to_markdown(frame) + note)
-    write_atomic(out / TABLE_CSV, to_csv(frame))
-    write_atomic(out / META, json.dumps(meta, indent=2, default=str) + "\n")
-    return [out / TABLE_MD, out / TABLE_CSV, out / META] + written
+    write_atomic(out / BENCH_TABLE_MD, to_markdown(frame) + note)
+    write_atomic(out / BENCH_TABLE_CSV, to_csv(frame))
+    write_atomic(out / BENCH_META, json.dumps(meta, indent=2, default=str) + "\n")
+    return [out / BENCH_TABLE_MD, out / BENCH_TABLE_CSV, out / BENCH_META] + written
 
 
 def _progress_figures(name: str, runs: list[BenchRun], plans: list[RunPlan], figures: Path) -> list[Path]:

@@ -14,8 +14,8 @@ import shlex
 import time
 from pathlib import Path
 
-from groktune.layout import METRICS
 from groktune.errors import UserError
+from groktune.layout import METRICS
 
 MAX_SEEDS = 100
 MAX_SCALE = 100.0

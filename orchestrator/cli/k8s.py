@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster.k8s.rayjob import KUBERAY_VERSION, K8sConfig, render_rayjob, to_yaml
+from groktune.errors import ConfigError
 from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_output_file
 from orchestrator.config.experiment import dump_config, load_config
 from orchestrator.config.tree import from_dict, validate_tree
-from groktune.errors import ConfigError
 
 
 def register(sub) -> None:

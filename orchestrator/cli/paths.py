@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from groktune.errors import UserError
 from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD
 from groktune.names import check_name
-from groktune.errors import UserError
 
 REPORT_OUTPUTS = REPORT_FILES
 # A previous report links each figure it wrote as figures/NAME in report.md.

@@ -21,12 +21,12 @@ from cluster.slurm.render import SlurmConfig, render_script
 from cluster.slurm.submit import (
     check_fresh, experiment_dir_of, find_sbatch, job_info, list_jobs, plan_job, sbatch, write_job,
 )
+from groktune.errors import ConfigError, UserError
 from groktune.layout import TRIALS
 from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_parent_folder
 from orchestrator.config.experiment import dump_config, load_config
 from orchestrator.config.tree import apply_overrides, from_dict, validate_tree
-from groktune.errors import ConfigError, UserError
 
 
 def register(sub) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from groktune.errors import UserError
+from groktune.layout import TUNE_ERROR
 from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_parent_folder
 from orchestrator.storage.location import check_bucket, parse_storage
@@ -99,8 +100,8 @@ def errored_exit(trials, path: Path, shown: int = 3) -> int:
     ids = [str(t) for t in trials.loc[trials["status"] == "error", "trial_id"]] if len(trials) else []
     if not ids:
         return 0
-    logs = [str(log) for tid in ids for log in sorted(path.glob(f"*{tid}*/error.txt"))[:1]]
+    logs = [str(log) for tid in ids for log in sorted(path.glob(f"*{tid}*/{TUNE_ERROR}"))[:1]]
     where = ", ".join(logs[:shown]) + (f" and {len(logs) - shown} more" if len(logs) > shown else "")
     print(f"groktune: {len(ids)} trial(s) errored after their retries (search.max_failures); "
-          f"logs: {where or f'error.txt in the trial folders of {path}'}", file=sys.stderr)
+          f"logs: {where or f'{TUNE_ERROR} in the trial folders of {path}'}", file=sys.stderr)
     return 1

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from groktune.errors import SetupError, UserError
 from groktune.layout import CONFIG, METRICS, RESULT
 from groktune.versions import write_versions
 from orchestrator.config.experiment import config_to_dict, dump_config, load_config, read_yaml
-from groktune.errors import SetupError, UserError
 from orchestrator.run.folder import (
     CHECKPOINT_DIR,
     FINISHED,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from groktune.layout import SCHEDULER_STATE, TIME_ATTR
 from groktune.errors import UserError
+from groktune.layout import SCHEDULER_STATE, TIME_ATTR
 from orchestrator.search.multi_objective import searcher_objective
 from orchestrator.search.ray_space import mutations, to_ray
 from orchestrator.search.space import grid_size, parse_space

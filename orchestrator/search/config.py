@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.search.multi_objective import check_objectives
-from orchestrator.storage.optuna_study import check_storage
-from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
-from orchestrator.search.algos import SCHEDULERS, SEARCHERS
-from trials.choices import VECTORIZE
 from groktune.errors import SetupError
+from orchestrator.search.algos import SCHEDULERS, SEARCHERS
+from orchestrator.search.multi_objective import check_objectives
+from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from orchestrator.storage.optuna_study import check_storage
+from trials.choices import VECTORIZE
 
 MAX_SEEDS = 1000
 # (field, low, high): sizes and budgets refused before anything is started. The highs are far

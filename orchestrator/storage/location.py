@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from groktune.errors import UserError
 from groktune.layout import STORAGE_URI
 from groktune.names import check_name
-from groktune.errors import UserError
 
 STAGING_ENV = "GROKTUNE_STAGING"
 DEFAULT_STAGING = "~/.cache/groktune/storage"

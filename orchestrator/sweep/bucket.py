@@ -13,8 +13,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from groktune.layout import STORAGE_URI
 from groktune.errors import UserError
+from groktune.layout import STORAGE_URI
 from orchestrator.storage.location import Storage, is_checkpoint
 
 

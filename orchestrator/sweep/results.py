@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from groktune.errors import UserError
 from groktune.layout import (
     ABANDONED,
     CURVES,
@@ -47,9 +48,8 @@ from groktune.layout import (
     write_atomic_with,
 )
 from orchestrator.config.experiment import load_config, with_values
-from groktune.errors import UserError
-from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
 from orchestrator.config.trial import searched_values, task_label, trial_seed
+from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
 from trials.evalplan import StopRule
 
 # Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from groktune.layout import FINAL_STATUSES, HEARTBEAT, LIVE_STATUSES
 from groktune.errors import UserError
-from orchestrator.sweep.results import best_trial, build_tables, load_experiment_config, summary
+from groktune.layout import FINAL_STATUSES, HEARTBEAT, LIVE_STATUSES
 from orchestrator.search.algos import expected_trials
+from orchestrator.sweep.results import best_trial, build_tables, load_experiment_config, summary
 
 STALE_S = 60.0
 TABLE_LIMIT = 40  # rows of the text table by default (live trials first, then the best)

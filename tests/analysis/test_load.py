@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from groktune.errors import ResultsError, UserError
 from analysis.load import load, tidy_curves
+from groktune.errors import ResultsError, UserError
 from tests.analysis.synth import trainer_grid, write_run, write_sweep
 
 

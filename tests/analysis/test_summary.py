@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from groktune.errors import ResultsError
 from analysis.load import load
 from analysis.summary import (
     best_and_typical,
@@ -19,6 +18,7 @@ from analysis.summary import (
     task_table,
     trial_summary,
 )
+from groktune.errors import ResultsError
 from tests.analysis.synth import sweep_trial, write_run, write_sweep
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.main import main
 from groktune.errors import UserError
+from orchestrator.cli.main import main
 from orchestrator.storage.location import (
     STAGING_ENV,
     check_bucket,

@@ -4,7 +4,6 @@ an unknown name is refused (never FIFO), and each name builds the Ray class it s
 import pytest
 
 from groktune.errors import UserError
-from orchestrator.search.config import SearchConfig
 from orchestrator.search.algos import (
     SCHEDULERS,
     SEARCHERS,
@@ -14,6 +13,7 @@ from orchestrator.search.algos import (
     checkpoint_every,
     clones_checkpoints,
 )
+from orchestrator.search.config import SearchConfig
 
 SPACE = {"optim.lr": {"loguniform": [1e-3, 1e-2]}}
 

@@ -5,12 +5,12 @@ import itertools
 import pytest
 import torch
 
+from tasks.ops import S5_ALIASES as ALIASES
+from tasks.ops import canonical_op
 from tasks.permutation import (
     OPERATIONS, PERMUTATIONS, build_s5, compose, inverse, perm_index,
     perm_tensor, s5_table,
 )
-from tasks.ops import S5_ALIASES as ALIASES
-from tasks.ops import canonical_op
 from tests.tasks.reference import S5, S5_VALUE
 
 

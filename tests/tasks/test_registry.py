@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from groktune.errors import DataError
 from tasks import modular, permutation
 from tasks.base import AlgorithmicData
 from tasks.classes import chance_level, n_classes
 from tasks.config import MAX_P, SPECS, TASKS, TaskConfig, TaskSpec
-from groktune.errors import DataError
 from tasks.lm import TokenStream
 from tasks.ops import MODULAR_OPERATIONS, NEEDS_PRIME, S5_ALIASES, S5_OPERATIONS, S5_ORDER
 from tasks.registry import BUILDERS, build_task

@@ -22,9 +22,9 @@ import math
 
 import pytest
 
-from tests.conftest import TINY, deep_merge
-from orchestrator.config.experiment import config_from_dict
 from groktune.errors import SetupError
+from orchestrator.config.experiment import config_from_dict
+from tests.conftest import TINY, deep_merge
 from trials.population import PopulationResult, check_population, median_steps_to_target, train_population
 from trials.train import TrainResult, train
 
