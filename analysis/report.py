@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import sections
+from analysis.context import Context
 from analysis.document import Document, to_html, to_markdown
 from analysis.grokking import DEFAULT_DELAY_BOUNDARY
 from analysis.headline import headline
@@ -76,7 +77,7 @@ def build_report(results, options: ReportOptions | None = None) -> tuple[Documen
     imp = param_importances(summary, results.searched, results.space)
     pair = choose_pair(summary, results.searched, imp.values, options.phase_x, options.phase_y)
     tasks = sorted(summary["task"].unique())[: options.max_tasks]
-    ctx = sections.Context(results, summary, threshold, patience, options.delay_boundary, pair,
+    ctx = Context(results, summary, threshold, patience, options.delay_boundary, pair,
                            imp, options.size_key, options.max_tasks, tasks)
     name = (results.config or {}).get("name") or Path(results.path).name
     doc = Document(title=f"Grokking-speed report: {name}",

@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.search.multi_objective import check_objectives
-from orchestrator.storage.optuna_study import check_storage
-from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from groktune.errors import SetupError
 from orchestrator.search.algos import SCHEDULERS, SEARCHERS
+from orchestrator.search.multi_objective import check_objectives
+from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from orchestrator.storage.optuna_study import check_storage
 from trials.choices import VECTORIZE
-from trials.errors import SetupError
 
 MAX_SEEDS = 1000
 # (field, low, high): sizes and budgets refused before anything is started. The highs are far
@@ -131,7 +131,8 @@ class SearchConfig:
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
-        check_objectives(self)  # metric/mode, one or several
+        check_objectives(self, [n for n, spec in SCHEDULERS.items() if spec.multi_objective],
+                         [n for n, spec in SEARCHERS.items() if spec.multi_objective])  # metric/mode
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a

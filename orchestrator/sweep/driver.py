@@ -19,18 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from groktune.errors import UserError
 from groktune.layout import EXPERIMENT as EXPERIMENT_FILE
 from groktune.layout import FINAL_STATUSES, write_atomic
 from groktune.versions import write_versions
 from orchestrator.config.experiment import ExperimentConfig, dump_config, load_config
-from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
-from orchestrator.errors import UserError
-from orchestrator.storage.bucket import tune_storage_for
-from orchestrator.sweep.ledger import read_ledger, run_with_ledger
-from orchestrator.search.multi_objective import tune_objective
-from orchestrator.sweep.objective import ScoreState
-from orchestrator.session.start import start_ray, stop_ray
-from orchestrator.sweep.results import collect
+from orchestrator.config.trial import maker_for
 from orchestrator.search.algos import (
     build_scheduler,
     build_searcher,
@@ -40,8 +34,14 @@ from orchestrator.search.algos import (
     num_samples,
     param_space,
 )
+from orchestrator.search.multi_objective import tune_objective
+from orchestrator.session.start import start_ray, stop_ray
+from orchestrator.storage.location import tune_storage_for
+from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
 from orchestrator.sweep.folder import check_fresh, check_resume, reconcile, resumable, tune_trial_ids
-from orchestrator.config.trial import maker_for
+from orchestrator.sweep.ledger import read_ledger, run_with_ledger
+from orchestrator.sweep.objective import ScoreState
+from orchestrator.sweep.results import collect
 
 # Ray (and the adapter and callbacks, which import Ray and torch) are imported inside the
 # functions that use them: `groktune sweep` refuses a bad config before Ray is even imported.
@@ -170,7 +170,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
     )
     run_config = tune.RunConfig(
         name=path.name,
-        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.storage.bucket)
+        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.sweep.bucket)
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest ones.
         # Else 3: Tune forces an extra experiment snapshot when a trial checkpoints num_to_keep

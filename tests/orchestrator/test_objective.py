@@ -91,7 +91,8 @@ def test_patience_comes_from_the_state():
 def test_chance_from_the_task_when_per_class_metrics_are_off():
     """Sparse parity sits at 0.5 +- noise; with chance 0 (the old default) that noise read as
     ~half-way progress and split tied trials."""
-    from tasks import TaskConfig, chance_level
+    from tasks.classes import chance_level
+    from tasks.config import TaskConfig
 
     parity = chance_level(TaskConfig(name="sparse_parity", n_bits=8, k_bits=3, n_samples=100))
     assert parity == 0.5 and chance_level(TaskConfig(name="modular", p=97)) == 1 / 97
