@@ -7,7 +7,9 @@ STORAGE/NAME/ holds Ray's own layout (one folder per trial with result.json, par
 checkpoints; the experiment state Tune restores from), plus tensorboard/ (one run per trial, at
 optimizer steps: orchestrator.sweep_callbacks.StepTensorBoard), experiment.yaml (the resolved experiment config, search included), driver.heartbeat (JSON, the heartbeat
 `groktune status` reads), ledger/ (one record per finished trial, the source of every status:
-orchestrator.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.results).
+orchestrator.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.results),
+then, where the objective is speed, verification.csv and verified.csv: the top configs re-trained
+on fresh seeds (orchestrator.verify).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from orchestrator.sweep_algos import (
 )
 from orchestrator.sweep_folder import check_fresh, check_resume, reconcile, resumable, tune_trial_ids
 from orchestrator.trial_config import maker_for
+from orchestrator.verify import verify
 
 # Ray (and the adapter and callbacks, which import Ray and torch) are imported inside the
 # functions that use them: `groktune sweep` refuses a bad config before Ray is even imported.
@@ -59,6 +62,7 @@ class SweepOutcome:
     path: Path
     wall_time: float
     trials: object  # pandas DataFrame of trials.parquet
+    verified: object = None  # pandas DataFrame of verified.csv (orchestrator.verify), or None
 
 
 def experiment_dir(cfg: ExperimentConfig, storage: str | Path, name: str | None) -> Path:
@@ -286,7 +290,8 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     finally:
         stop_ray()
     _, trials = collect(path)
-    return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials)
+    verified = verify(cfg, trials, path)  # after Ray stopped: its CPUs are free again
+    return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials, verified=verified)
 
 
 __all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "check_creatable", "check_resources", "experiment_dir", "restore_tuner",
