@@ -1,4 +1,4 @@
-"""The report's headline: one or two sentences on what made grokking fastest here (issue 11, item 5).
+"""The report's headline: one or two sentences on what made grokking fastest here.
 
 It names the best config (fastest by the Kaplan-Meier median over its seeds), its steps with
 every seed shown when there are several, how many trials generalised and how many the scheduler
@@ -56,7 +56,7 @@ def headline(summary: pd.DataFrame, searched: list[str], threshold: float,
         summary: trial_summary output (outcome, generalized_step, last_step, seeds).
         searched: the searched keys (they define a config).
         threshold: the val accuracy that counts as generalised.
-        verified: the sweep's verified.csv (orchestrator.verify), or None; when given, its result
+        verified: the sweep's verified.csv (orchestrator.sweep.verify), or None; when given, its result
             leads the headline (the search's own best comes after it).
     Returns:
         The headline text.

@@ -34,8 +34,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.config import load_config, with_values  # noqa: E402
-from orchestrator.space import PER_VALUE, parse_space, snap_values  # noqa: E402
+from orchestrator.config.experiment import load_config, with_values  # noqa: E402
+from orchestrator.search.space import PER_VALUE, parse_space, snap_values  # noqa: E402
 
 POOLS = ROOT / "benchmarks" / "pools"
 FASTEST = ROOT / "configs" / "fastest_modmul97.yaml"

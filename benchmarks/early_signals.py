@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from groktune.events import EventTracker  # noqa: E402
-from orchestrator.objective import rung_signals  # noqa: E402
+from orchestrator.sweep.objective import rung_signals  # noqa: E402
 
 POOLS = ROOT / "benchmarks" / "pools"
 RUNGS = (300, 900, 2700)

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from groktune.events import first_event  # noqa: E402
-from orchestrator.objective import scores_for_curve  # noqa: E402
+from orchestrator.sweep.objective import scores_for_curve  # noqa: E402
 
 POOL = ROOT / "benchmarks" / "pools" / "grid.parquet"
 KEYS = ["p:optim.lr", "p:optim.weight_decay", "p:optim.warmup_steps", "p:train.batch_size"]

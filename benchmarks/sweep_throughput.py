@@ -1,6 +1,6 @@
 """How much of a sweep's CPU time trains? groktune's sweeps against their floor and plain Ray Tune.
 
-    python benchmarks/sweep_throughput.py                       # the full run (issue 14; ~25 min idle)
+    python benchmarks/sweep_throughput.py                       # the full run (~25 min on an idle 2-core machine)
     python benchmarks/sweep_throughput.py --trials 10 --demo-set search.num_samples=2   # a smoke run
 
 One run, side by side, every sweep a subprocess (its own Ray, started and stopped in it):
@@ -111,7 +111,7 @@ def alone_seconds(config: Path, repeats: int) -> float:
 
     import torch
 
-    from orchestrator.config import load_config, with_values
+    from orchestrator.config.experiment import load_config, with_values
     from trials.train import train
 
     torch.set_num_threads(1)
@@ -126,7 +126,7 @@ def alone_seconds(config: Path, repeats: int) -> float:
 
 def groktune_cmd(config: Path, storage: Path, name: str, overrides: list[str]) -> list[str]:
     sets = [arg for kv in overrides for arg in ("--set", kv)]
-    return [sys.executable, "-m", "orchestrator.cli", "sweep", str(config), "--storage", str(storage),
+    return [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(config), "--storage", str(storage),
             "--name", name, *sets]
 
 

@@ -1,4 +1,4 @@
-"""THE event rule of groktune, one implementation (issue 11): when a curve "got there".
+"""THE event rule of groktune, one implementation: when a curve "got there".
 
 An event is the first step at which a value reached the threshold (>= for mode "max", <= for
 "min"; NaN never reaches) and then held it for `patience` consecutive evals, the step of the
@@ -8,7 +8,7 @@ reason to move the onset. An earlier version let a later dip of `patience` evals
 event and so reported the start of the *last* streak (2,790 on a run that generalised at 950).
 
 Who uses it: the trainer's stop rule (trials.evalplan.StopRule) and population members fold
-their evals into an `EventTracker` online; `orchestrator.objective.ScoreState` does the same for
+their evals into an `EventTracker` online; `orchestrator.sweep.objective.ScoreState` does the same for
 grok_score; `analysis.grokking` and `analysis.probes` call `first_event`, which folds the same
 tracker over a saved curve. One rule, so the trainer, the score and the report agree.
 

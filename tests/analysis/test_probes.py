@@ -101,7 +101,7 @@ def test_hindsight_restricted_loss_matches_the_trainer_computation():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real `groktune train` run dir of the tiny config with every probe on."""
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     root = tmp_path_factory.mktemp("probes")
     cfg = root / "cfg.yaml"
@@ -135,7 +135,7 @@ def test_figures_draw_from_real_probe_files(run_dir):
 
 
 def test_figures_show_the_hindsight_key_frequencies(run_dir):
-    """Issue 11 item 8: the final embedding's key frequencies are named, and drawn, in the figures."""
+    """The final embedding's key frequencies are named, and drawn, in the figures."""
     from analysis.load import load
 
     fourier = load_probes(run_dir)["fourier"]

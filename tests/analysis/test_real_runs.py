@@ -4,7 +4,7 @@ Fast tests read the committed fixtures (tests/analysis/fixtures/*.json: x*y mod 
 EMA, and with AdamW wd 1 and no filter, early stop at the target off; each fixture stores the
 command that made it, see make_real_runs.py). Both runs grok, then fall below the target and
 recover every 200-300 steps (slingshots): the onset must be the first streak, every collapse must
-be found, and the trainer's stop rule, grok_score and detect_grokking must agree (issue 11).
+be found, and the trainer's stop rule, grok_score and detect_grokking must agree.
 
 Slow tests train small x+y mod 23 runs now: the trainer decides "grokked" with its own stop rule
 while training; the analysis, reading only the saved files, must find the same step, and the
@@ -25,7 +25,7 @@ import yaml
 
 from analysis import detect_grokking, load
 from groktune.events import DEFAULT_PATIENCE, event_patience
-from orchestrator.objective import scores_for_curve
+from orchestrator.sweep.objective import scores_for_curve
 from trials.evalplan import StopRule
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.json"))
@@ -132,7 +132,7 @@ train: {steps: 3000, batch_size: 128, target_val_acc: 0.95, target_patience: 3, 
 
 
 def groktune(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
 
 

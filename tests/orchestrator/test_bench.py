@@ -1,4 +1,4 @@
-"""`groktune bench` end to end on a tiny test-only index, and its bad input (issue 16, item 2).
+"""`groktune bench` end to end on a tiny test-only index, and its bad input.
 
 The tiny settings really train (x+y mod 11, a small MLP, a few hundred full-batch steps); the
 table's numbers are checked against the runs' own metrics.jsonl with an independent reading of
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from orchestrator.bench import INDEX, load_index
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 TINY = {  # x+y mod 23: with ⊥Grad seed 0 generalises at ~200 full-batch steps, seed 1 not within 300
     "name": "tiny", "seed": 0,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from groktune.events import first_event
-from orchestrator.objective import COMING, QUANTUM, ScoreState, grok_score, loss_trend, progress, scores_for_curve
+from orchestrator.sweep.objective import COMING, QUANTUM, ScoreState, grok_score, loss_trend, progress, scores_for_curve
 
 B = 1000
 TARGET = 0.99

@@ -1,4 +1,4 @@
-"""trials.parquet says where each trial ran (issue 15): hostname, node_ip, node_id and `nodes`.
+"""trials.parquet says where each trial ran: hostname, node_ip, node_id and `nodes`.
 
 The real thing, a trial moved from a killed node, is tests/cluster/test_multinode_ray.py; here the
 columns are checked on a folder laid out as Ray Tune writes it (tests/orchestrator/test_results.py).
@@ -6,7 +6,7 @@ columns are checked on a folder laid out as Ray Tune writes it (tests/orchestrat
 
 import pandas as pd
 
-from orchestrator.results import collect
+from orchestrator.sweep.results import collect
 from tests.orchestrator.test_results import make_sweep, record
 
 A, B = "a" * 56, "b" * 56  # Ray node ids are 56 hex digits

@@ -1,4 +1,4 @@
-"""Real sweeps into a file:// URI and into an S3 bucket (issue 15, item 3), through the CLI.
+"""Real sweeps into a file:// URI and into an S3 bucket, through the CLI.
 
 - file:///PATH is the folder PATH: sweep, collect (by its URI), report and --resume all work.
 - s3://: a real S3 protocol server (moto's, on loopback, in this test process) stands in for
@@ -30,7 +30,7 @@ SECRET = "s3cr3tKEY"
 
 
 def groktune(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, env=env or dict(os.environ),
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], cwd=ROOT, env=env or dict(os.environ),
                           capture_output=True, text=True, timeout=timeout)
 
 

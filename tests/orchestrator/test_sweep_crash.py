@@ -1,4 +1,4 @@
-"""Crash consistency of a sweep (issue 12): SIGKILL the driver at random moments, --resume each time.
+"""Crash consistency of a sweep: SIGKILL the driver at random moments, --resume each time.
 
 Slow tier: a real local Ray, real training of tiny models (x+y mod 11), through the real CLI.
 
@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from groktune.layout import SCHEDULER_STATE
-from orchestrator.ledger import REPLAY_KEY, count_starts, read_ledger
+from orchestrator.sweep.ledger import REPLAY_KEY, count_starts, read_ledger
 from tests.orchestrator.rayprocs import members, session_root, still_alive
 from tests.orchestrator.test_cmd_sweep import ROOT, groktune, write_config
 
@@ -57,9 +57,9 @@ def kill_at_random_moment(cfg: Path, storage: Path, exp: Path, phase: str, rng: 
     """Start the driver (resuming when the folder is resumable), kill it in `phase`; False if it
     finished first. After the kill, no process of its Ray session may be left (raysession's
     watchdog ends them)."""
-    from orchestrator.sweep_folder import resumable
+    from orchestrator.sweep.folder import resumable
 
-    args = [sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage", str(storage)]
+    args = [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(storage)]
     if exp.exists() and resumable(exp):
         args.append("--resume")
     starts0, ledgered0 = total_starts(exp), len(read_ledger(exp)) if exp.exists() else 0
@@ -153,7 +153,7 @@ def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
-    """The issue's measured case: TPE + ASHA (searcher and scheduler state must come back). The
+    """The measured case: TPE + ASHA (searcher and scheduler state must come back). The
     outcome may differ from an uninterrupted sweep's (ASHA's cut-offs depend on arrival order),
     so this checks only that nothing finished is lost or trained again."""
     cfg = crash_config(tmp_path)

@@ -1,4 +1,4 @@
-"""The verification stage (orchestrator.verify): a sweep's top configs on fresh seeds.
+"""The verification stage (orchestrator.sweep.verify): a sweep's top configs on fresh seeds.
 
 Fast tier: which configs are picked, which seeds are fresh, when a result holds, the headline.
 Slow tier: a real small sweep through the CLI (local Ray, tiny models) writes verification.csv
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from analysis.headline import verified_sentence
-from orchestrator.config import load_config
-from orchestrator.verify import fresh_seeds, summarise, top_configs, verify_counts
+from orchestrator.config.experiment import load_config
+from orchestrator.sweep.verify import fresh_seeds, summarise, top_configs, verify_counts
 from tests.orchestrator.test_cmd_sweep import groktune, write_config
 
 TRIALS = pd.DataFrame({

@@ -1,12 +1,12 @@
-"""The issue-16 methods as config options and search parameters, in real tiny training runs:
+"""The grokking methods beyond Adam and SGD as config options and search parameters, in real tiny training runs:
 validation, bitwise resume per new optimizer, and populations refusing them in one line."""
 
 import copy
 
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.configtree import ConfigError
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.config.tree import ConfigError
 from tests.conftest import TINY, deep_merge
 from tests.trials.test_train import assert_resume_at_30_matches, collect
 
