@@ -244,12 +244,14 @@ def print_header(cfg: ExperimentConfig, path: Path) -> None:
 
 def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
               address: str | None = None, resume: bool = False, callbacks: Sequence = (),
-              verbosity: int = NORMAL) -> SweepOutcome:
+              verbosity: int = NORMAL, verify_winners: bool = True) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write both parquet files; return the trials table.
 
     All-or-nothing: the folder is checked, Ray started and the resources checked before
     anything is written; a sweep that fails before Tune saved any state leaves no folder it
     created. `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume).
+    `verify_winners`: run the verification stage at the end (orchestrator.sweep.verify; a sweep
+    into a bucket runs it itself, once the results are pulled back).
     `verbosity`: orchestrator.sweep.console's QUIET / NORMAL / VERBOSE (a resume keeps the console
     the sweep was started with: Tune restores its callbacks from tuner.pkl).
     """
@@ -290,7 +292,7 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     finally:
         stop_ray()
     _, trials = collect(path)
-    verified = verify(cfg, trials, path)  # after Ray stopped: its CPUs are free again
+    verified = verify(cfg, trials, path) if verify_winners else None  # after Ray stopped: its CPUs are free
     return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials, verified=verified)
 
 
