@@ -1,7 +1,7 @@
 """Search efficiency: which strategy finds a config that really is fast, for how much compute?
 
     python benchmarks/search_efficiency.py --quick          # the grid space, 10 search seeds, ~1-3 min
-    python benchmarks/search_efficiency.py --search-seeds 20 --figure benchmarks/results/regret.png
+    python benchmarks/search_efficiency.py --space fastest --figure benchmarks/figures/search_efficiency_fastest.png
 
 A tabular replay (as NAS-Bench does): benchmarks/pools/grid.parquet holds every config of a
 48-point space around configs/fastest_modmul97.yaml's base point (lr x weight decay x warmup x
@@ -11,6 +11,12 @@ once per seed 0-9 with the real trainer (benchmarks/curve_pool.py). A search "tr
 exactly as it would have stopped the real run. Seeds 0-2 are the search seeds, 3-4 the
 verification stage's fresh seeds, 5-9 judge a search's answer: the median over those five of
 steps to target (a seed that never reached it counts as never, capped at 2B for the regret).
+
+--space fastest replays the space of configs/fastest_modmul97.yaml itself (14 keys, a learning-rate
+range per optimizer) on the 100 configs drawn from it at random (pools fastest and fastest-1,
+seeds 0-2 and 10-14): a searcher's point is run as the nearest pool config (a differing choice
+costs 1, a range its distance in [0, 1], log ranges on a log scale). Those pools have no spare
+seeds, so groktune's verification stage is left out there; seeds 10-14 judge.
 
 Strategies (one trial at a time, each with the same compute budget in summed optimizer steps):
 
@@ -48,11 +54,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from groktune.events import first_event  # noqa: E402
+from orchestrator.config.experiment import load_config  # noqa: E402
+from orchestrator.search.space import LOG, PER_VALUE, parse_space  # noqa: E402
 from orchestrator.sweep.objective import scores_for_curve  # noqa: E402
 
-POOL = ROOT / "benchmarks" / "pools" / "grid.parquet"
+POOLS = ROOT / "benchmarks" / "pools"
+POOL = POOLS / "grid.parquet"
 KEYS = ["p:optim.lr", "p:optim.weight_decay", "p:optim.warmup_steps", "p:train.batch_size"]
 SEARCH_SEEDS, VERIFY_SEEDS, JUDGE_SEEDS = [0, 1, 2], [3, 4], [5, 6, 7, 8, 9]
+FASTEST_JUDGE = [10, 11, 12, 13, 14]  # the fastest pools have no spare seeds for verification
 BUDGET, TARGET, PATIENCE, CHANCE = 300, 0.95, 3, 1 / 97
 STRATEGIES = ("random+fifo", "tpe+fifo", "plain-tune", "groktune")
 
@@ -70,8 +80,10 @@ class Run:
 class Pool:
     """The tabular benchmark: (config, seed) -> the recorded run."""
 
-    def __init__(self, frame: pd.DataFrame):
-        self.points = frame.groupby("config")[KEYS].first().sort_index()
+    def __init__(self, frame: pd.DataFrame, keys: list[str] = KEYS, judge: list[int] = JUDGE_SEEDS,
+                 verify: list[int] = VERIFY_SEEDS, space: dict | None = None):
+        self.keys, self.verify_seeds, self.space = keys, verify, space
+        self.points = frame.groupby("config")[keys].first().sort_index()
         self.runs: dict[tuple[int, int], Run] = {}
         for (c, s), g in frame.groupby(["config", "seed"]):
             g = g.sort_values("step")
@@ -80,7 +92,61 @@ class Pool:
             event = first_event(g["step"], g["val_acc"], threshold=TARGET, patience=PATIENCE)
             self.runs[(int(c), int(s))] = Run(g["step"].to_numpy(), g["val_acc"].to_numpy(), score, event,
                                               int(g["step"].iloc[-1]), float(g["cpu_s"].iloc[0]))
-        self.judged = {c: self.median(c, JUDGE_SEEDS) for c in self.points.index}
+        self.judged = {c: self.median(c, judge) for c in self.points.index}
+        self.coords = self._coords() if space else None
+
+    def distributions(self) -> dict:
+        """Optuna distributions: the grid's values, or the searched space's own ranges."""
+        import optuna  # deferred: only the TPE strategies need it
+
+        D = optuna.distributions
+        if self.space is None:
+            return {k: D.CategoricalDistribution(sorted(set(self.points[k].tolist()))) for k in self.keys}
+        out = {}
+        for key, d in parse_space(self.space).items():
+            if d.kind in ("choice", "grid"):
+                out[key] = D.CategoricalDistribution(list(d.values))
+            elif d.kind in PER_VALUE:
+                out[key] = D.FloatDistribution(0.0, 1.0)
+            else:
+                out[key] = D.FloatDistribution(d.low, d.high, log=d.kind in LOG)
+        return out
+
+    def _coords(self) -> pd.DataFrame:
+        """Each pool config as the searcher sees it: choices as values, ranges in [0, 1]
+        (log ranges on a log scale, per-value ranges as the position in their range)."""
+        rows = {}
+        for c, point in self.points.iterrows():
+            row = {}
+            for key, d in parse_space(self.space).items():
+                v = point[f"p:{key}"]
+                if d.kind in ("choice", "grid"):
+                    row[key] = v
+                    continue
+                low, high = d.range_for(point[f"p:{d.given}"]) if d.kind in PER_VALUE else (d.low, d.high)
+                row[key] = (math.log(v / low) / math.log(high / low)) if d.kind in LOG else (v - low) / (high - low)
+            rows[c] = row
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def config_of(self, params: dict) -> int:
+        """The pool config a searcher's point stands for: the grid point itself, or (a sampled
+        pool) the nearest one: one per differing choice plus the distance in [0, 1] per range."""
+        if self.space is None:
+            match = self.points
+            for k in self.keys:
+                match = match[np.isclose(match[k].astype(float), float(params[k]))]
+            return int(match.index[0])
+        cost = pd.Series(0.0, index=self.coords.index)
+        for key, d in parse_space(self.space).items():
+            col = self.coords[key]
+            if d.kind in ("choice", "grid"):
+                cost += (col != params[key]).astype(float)
+            else:
+                x = params[key]
+                if d.kind not in PER_VALUE:
+                    x = (math.log(x / d.low) / math.log(d.high / d.low)) if d.kind in LOG else (x - d.low) / (d.high - d.low)
+                cost += (col.astype(float) - x).abs()
+        return int(cost.idxmin())
 
     def median(self, config: int, seeds: list[int]) -> float:
         steps = [self.runs[(config, s)].event for s in seeds]
@@ -127,22 +193,6 @@ class _Trial:
         self.trial_id = trial_id
 
 
-def _optuna_space():
-    import optuna  # deferred: only the TPE strategies need it
-
-    return {k: optuna.distributions.CategoricalDistribution(sorted(set(v))) for k, v in _GRID.items()}
-
-
-_GRID: dict = {}
-
-
-def _config_of(pool: Pool, params: dict) -> int:
-    match = pool.points
-    for k in KEYS:
-        match = match[np.isclose(match[k].astype(float), float(params[k]))]
-    return int(match.index[0])
-
-
 def search(pool: Pool, strategy: str, seed: int, budget_steps: int) -> Ledger:
     """One search under `strategy` with `seed`, until budget_steps are spent."""
     import optuna  # deferred: as above
@@ -166,8 +216,8 @@ def search(pool: Pool, strategy: str, seed: int, budget_steps: int) -> Ledger:
             config = rng.choice(list(pool.points.index))
             trial = None
         else:
-            trial = study.ask(_optuna_space())
-            config = _config_of(pool, trial.params)
+            trial = study.ask(pool.distributions())
+            config = pool.config_of(trial.params)
         seeds = [0] if strategy == "plain-tune" else SEARCH_SEEDS
         scores = []
         for s in seeds:
@@ -185,7 +235,7 @@ def search(pool: Pool, strategy: str, seed: int, budget_steps: int) -> Ledger:
             value = float(np.mean(scores)) if strategy != "plain-tune" else -seen[config][-1][2]
             study.tell(trial, value)
         ledger.answer(_best(seen, strategy))
-    if strategy == "groktune":
+    if strategy == "groktune" and pool.verify_seeds:
         _verify(pool, seen, ledger)
     return ledger
 
@@ -209,11 +259,11 @@ def _verify(pool: Pool, seen: dict, ledger: Ledger, top: int = 3) -> None:
     ranked = sorted(seen, key=lambda c: _search_median(seen[c]))[:top]
     results = []
     for c in ranked:
-        for s in VERIFY_SEEDS:
+        for s in pool.verify_seeds:
             run = pool.runs[(c, s)]
             ledger.spend(run, run.end)
         search = _search_median(seen[c])[0]
-        verified = pool.median(c, VERIFY_SEEDS)
+        verified = pool.median(c, pool.verify_seeds)
         holds = math.isfinite(verified) and verified <= math.ceil(search * 1.25 / 10) * 10
         results.append((not holds, verified, c))
     ledger.answer(min(results)[2] if results else None)
@@ -241,7 +291,7 @@ def to_target(trace: pd.DataFrame, target: float, budget_steps: int) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def regret_figure(trace: pd.DataFrame, best: float, path: Path, budget_steps: int) -> None:
+def regret_figure(trace: pd.DataFrame, best: float, path: Path, budget_steps: int, title: str = "grid space") -> None:
     import matplotlib  # deferred: only when a figure is asked for
 
     matplotlib.use("Agg")
@@ -258,10 +308,24 @@ def regret_figure(trace: pd.DataFrame, best: float, path: Path, budget_steps: in
         ax.plot(grid, np.median(curves, axis=0), label=strategy)
     ax.set_xlabel("compute spent (summed optimizer steps)")
     ax.set_ylabel("regret: judged median steps to 95 % - best in space")
-    ax.set_title("Search efficiency, grid space (median over search seeds)")
+    ax.set_title(f"Search efficiency, {title} (median over search seeds)")
     ax.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def load_pool(space: str) -> Pool:
+    """The grid pool, or the two pools sampled from configs/fastest_modmul97.yaml's space."""
+    if space == "grid":
+        return Pool(pd.read_parquet(POOL))
+    frames = []
+    for offset, name in enumerate(("fastest", "fastest-1")):
+        f = pd.read_parquet(POOLS / f"{name}.parquet")
+        frames.append(f.assign(config=f["config"] + 1000 * offset))
+    frame = pd.concat(frames, ignore_index=True)
+    searched = load_config(ROOT / "configs" / "fastest_modmul97.yaml").search.space
+    keys = [f"p:{k}" for k in searched]
+    return Pool(frame, keys, judge=FASTEST_JUDGE, verify=[], space=searched)
 
 
 def main(argv=None) -> int:
@@ -269,18 +333,18 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="10 search seeds on the grid space")
     p.add_argument("--search-seeds", type=int, default=10, help="search seeds per strategy (--quick: 10)")
     p.add_argument("--budget", type=int, default=48 * BUDGET, help="summed optimizer steps per search")
-    p.add_argument("--pool", type=Path, default=POOL)
+    p.add_argument("--space", choices=["grid", "fastest"], default="grid",
+                   help="grid: the 48-point tabular space; fastest: configs/fastest_modmul97.yaml's space, "
+                        "replayed on 100 configs sampled from it (nearest pool config to a searcher's point)")
     p.add_argument("--figure", type=Path, help="write the regret curves (PNG) here")
     args = p.parse_args(argv)
     if args.quick:
         args.search_seeds = min(args.search_seeds, 10)
-    frame = pd.read_parquet(args.pool)
-    _GRID.update({k: frame[k].unique().tolist() for k in KEYS})
-    pool = Pool(frame)
+    pool = load_pool(args.space)
     best = min(pool.judged.values())
     target = math.floor(best * 1.1)
-    print(f"grid space: {len(pool.points)} configs; best judged median {best:g} steps; target <= {target} "
-          f"(judged on seeds {JUDGE_SEEDS}); budget {args.budget} steps per search, {args.search_seeds} search seeds")
+    print(f"{args.space} space: {len(pool.points)} configs; best judged median {best:g} steps; target <= {target} "
+          f"(judged on 5 fresh seeds); budget {args.budget} steps per search, {args.search_seeds} search seeds")
     trace = run_all(pool, args.search_seeds, args.budget)
     hits = to_target(trace, target, args.budget)
     table = hits.groupby("strategy").agg(
@@ -290,7 +354,7 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 200)
     print(table.round(2).to_string())
     if args.figure:
-        regret_figure(trace, best, args.figure, args.budget)
+        regret_figure(trace, best, args.figure, args.budget, f"{args.space} space")
         print(f"regret curves -> {args.figure}")
     ct = table["steps_to_target"]
     print(f"compute to target: groktune {ct['groktune']:.0f}, random {ct['random+fifo']:.0f}, "
