@@ -30,6 +30,8 @@ TENSORBOARD = "tensorboard"
 EXPERIMENT = "experiment.yaml"
 CURVES = "curves.parquet"
 TRIALS = "trials.parquet"
+VERIFICATION = "verification.csv"  # the verification stage: one row per fresh-seed run
+VERIFIED = "verified.csv"  # ... and one row per verified config (orchestrator.verify)
 # Not *.json: on a resume Tune copies every top-level *.json / *.pkl of the sweep folder into its
 # staging dir and copies them back, stale, at each snapshot (ray 2.60, sync_down_experiment_state).
 HEARTBEAT = "driver.heartbeat"

@@ -49,6 +49,7 @@ def run(args) -> int:
     # deferred: Ray, pandas and the trainer load only once the config is known to be good
     from orchestrator.sweep.results import summary
     from orchestrator.sweep.driver import run_sweep  # deferred: as above
+    from orchestrator.sweep.verify import describe  # deferred: pandas, as above
 
     if storage.uri:  # Ray Tune writes to the bucket, groktune to a local working folder (orchestrator.storage.location)
         from orchestrator.sweep.bucket import run_bucket_sweep  # deferred: Ray and pyarrow, as above
@@ -58,6 +59,8 @@ def run(args) -> int:
     else:
         outcome = run_sweep(cfg, storage.local, args.name, args.address, args.resume, verbosity=verbosity(args))
     print(summary(outcome.trials, list(cfg.search.space)))
+    if outcome.verified is not None:
+        print(describe(outcome.verified))
     print(f"sweep took {outcome.wall_time:.0f}s -> {outcome.path} (curves.parquet, trials.parquet)")
     if storage.uri:
         print(f"uploaded to {storage.display}/{outcome.path.name} (checkpoints, results, ledger, tables)")

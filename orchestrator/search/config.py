@@ -42,6 +42,16 @@ LIMITS = (
 
 
 @dataclass
+class VerifyConfig:
+    """The verification stage after a sweep (orchestrator.sweep.verify): top configs on fresh seeds."""
+
+    top: int = -1
+    """Configs to re-train; -1: 3 when the objective is speed (metric grok_score), else 0 (off)."""
+    seeds: int = 3
+    """Fresh seeds per config, never used by the search."""
+
+
+@dataclass
 class SearchConfig:
     space: dict[str, Any] = field(default_factory=dict)
     """Dotted config key -> {distribution: arguments}; distributions as in orchestrator.search.space.DISTRIBUTIONS."""
@@ -99,6 +109,8 @@ class SearchConfig:
     """Trackers that also get every trial's metrics at its optimizer steps: mlflow, wandb (each
     skipped with a warning when not installed; configured by their own environment variables,
     MLFLOW_TRACKING_URI, WANDB_MODE, ...: orchestrator.sweep.tracking)."""
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    """After the search, its top configs re-trained on fresh seeds (orchestrator.sweep.verify)."""
 
     def validate(self) -> None:
         for name, allowed in (
@@ -113,6 +125,10 @@ class SearchConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"{name}: got {value:g}, must be in [{low:g}, {high:g}]")
+        if not -1 <= self.verify.top <= 100:
+            raise ValueError(f"verify.top: got {self.verify.top}, must be in [-1, 100] (-1: 3 when the metric is grok_score)")
+        if not 1 <= self.verify.seeds <= 100:
+            raise ValueError(f"verify.seeds: got {self.verify.seeds}, must be in [1, 100]")
         if self.cpus_per_trial <= 0:
             raise ValueError(f"cpus_per_trial: got {self.cpus_per_trial}, must be > 0")
         if not self.seeds:

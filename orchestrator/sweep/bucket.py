@@ -36,6 +36,7 @@ def run_bucket_sweep(cfg, storage: Storage, name: str | None, address: str | Non
 
     from orchestrator.sweep.results import collect  # deferred: pandas, needed once a sweep ran
     from orchestrator.sweep.driver import run_sweep  # deferred: Ray, loaded only when a sweep runs
+    from orchestrator.sweep.verify import verify  # deferred: trains (torch), needed once a sweep ran
 
     name = name or cfg.name
     if resume:
@@ -54,13 +55,14 @@ def run_bucket_sweep(cfg, storage: Storage, name: str | None, address: str | Non
     marker.touch(mode=0o600)
     marker.write_text(storage.uri)
     try:
-        outcome = run_sweep(cfg, storage.local, name, address, False, **kwargs)
+        outcome = run_sweep(cfg, storage.local, name, address, False, verify_winners=False, **kwargs)
     except BaseException:
         if created and not any(p.name != STORAGE_URI for p in path.iterdir()):
             shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave nothing behind
         raise
     pulled = pull_results(fs, remote, path)
     _, outcome.trials = collect(path)
+    outcome.verified = verify(cfg, outcome.trials, path)  # on the full results, then pushed with them
     push_own(fs, remote, path, skip=pulled)
     return outcome
 
