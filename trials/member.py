@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tasks import TokenStream
+from tasks.lm import TokenStream
 from trials.checkpoint import load_model_state, rng_state, to_cpu, to_device
 from trials.evalplan import StopRule
 from trials.loop import TrainResult

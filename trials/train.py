@@ -37,11 +37,11 @@ from typing import Any, Protocol
 
 import torch
 
+from groktune.errors import SetupError
 from groktune.layout import losses_finite
-from tasks import TokenStream
+from tasks.lm import TokenStream
 from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
 from trials.choices import VECTORIZE
-from trials.errors import SetupError
 from trials.loop import Loop, Save, TrainResult, stop_rule
 from trials.member import Member, batch_size, member_state, record_tensors, restore_member, scores, train_step
 from trials.metrics import perplexity

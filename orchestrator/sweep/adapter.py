@@ -35,13 +35,11 @@ import torch
 from ray import tune
 
 from groktune.events import event_patience
-from groktune.layout import sweep_status
+from groktune.layout import TUNE_STATE, sweep_status
 from orchestrator.sweep.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY
-from tasks import chance_level
+from tasks.classes import chance_level
 from trials.train import train, train_population
 from trials.setup import pick_device
-
-STATE_FILE = "tune_state.json"
 
 
 @dataclass(frozen=True)
@@ -199,7 +197,7 @@ def _restore(target: Path) -> tuple[Path | None, dict]:
     if checkpoint is None:
         return None, {}
     checkpoint.to_directory(str(target))
-    saved = json.loads((target / STATE_FILE).read_text()) if (target / STATE_FILE).exists() else {}
+    saved = json.loads((target / TUNE_STATE).read_text()) if (target / TUNE_STATE).exists() else {}
     has_weights = any(target.glob("*.pt"))
     return (target if has_weights else None), saved
 
@@ -270,7 +268,7 @@ class _Reporter:
             "last_metrics": metrics,
             "finished": finished,
         }
-        (folder / STATE_FILE).write_text(json.dumps(adapter_state, default=_plain))
+        (folder / TUNE_STATE).write_text(json.dumps(adapter_state, default=_plain))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
         shutil.rmtree(folder, ignore_errors=True)  # Ray has copied it into the trial's storage
 
@@ -296,5 +294,4 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["EVERY_SAVE", "PACK_SCORES", "STATE_FILE", "CheckpointPolicy", "pack_trainable", "population_trainable",
-           "trainable"]
+__all__ = ["EVERY_SAVE", "PACK_SCORES", "CheckpointPolicy", "pack_trainable", "population_trainable", "trainable"]
