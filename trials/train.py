@@ -21,6 +21,7 @@ from groktune.layout import losses_finite
 from tasks import TokenStream
 from trials.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, to_cpu, to_device
 from trials.evalplan import StopRule
+from trials.filters import grads_finite
 from trials.loop import Clock, Loop, Save, TrainResult, stop_rule
 from trials.losses import training_loss
 from trials.metrics import eval_tensors, grouped_norms, perplexity, score_lm, score_split
@@ -122,9 +123,11 @@ def _train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
         (run.scaler.scale(loss) if run.scaler else loss).backward()
         if tc.train_metrics == "batches":
             _accumulate_batch_metrics(run, logits.detach(), y, loss.detach() * tc.grad_accum)
+    finite = None
     if run.scaler:
         run.scaler.unscale_(run.optimizer)
-    run.grokfast.apply()
+        finite = grads_finite([p for _, p in run.named_params])  # the scaler skips an overflow step
+    run.grokfast.apply(finite)
     run.noise.apply(step)
     stats = None
     if want_norms:  # before clipping; total and per layer from one computation, so they agree (issue 13)
@@ -177,33 +180,36 @@ def _evaluate(run: Run, prog: Progress, lr: float, grad_stats, n_train: float, w
     tc = run.cfg.train
     data = run.data
     if isinstance(data, TokenStream):
-        val = score_lm(run.forward, data.val_batches(tc.batch_size or 64, run.device), run.autocast)
+        val = score_lm(run.model, data.val_batches(tc.batch_size or 64, run.device), run.autocast)
     else:
         per_class = run.class_index if tc.per_class_metrics else None
         groups = data.val_group if len(data.group_names) > 1 else None  # mixtures: per operation
-        val = score_split(run.forward, data.val_x, data.val_y, per_class, autocast=run.autocast, groups=groups)
+        val = score_split(run.model, data.val_x, data.val_y, per_class, autocast=run.autocast, groups=groups,
+                          n_groups=len(data.group_names), n_classes=len(data.answer_tokens))
     if tc.train_metrics == "batches":
         train = _window_metrics(run)
     elif isinstance(data, TokenStream):
         fixed = torch.Generator().manual_seed(run.cfg.seed + 3)  # the same train windows every eval
         train_windows = [data.get_batch("train", data.val_windows, fixed, run.device)]
-        train = score_lm(run.forward, train_windows, run.autocast)
+        train = score_lm(run.model, train_windows, run.autocast)
     else:
         m = tc.eval_max_examples or len(data.train_y)
-        train = score_split(run.forward, data.train_x[:m], data.train_y[:m], None, autocast=run.autocast)
+        train = score_split(run.model, data.train_x[:m], data.train_y[:m], None, autocast=run.autocast)
     per_op = ({name: val["per_group"][g] for g, name in enumerate(data.group_names)}  # mixtures: val_acc/<op>
               if "per_group" in val else None)
-    tensors = eval_tensors(train, val, grouped_norms(run.named_params), grad_stats, torch.tensor(float("nan")),
-                           tc.per_class_metrics, per_op)
+    nan = torch.full((), float("nan"), device=run.device)
+    tensors = eval_tensors(train, val, grouped_norms(run.named_params), grad_stats, nan, tc.per_class_metrics, per_op)
     keys = list(tensors)
-    values = torch.stack([t.detach().float().cpu() for t in tensors.values()]).tolist()  # the one sync
+    per_class = val["per_class"].float() if tc.per_class_metrics and "per_class" in val else nan.reshape(1)[:0]
+    # One device-to-host copy for the whole record: the scalars stacked, then the per-class row.
+    host = torch.cat([torch.stack([t.detach().float() for t in tensors.values()]), per_class]).cpu().tolist()
     record = {"step": prog.step, "epoch": prog.examples / n_train, "lr": lr}
-    record.update(zip(keys, values))
+    record.update(zip(keys, host[: len(keys)]))
     record["wall_time"] = wall
     if isinstance(data, TokenStream):
         record["val_ppl"], record["train_ppl"] = perplexity(record["val_loss"]), perplexity(record["train_loss"])
     elif tc.per_class_metrics:
-        record["val_acc_per_class"] = val["per_class"].cpu().tolist()
+        record["val_acc_per_class"] = host[len(keys):]
     return record
 
 
