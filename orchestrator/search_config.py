@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +82,7 @@ class SearchConfig:
     population in one process (trials.population) and reports the members' median; its
     steps_to_target is the median member's. Needs a single entry in `seeds`."""
     population_vectorize: str = VECTORIZE[0]
-    """With seeds_per_trial > 1: loop (one forward per member; each member's curve is bitwise its
+    """With seeds_per_trial > 1: auto (vmap on CUDA, loop elsewhere) | loop (one forward per member; each member's curve is bitwise its
     separate run's, and on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md
     "Vectorised populations") | vmap (batched kernels for all members: faster for very small
     models and, unmeasured, on GPUs; equal to separate runs up to float rounding)."""
@@ -141,6 +143,32 @@ class SearchConfig:
                 reason = str(err).removeprefix("population: ")
                 raise ValueError(f"search.seeds_per_trial: got {self.seeds_per_trial} (one population per trial), "
                                  f"but {reason}, or set search.seeds_per_trial: 1") from None
+
+
+def check_trial_device(device: str, gpus_per_trial: float) -> None:
+    """Refuse a train.device that does not fit the GPUs Ray reserves per trial (ValueError, one line).
+
+    Ray Tune places trials by their reservation: a trial given no GPU that trains on one runs
+    outside Ray's accounting (or fails, by Ray version); a trial given a GPU that trains on the
+    CPU leaves it idle; and a trial sees only its own GPUs, numbered from 0, so cuda:N names
+    another trial's GPU or none. `auto` is resolved per trial by trial_device.
+    """
+    if re.fullmatch(r"cuda:[0-9]+", device):
+        raise ValueError(f"train.device: got {device!r}; in a sweep each trial sees only the GPUs Ray gives it "
+                         f"(as cuda:0), so use cuda or auto")
+    if device == "cuda" and gpus_per_trial <= 0:
+        raise ValueError("train.device: got 'cuda' with search.gpus_per_trial 0 (no GPU reserved per trial); "
+                         "set search.gpus_per_trial > 0 (e.g. 0.25: four trials share a GPU), or train.device: auto")
+    if device in ("cpu", "mps") and gpus_per_trial > 0:
+        raise ValueError(f"train.device: got {device!r} with search.gpus_per_trial {gpus_per_trial:g}: the reserved "
+                         f"GPU would idle; set train.device: auto (or cuda), or search.gpus_per_trial: 0")
+
+
+def trial_device(device: str, gpus_per_trial: float) -> str:
+    """A trial's train.device: `auto` becomes cuda when Ray reserves GPUs for it, else cpu."""
+    if device != "auto":
+        return device
+    return "cuda" if gpus_per_trial > 0 else "cpu"
 
 
 def _names(table: dict, flag: str) -> str:

@@ -78,10 +78,18 @@ WEIGHT_NORM_CLIP_MODES = ("row", "matrix")
 """optim.weight_norm_clip_mode (trials.optim_extra.clip_weight_norms_): each row of every 2-D
 weight to l2 norm <= c, or each whole matrix (Frobenius norm). The first is the default."""
 
-VECTORIZE = ("loop", "vmap")
+VECTORIZE = ("auto", "loop", "vmap")
 """How a population runs its members (trials.population_model.StackedModel). The first is the
 default: trials.population.train_population and the config's search.population_vectorize both
-take it from here, so they cannot disagree (issue 13)."""
+take it from here, so they cannot disagree. auto: vmap on CUDA (batched kernels for all members),
+loop on other devices (bitwise equal to separate runs, and as fast there: benchmarks/README.md)."""
+
+
+def resolve_vectorize(vectorize: str, device_type: str) -> str:
+    """"loop" or "vmap": what `auto` means on this kind of device; other names pass through."""
+    if vectorize == "auto":
+        return "vmap" if device_type == "cuda" else "loop"
+    return vectorize
 
 assert all(r.decay in DECAYS for r in OPTIMIZERS.values())
 
@@ -102,4 +110,4 @@ def optimizer_rule(name: str) -> OptimizerRule:
 
 
 __all__ = ["ACTIVATIONS", "ARCHS", "DECAYS", "LOSSES", "NORMS", "OPTIMIZERS", "SCHEDULES", "UPDATES", "VECTORIZE",
-           "WEIGHT_NORM_CLIP_MODES", "OptimizerRule", "optimizer_rule"]
+           "WEIGHT_NORM_CLIP_MODES", "OptimizerRule", "optimizer_rule", "resolve_vectorize"]

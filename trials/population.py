@@ -16,9 +16,9 @@ latest record and the fraction grokked so far; `PopulationEval.median_record()` 
 one record (what a sweep reports for a trial of K seeds, orchestrator.tune_adapter).
 
 Equality with separate runs (tests/trials/test_population.py): the stacked optimizer and filters
-round exactly as trials.optim and trials.filters do, so with vectorize="loop" (the default, as
-in the config's search.population_vectorize: both take trials.choices.VECTORIZE[0]; one
-functional_call per member) every record is bitwise its separate run's on CPU. With
+round exactly as trials.optim and trials.filters do, so with vectorize="loop" (what the default
+"auto" runs off CUDA, as does the config's search.population_vectorize: both take
+trials.choices.VECTORIZE[0]; one functional_call per member) every record is bitwise its separate run's on CPU. With
 vectorize="vmap" (one batched kernel per op for all members) the batched matrix
 products, CPU math attention, vmap's LayerNorm decomposition and the plain forward instead of
 prefix sharing (trials/shared_prefix.py needs torch.unique, which vmap cannot batch) change a few
@@ -237,7 +237,7 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         cfgs: ExperimentConfigs that pass check_population (same architecture, task, schedule).
         report: called at every eval with the members' records (see PopulationEval) and `save`:
             None, or when a checkpoint is due (as in train()) a function save(directory) -> path.
-        vectorize: "loop" (the default) or "vmap", attention: "auto", "math" or "native"; see
+        vectorize: "auto" (the default: vmap on CUDA, loop elsewhere), "loop" or "vmap", attention: "auto", "math" or "native"; see
             trials.population_model.StackedModel.
         resume_from: a checkpoint (file or folder) that `save` wrote for the same task, model and
             number of members.

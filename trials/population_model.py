@@ -21,7 +21,6 @@ Two torch 2.13 vmap pitfalls are worked around here without touching trials/mode
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +30,7 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
-from trials.choices import VECTORIZE
+from trials.choices import VECTORIZE, resolve_vectorize
 from trials.metrics import grouped_norms
 from trials.optim import param_groups
 
@@ -107,7 +106,8 @@ class StackedModel:
 
     Args:
         base: a model of the architecture (its parameter values are not used, its buffers are).
-        vectorize: one of trials.choices.VECTORIZE, "loop" by default. "vmap" (torch.func.vmap
+        vectorize: one of trials.choices.VECTORIZE, "auto" by default (vmap on CUDA, loop
+            elsewhere: trials.choices.resolve_vectorize). "vmap" (torch.func.vmap
             over members: one batched kernel per op, which pays off where per-op overhead
             dominates, as on GPUs and for small models) or "loop" (functional_call once per
             member on its row: each member runs exactly the kernels of its separate run, so its
@@ -123,10 +123,11 @@ class StackedModel:
             raise ValueError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
         if attention not in ("auto", "math", "native"):
             raise ValueError(f"attention: got {attention!r}, allowed: auto, math, native")
+        device = next(base.parameters()).device
+        vectorize = resolve_vectorize(vectorize, device.type)
         self.base, self.layout, self.autocast, self.loop = base, layout, autocast, vectorize == "loop"
         if not self.loop:  # prefix sharing finds distinct rows with torch.unique, which vmap cannot batch
             base.share_prefixes = False
-        device = next(base.parameters()).device
         self.math_attention = attention == "math" or (attention == "auto" and device.type == "cpu")
         self._vmapped = vmap(self._member_logits, in_dims=(0, 0), randomness="different")
 
@@ -148,9 +149,8 @@ class StackedModel:
             stack.enter_context(_ContiguousLinear())
             if self.math_attention:
                 stack.enter_context(sdpa_kernel(SDPBackend.MATH))
-            else:  # a fallback loop, if a kernel lacks a batching rule, is correct but warns
-                stack.enter_context(warnings.catch_warnings())
-                warnings.filterwarnings("ignore", message=".*batching rule.*")
+            # A kernel without a batching rule makes vmap fall back to a per-member loop (correct,
+            # slow) and warn: the warning is left to show, as the slowdown's only trace.
         stack.enter_context(self.autocast())
         return stack
 

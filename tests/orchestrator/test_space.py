@@ -71,7 +71,7 @@ def test_tpe_repeats_each_config_per_seed():
     ({"seeds": []}, "search.seeds: empty list"),
     ({"seeds_per_trial": 0}, "search.seeds_per_trial: got 0, must be in [1, 1000]"),
     ({"seeds_per_trial": 3, "seeds": [0, 1]}, "search.seeds_per_trial: got 3 with 2 seeds; give one seed"),
-    ({"population_vectorize": "jit"}, "search.population_vectorize: got 'jit', allowed: loop, vmap"),
+    ({"population_vectorize": "jit"}, "search.population_vectorize: got 'jit', allowed: auto, loop, vmap"),
 ])
 def test_bad_search_is_one_line_naming_the_key(search, needle):
     data = with_search(**{"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, **search})

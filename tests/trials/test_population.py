@@ -322,8 +322,11 @@ def test_the_vectorize_default_is_the_configs():
     from orchestrator.search_config import SearchConfig
     from trials.population_model import StackedModel
 
+    from trials.choices import resolve_vectorize
+
     default = SearchConfig().population_vectorize
-    assert default == "loop"  # as README.md and configs/seeds_sweep.yaml say
+    assert default == "auto"  # as README.md and configs/seeds_sweep.yaml say
+    assert resolve_vectorize(default, "cpu") == "loop" and resolve_vectorize(default, "cuda") == "vmap"
     assert inspect.signature(train_population).parameters["vectorize"].default == default
     assert inspect.signature(StackedModel).parameters["vectorize"].default == default
 
