@@ -26,7 +26,7 @@ MODES=${GPU_CHECK_MODES:-fp32,tf32,bf16,fp16,compile}
 GPU_TESTS="tests/trials/test_cuda.py"
 if [ "$DEVICE" = cpu ]; then  # dry run: every code path but the CUDA-only modes, tiny step counts
   MODES=${GPU_CHECK_MODES:-fp32,bf16,compile}; SCALE=3
-  TRAIN_CAP="--set train.steps=20"; KS=${GPU_CHECK_KS:-1,4}; POP_STEPS=5; SEP_MAX=2; SYNC_STEPS=3; RESUME_STEPS=5
+  TRAIN_CAP="--set train.steps=20"; KS=${GPU_CHECK_KS:-1,2}; POP_STEPS=2; SEP_MAX=2; SYNC_STEPS=3; RESUME_STEPS=5
 else
   SCALE=1  # budgets below are seconds on the GPU machine; the dry run on a CPU gets SCALE times more
   TRAIN_CAP=""; KS=${GPU_CHECK_KS:-1,16,64,256}; POP_STEPS=30; SEP_MAX=16; SYNC_STEPS=10; RESUME_STEPS=20
@@ -88,8 +88,16 @@ import json, sys
 config, mode, out, wall = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 r = json.load(open(f"{out}/result.json"))
 rate = r["final_step"] / r["wall_time"] if r["wall_time"] else float("nan")
-to = (f"95 % val at step {r['steps_to_target']}" if r["steps_to_target"] is not None
-      else f"target not reached ({r['status']}, val_acc {r['final'].get('val_acc', float('nan')):.3f})")
+at = r["steps_to_target"]
+if at is not None:
+    try:  # the wall time of the eval at that step (the run went on for the patience evals)
+        rows = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if line.strip()]
+        wall_at = next(x["wall_time"] for x in rows if x.get("step") == at)
+        to = f"95 % val at step {at}, {wall_at:.1f} s"
+    except (OSError, StopIteration, ValueError, KeyError):
+        to = f"95 % val at step {at}"
+else:
+    to = f"target not reached ({r['status']}, val_acc {r['final'].get('val_acc', float('nan')):.3f})"
 print(f"| train | {config} {mode} | {to}; {r['final_step']} steps in {r['wall_time']:.1f} s "
       f"= {rate:.0f} steps/s (evals included); process {wall:.0f} s |")
 EOF
