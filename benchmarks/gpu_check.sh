@@ -17,7 +17,7 @@
 
 set -u
 PYTHON=${PYTHON:-python3}
-GROKTUNE="$PYTHON -m orchestrator.cli"   # the `groktune` command, without an install
+GROKTUNE="$PYTHON -m orchestrator.cli.main"   # the `groktune` command, without an install
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 OUT=${OUT:-gpu_check_out}
 SECONDS_TOTAL=${GPU_CHECK_SECONDS:-340}  # overall deadline; sections start only while time is left

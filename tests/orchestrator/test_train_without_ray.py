@@ -38,7 +38,7 @@ def test_train_runs_with_ray_and_optuna_unimportable(tmp_path):
     check = subprocess.run([sys.executable, "-c", "import ray"], env=env, capture_output=True, text=True)
     assert check.returncode != 0 and "blocked by the test" in check.stderr  # the block works
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "train", str(config), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "train", str(config), "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((out / "result.json").read_text())["final_step"] == 20

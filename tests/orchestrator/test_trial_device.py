@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.search_config import check_trial_device, trial_device
-from orchestrator.trial_config import maker_for
+from orchestrator.search.config import check_trial_device, trial_device
+from orchestrator.config.trial import maker_for
 from tests.conftest import TINY, deep_merge
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = {"optim.lr": {"loguniform": [1e-3, 1e-2]}}
@@ -54,7 +54,7 @@ def test_the_sweep_command_refuses_the_mismatch_before_ray(tmp_path):
     config.write_text(yaml.safe_dump(deep_merge(TINY, {"train": {"device": "cuda"},
                                                        "search": {"space": SPACE, "gpus_per_trial": 0}})))
     storage = tmp_path / "results"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", str(config), "--storage", str(storage)],
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(config), "--storage", str(storage)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()

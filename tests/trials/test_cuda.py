@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY, deep_merge
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 from trials.checkpoint import load_checkpoint, rng_state
 from trials.population import train_population
 from trials.setup import build_run
@@ -168,8 +168,7 @@ def test_a_non_eval_step_does_not_wait_for_the_host():
 
 def test_a_fractional_gpu_sweep_trains_on_the_gpu(tmp_path):
     pytest.importorskip("ray", reason="fractional-GPU sweeps need Ray")
-    from orchestrator.config import ExperimentConfig  # noqa: F401  (the sweep below builds its own)
-    from orchestrator.sweep import run_sweep
+    from orchestrator.sweep.driver import run_sweep
 
     sweep = config_from_dict(deep_merge(TINY, {
         "train": {"device": "auto", "steps": 20},
