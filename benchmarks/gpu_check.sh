@@ -26,10 +26,10 @@ MODES=${GPU_CHECK_MODES:-fp32,tf32,bf16,fp16,compile}
 GPU_TESTS="tests/trials/test_cuda.py"
 if [ "$DEVICE" = cpu ]; then  # dry run: every code path but the CUDA-only modes, tiny step counts
   MODES=${GPU_CHECK_MODES:-fp32,bf16,compile}; SCALE=3
-  TRAIN_CAP="--set train.steps=20"; KS=${GPU_CHECK_KS:-1,2}; POP_STEPS=2; SEP_MAX=2; SYNC_STEPS=3; RESUME_STEPS=5
+  TRAIN_CAP="--set train.steps=20"; KS=${GPU_CHECK_KS:-1,2}; POP_STEPS=2; SEP_MAX=2; SYNC_STEPS=3; RESUME_STEPS=5; THROUGHPUT_STEPS=3
 else
   SCALE=1  # budgets below are seconds on the GPU machine; the dry run on a CPU gets SCALE times more
-  TRAIN_CAP=""; KS=${GPU_CHECK_KS:-1,16,64,256}; POP_STEPS=30; SEP_MAX=16; SYNC_STEPS=10; RESUME_STEPS=20
+  TRAIN_CAP=""; KS=${GPU_CHECK_KS:-1,16,64,256}; POP_STEPS=30; SEP_MAX=16; SYNC_STEPS=10; RESUME_STEPS=20; THROUGHPUT_STEPS=200
 fi
 
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -130,8 +130,17 @@ pytest_rows() {
   return $rc
 }
 
+throughput_rows() {  # benchmarks/train_throughput.py on the device, its table folded into rows
+  $PYTHON benchmarks/train_throughput.py --device "$DEVICE" --steps "$1" --repeats 1 --precisions fp32,bf16 \
+    --threads 1 >"$WORK/throughput" || return $?
+  cat "$WORK/throughput" >&2
+  awk -F'|' '/^\| (baseline|groktune)/ { printf "| throughput | %s| %s steps/s, %s the plain-PyTorch baseline on the same device; model FLOPs %s of the peak, executed %s |\n", $2, $3, $5, $6, $8 }' \
+    "$WORK/throughput" | sed 's/  */ /g'
+  grep -E '^measured' "$WORK/throughput" | sed 's/^/| throughput | peaks | /; s/$/ |/'
+}
+
 export PYTHON GROKTUNE DEVICE TRAIN_CAP WORK GPU_TESTS
-export -f train_row run_train pytest_rows
+export -f train_row run_train pytest_rows throughput_rows
 
 train_section() {  # the CLI runs of one mode, both configs
   local mode=$1 budget=40
@@ -161,6 +170,8 @@ section resume "modmul_grokfast cpu -> $DEVICE -> cpu" 60 \
 section pytest "-m gpu" 90 pytest_rows
 
 case ",$MODES," in *,compile,*) train_section compile ;; esac  # last: compiling is slow, the syncs section warmed its caches
+
+section throughput "train_throughput.py --device $DEVICE" 45 throughput_rows "$THROUGHPUT_STEPS"
 
 echo "" >>"$TABLE"
 echo "Total $(( $(date +%s) - START )) s; $FAILURES section(s) failed; mode $DEVICE; command: OUT=... bash benchmarks/gpu_check.sh" >>"$TABLE"
