@@ -250,7 +250,7 @@ def resume(args) -> int:
     path = " -> ".join(f"{d} to step {n}" for d, n in legs)
     ok = result.final_step == 3 * s
     row("resume", f"{name} {path}", f"{'ok' if ok else 'FAILED: wrong final step'}: final step {result.final_step}, "
-        f"val_acc {a['val_acc']:.4f} (uninterrupted CPU run {b['val_acc']:.4f}, max |diff| {diff:.2g}; devices "
+        f"val_acc {a['val_acc']:.4f} (uninterrupted CPU run {b['val_acc']:.4f}, largest difference {diff:.2g}; devices "
         "differ in rounding and dropout masks, so close rather than equal)")
     return 0 if ok else 1
 
