@@ -173,6 +173,6 @@ def test_a_fractional_gpu_sweep_trains_on_the_gpu(tmp_path):
     sweep = config_from_dict(deep_merge(TINY, {
         "train": {"device": "auto", "steps": 20},
         "search": {"num_samples": 2, "gpus_per_trial": 0.5, "cpus_per_trial": 1,
-                   "space": {"optim.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}}}}))
+                   "space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}}}))
     outcome = run_sweep(sweep, tmp_path, "gpu", None, False)
-    assert (outcome.trials["device"] == "cuda").all()
+    assert outcome.trials["device"].str.startswith("cuda").all()
