@@ -184,8 +184,13 @@ class _Population:
         nan = torch.full((K,), float("nan"), device=self.device)
         tensors = eval_tensors(train, val, member_norms(self.flat.detach(), self.layout), stats, nan,
                                tc.per_class_metrics)
-        values = torch.stack([t.detach().float() for t in tensors.values()]).cpu().tolist()  # the one sync
-        classes = val["per_class"].cpu().tolist() if tc.per_class_metrics else None
+        # The one device-to-host copy: per member (row), its scalars then its per-class accuracies.
+        rows = torch.stack([t.detach().float() for t in tensors.values()], dim=1)  # (K, M)
+        if tc.per_class_metrics:
+            rows = torch.cat([rows, val["per_class"].float()], dim=1)  # (K, M + C)
+        host, m = rows.cpu().tolist(), len(tensors)
+        values = [[host[j][i] for j in range(K)] for i in range(m)]  # (M, K)
+        classes = [row[m:] for row in host] if tc.per_class_metrics else None
         records = []
         for j, member in enumerate(self.members):
             record = {"step": step, "epoch": examples / self.n_train, "lr": self.cfgs[member].optim.lr * lr_factor}
