@@ -192,7 +192,7 @@ def population(args) -> int:
             rates[k] = k * args.steps / t
             peak = (f", peak GPU memory {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                     if args.device.startswith("cuda") else "")
-            row("population", case, f"{rates[k]:.0f} member-steps/s ({args.steps} steps in {t:.2f} s, two evals "
+            row("population", case, f"{rates[k]:.4g} member-steps/s ({args.steps} steps in {t:.2f} s, two evals "
                 f"included, set-up not{peak})")
         except Exception as err:
             failed += 1
@@ -212,7 +212,7 @@ def population(args) -> int:
         try:
             t = time_separate_processes(args, p)
             separate[p] = p * args.steps / t
-            row("population", case, f"{separate[p]:.0f} member-steps/s ({args.steps} steps each, {t:.2f} s wall)")
+            row("population", case, f"{separate[p]:.4g} member-steps/s ({args.steps} steps each, {t:.2f} s wall)")
         except Exception as err:
             failed += 1
             row("population", case, f"FAILED: {type(err).__name__}: {str(err).splitlines()[0][:160]}")
