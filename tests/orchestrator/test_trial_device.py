@@ -60,3 +60,22 @@ def test_the_sweep_command_refuses_the_mismatch_before_ray(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "train.device: got 'cuda' with search.gpus_per_trial 0" in lines[0]
     assert not storage.exists()
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"device": "cpu", "tf32": True}, "train.tf32: TF32 matmuls are CUDA's; got device 'cpu'"),
+    ({"compile_mode": "fastest"}, "train.compile_mode: got 'fastest', allowed: default, reduce-overhead"),
+])
+def test_gpu_settings_are_checked_at_validation(train, message):
+    from orchestrator.config.tree import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(deep_merge(TINY, {"train": train}))
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_tf32_is_recorded_with_the_run():
+    from orchestrator.config.experiment import dump_config
+
+    cfg = config_from_dict(deep_merge(TINY, {"train": {"device": "auto", "tf32": True}}))
+    assert "tf32: true" in dump_config(cfg)
