@@ -75,7 +75,7 @@ section() {
     FAILURES=$((FAILURES + 1))
     local why
     if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then why="timed out after ${budget} s"
-    else why=$(grep -v '^\s*$' "$WORK/err" | tail -n 1 | cut -c1-200); fi
+    else why=$(grep -v '^\s*$' "$WORK/err" | tail -n 1 | cut -c1-200 | tr '|' '/'); fi
     grep -q '^|' "$WORK/out" && why="$why (the rows above are what finished)"
     echo "| $name | $case | FAILED: exit $rc: ${why:-no output} |" >>"$TABLE"
   fi
