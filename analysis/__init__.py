@@ -7,7 +7,6 @@ and write the grokking-speed report. Reads only saved results; never imports the
 """
 
 from analysis.double_descent import DoubleDescent, detect_double_descent, model_wise_double_descent
-from analysis.errors import ResultsError
 from analysis.grokking import PHASES, GrokEvents, classify_phase, detect_grokking, sustained_onset
 from analysis.headline import headline
 from analysis.importance import Importances, param_importances
@@ -25,7 +24,6 @@ __all__ = [
     "PHASES",
     "ReportOptions",
     "Results",
-    "ResultsError",
     "Survival",
     "build_report",
     "classify_phase",

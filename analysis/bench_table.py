@@ -96,8 +96,10 @@ def run_events(run: BenchRun, threshold: float, delay_boundary: float) -> dict:
     return {"s95": s95, "s99": s99, "phase": classify_phase(mem, gen, delay_boundary=delay_boundary)}
 
 
-def censored_median(steps: list[int | None]) -> float:
-    """Median with runs that never reached counted as +inf (inf once half or more failed)."""
+def median_failures_as_inf(steps: list[int | None]) -> float:
+    """The plain median with runs that never reached counted as +inf (inf once half or more
+    failed): GrokBench's number, comparable with papers' medians over seeds. The report's
+    estimator, which censors a run at its last step instead, is analysis.summary.kaplan_meier_median."""
     values = [math.inf if s is None else float(s) for s in steps]
     return float(statistics.median(values)) if values else math.nan
 
@@ -139,7 +141,7 @@ def _group_rows(setting: BenchSetting, runs: list[BenchRun]) -> list[dict]:
         key = "s95" if setting.threshold == 0.95 else "s99"
         at = [e[key] for e in events]
         budget = max(r.budget for r in members)
-        median = censored_median(at)
+        median = median_failures_as_inf(at)
         phases = [e["phase"] for e in events]
         walls = [r.wall_time for r in members if r.wall_time is not None]
         stopped = sum(r.status == "incomplete" for r in members)  # no result.json: killed or still going
@@ -148,9 +150,9 @@ def _group_rows(setting: BenchSetting, runs: list[BenchRun]) -> list[dict]:
             "setting": setting.name, "point": label or "–", "paper": setting.paper, "claim": setting.claim,
             "paper_steps": _paper_text(setting.paper_steps), "threshold": setting.threshold,
             "seeds": len(members), "budget": budget,
-            "median_95": _fmt_steps(censored_median([e["s95"] for e in events]), budget),
+            "median_95": _fmt_steps(median_failures_as_inf([e["s95"] for e in events]), budget),
             "spread_95": _spread([e["s95"] for e in events]),
-            "median_99": _fmt_steps(censored_median([e["s99"] for e in events]), budget),
+            "median_99": _fmt_steps(median_failures_as_inf([e["s99"] for e in events]), budget),
             "spread_99": _spread([e["s99"] for e in events]),
             "failed": f"{sum(s is None for s in at)}/{len(at)}" + (f" ({stopped} interrupted)" if stopped else ""),
             "phase": max(PHASES, key=phases.count),

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from groktune.layout import CURVES, EXPERIMENT, METRICS, RESULT, TRIALS
-from groktune.versions import VERSIONS, package_versions
+from groktune.layout import CURVES, ENVIRONMENT, EXPERIMENT, METRICS, RESULT, TRIALS, VERSIONS
+from groktune.versions import package_versions
 
-VERSION_FILES = ("environment.json", VERSIONS)
+VERSION_FILES = (ENVIRONMENT, VERSIONS)
 
 
 def report_versions() -> dict[str, str]:

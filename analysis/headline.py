@@ -26,13 +26,38 @@ def _counts(summary: pd.DataFrame) -> str:
     return ", ".join(parts)
 
 
-def headline(summary: pd.DataFrame, searched: list[str], threshold: float) -> str:
+def verified_sentence(verified: pd.DataFrame | None) -> str:
+    """The verification stage's result for the headline: the best config that held on fresh
+    seeds (median and spread), and each better-ranked config that did not repeat."""
+    if verified is None or not len(verified):
+        return ""
+    parts, holding = [], verified[verified["holds"].astype(bool)]
+    for _, r in verified.sort_values("rank").iterrows():
+        search = "never" if pd.isna(r["search_median"]) else f"{r['search_median']:g}"
+        if bool(r["holds"]):
+            spread = f"{r['verified_min']:g}–{r['verified_max']:g}"
+            parts.append(f"Verified on {str(r['verified_grokked']).split('/')[1]} fresh seeds: {r['config']} "
+                         f"reaches the target in a median of {r['verified_median']:g} steps ({spread}; the "
+                         f"search saw {search}).")
+            break
+        med = "never" if pd.isna(r["verified_median"]) else f"a median of {r['verified_median']:g}"
+        parts.append(f"Search #{int(r['rank'])} ({r['config']}, {search} steps in the search) does not repeat "
+                     f"on fresh seeds: {med}, {r['verified_grokked']} reached the target.")
+    if holding.empty:
+        parts.append("No verified config held its search result.")
+    return " ".join(parts)
+
+
+def headline(summary: pd.DataFrame, searched: list[str], threshold: float,
+             verified: pd.DataFrame | None = None) -> str:
     """One or two sentences for the top of the report.
 
     Args:
         summary: trial_summary output (outcome, generalized_step, last_step, seeds).
         searched: the searched keys (they define a config).
         threshold: the val accuracy that counts as generalised.
+        verified: the sweep's verified.csv (orchestrator.sweep.verify), or None; when given, its result
+            leads the headline (the search's own best comes after it).
     Returns:
         The headline text.
     """
@@ -52,4 +77,6 @@ def headline(summary: pd.DataFrame, searched: list[str], threshold: float) -> st
     else:
         steps = (f"generalised in a median of {best['median over seeds (KM)']} steps over {seeds} "
                  f"seeds (by seed {best['steps by seed']}; {best['seeds grokked']} generalised)")
-    return f"Fastest: {best['config']} {steps}. {counts}. {median}"
+    lead = verified_sentence(verified)
+    found = f"Fastest in the search: {best['config']} {steps}." if lead else f"Fastest: {best['config']} {steps}."
+    return " ".join(p for p in (lead, found, f"{counts}. {median}") if p)

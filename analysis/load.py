@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import ResultsError
 from analysis.runs import load_run, read_yaml_mapping
+from groktune.errors import ResultsError
 from groktune.layout import CONFIG, CURVES, EXPERIMENT, METRICS, RESULT, TRIALS, task_label
 
 REQUIRED_CURVES = ("trial_id", "step", "train_acc", "val_acc")

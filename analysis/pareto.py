@@ -28,7 +28,7 @@ from analysis.document import Figure, Section, Table, Text
 from analysis.figures import legend_outside, new_figure
 
 if TYPE_CHECKING:
-    from analysis.sections import Context
+    from analysis.context import Context
 
 MAX_PARAMS = 8
 """Searched keys shown beside the front (the table stays readable; summary.csv has them all)."""

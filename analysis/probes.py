@@ -34,8 +34,8 @@ import pandas as pd
 from analysis import figures
 from analysis import probe_figures as pf
 from analysis.document import Figure, Section, Table, Text
-from analysis.errors import ResultsError
 from analysis.grokking import detect_grokking
+from groktune.errors import ResultsError
 from groktune.events import DEFAULT_PATIENCE, first_event
 from groktune.layout import PROBE_DIR
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import sections
+from analysis.context import Context
 from analysis.document import Document, to_html, to_markdown
 from analysis.grokking import DEFAULT_DELAY_BOUNDARY
 from analysis.headline import headline
@@ -27,7 +28,7 @@ from analysis.safe_text import csv_safe_frame
 from analysis.summary import choose_pair, rank_trials, trial_summary
 from groktune.errors import UserError
 from groktune.events import event_patience
-from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD, SUMMARY_CSV
+from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD, SUMMARY_CSV, VERIFIED
 
 OUTPUTS = (*REPORT_FILES, REPORT_FIGURES)
 
@@ -76,14 +77,20 @@ def build_report(results, options: ReportOptions | None = None) -> tuple[Documen
     imp = param_importances(summary, results.searched, results.space)
     pair = choose_pair(summary, results.searched, imp.values, options.phase_x, options.phase_y)
     tasks = sorted(summary["task"].unique())[: options.max_tasks]
-    ctx = sections.Context(results, summary, threshold, patience, options.delay_boundary, pair,
+    ctx = Context(results, summary, threshold, patience, options.delay_boundary, pair,
                            imp, options.size_key, options.max_tasks, tasks)
     name = (results.config or {}).get("name") or Path(results.path).name
     doc = Document(title=f"Grokking-speed report: {name}",
                    subtitle=f"{results.kind} {results.path} · {len(summary)} trial(s)",
                    sections=[s for s in (build(ctx) for build in sections.BUILDERS) if s is not None],
-                   headline=headline(summary, results.searched, threshold))
+                   headline=headline(summary, results.searched, threshold, _verified(results.path)))
     return doc, summary
+
+
+def _verified(path) -> pd.DataFrame | None:
+    """A sweep folder's verified.csv (the verification stage), or None."""
+    file = Path(path) / VERIFIED
+    return pd.read_csv(file) if file.is_file() else None
 
 
 def write_report(doc: Document, summary: pd.DataFrame, out: str | Path) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.errors import ResultsError
+from groktune.errors import ResultsError
 from groktune.layout import CONFIG, METRICS, RESULT, task_label
 from groktune.yamlio import load_yaml_file
 

@@ -13,7 +13,7 @@ from analysis.seeds import config_table, seed_units
 from analysis.survival import describe_median, kaplan_meier
 
 if TYPE_CHECKING:
-    from analysis.sections import Context
+    from analysis.context import Context
 
 MAX_LEVELS = 8
 """A condition with more values than this is not drawn (the lines would be unreadable)."""

@@ -9,10 +9,10 @@ import pandas as pd
 
 from analysis.direction import as_cost
 from analysis.double_descent import detect_double_descent
-from analysis.errors import ResultsError
-from analysis.seeds import add_seed_columns
 from analysis.grokking import PHASES, detect_grokking
+from analysis.seeds import add_seed_columns
 from analysis.survival import describe_median, kaplan_meier
+from groktune.errors import ResultsError
 from groktune.events import first_event
 from groktune.layout import FINAL_STATUSES, sweep_status
 
@@ -234,8 +234,9 @@ def _median(values: pd.Series):
     return float(values.median()) if len(values) else None
 
 
-def censored_median(summary: pd.DataFrame, column: str = "generalized_step") -> str:
-    """Kaplan-Meier median of an event step over trials, runs without it censored at their end.
+def kaplan_meier_median(summary: pd.DataFrame, column: str = "generalized_step") -> str:
+    """Kaplan-Meier median of an event step over trials, runs without it censored at their end
+    (unlike analysis.bench_table.median_failures_as_inf, which counts them as never reaching).
 
     Args:
         summary: trial_summary rows (`column` and last_step); trials without curves are left out.
@@ -270,8 +271,8 @@ def task_table(summary: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
             "task": task, "trials": len(g),
             "generalised": f"{int(g['generalized_step'].notna().sum())}/{len(g)}",
             "outcomes": ", ".join(f"{o} {outcomes[o]}" for o in OUTCOMES if o in outcomes),
-            "median steps to memorise (KM)": censored_median(g, "memorized_step"),
-            "median steps to generalise (KM)": censored_median(g, "generalized_step"),
+            "median steps to memorise (KM)": kaplan_meier_median(g, "memorized_step"),
+            "median steps to generalise (KM)": kaplan_meier_median(g, "generalized_step"),
             "median delay (runs that did both)": _median(g["delay"]),
             "phases": ", ".join(f"{p} {phases[p]}" for p in order),
             "median wall time (s)": _median(g["wall_time"]) if "wall_time" in g else None,

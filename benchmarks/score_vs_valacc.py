@@ -134,7 +134,8 @@ def replay(curves: dict[int, pd.DataFrame], metric: str, mode: str, order: list[
     return reached
 
 
-def evaluate(frame: pd.DataFrame, repeats: int, k: int, seed: int) -> pd.DataFrame:
+def evaluate(frame: pd.DataFrame, repeats: int, k: int, seed: int,
+             metrics: tuple = (("grok_score", "min"), ("val_acc", "max"))) -> pd.DataFrame:
     cfg = load_config(CONFIG)
     tc, s = cfg.train, cfg.search
     budget = tc.steps if frame["step"].max() == tc.steps else int(frame["step"].max())
@@ -154,7 +155,7 @@ def evaluate(frame: pd.DataFrame, repeats: int, k: int, seed: int) -> pd.DataFra
     for rep in range(repeats):
         order = list(curves)
         rng.shuffle(order)
-        for metric, mode in (("grok_score", "min"), ("val_acc", "max")):
+        for metric, mode in metrics:
             reached = replay(curves, metric, mode, order, k, budget, s.grace_period, s.reduction_factor, ends)
             lost = [t for t in grokkers if reached[t] < ends[t]]  # stopped before its streak completed
             rows.append({
@@ -192,6 +193,8 @@ def main(argv=None) -> int:
         pd.DataFrame(curves).to_parquet(args.curves, index=False)
         print(f"trained {args.n} configs x {args.steps} steps in {time.perf_counter() - started:.0f}s -> {args.curves}")
     frame = pd.read_parquet(args.curves)
+    if "trial" not in frame and "config" in frame:  # a pool of benchmarks/curve_pool.py (one seed per config)
+        frame = frame.rename(columns={"config": "trial"})
     tc = load_config(CONFIG).train
     n_grok = sum(outcome(c.sort_values("step"), tc.target_val_acc, tc.target_patience)[0] is not None
                  for _, c in frame.groupby("trial"))

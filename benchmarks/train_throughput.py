@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_grokfast import run_baseline  # noqa: E402
 
 from orchestrator.config.experiment import load_config, with_values  # noqa: E402
-from tasks import build_task  # noqa: E402
+from tasks.registry import build_task  # noqa: E402
 from trials.train import train  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "modmul_grokfast.yaml"

@@ -16,6 +16,8 @@ from typing import IO, Any
 
 # Run folder (groktune train, and each sweep trial's own folder).
 CONFIG = "config.yaml"
+VERSIONS = "versions.json"  # package versions that produced the results (also in a sweep folder)
+ENVIRONMENT = "environment.json"  # the older name of VERSIONS, still read by the report
 METRICS = "metrics.jsonl"
 RESULT = "result.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -28,6 +30,8 @@ TENSORBOARD = "tensorboard"
 EXPERIMENT = "experiment.yaml"
 CURVES = "curves.parquet"
 TRIALS = "trials.parquet"
+VERIFICATION = "verification.csv"  # the verification stage: one row per fresh-seed run
+VERIFIED = "verified.csv"  # ... and one row per verified config (orchestrator.verify)
 # Not *.json: on a resume Tune copies every top-level *.json / *.pkl of the sweep folder into its
 # staging dir and copies them back, stale, at each snapshot (ray 2.60, sync_down_experiment_state).
 HEARTBEAT = "driver.heartbeat"
@@ -36,12 +40,20 @@ HEARTBEAT = "driver.heartbeat"
 LEDGER = "ledger"
 # ASHA's rungs and stop decisions (orchestrator.search.durable_asha): Ray's snapshot leaves them out.
 SCHEDULER_STATE = "scheduler.state"
+# In a bucket sweep's local working folder: the bucket URI Ray Tune writes to (0600: it may hold
+# S3 keys). A dot name: orchestrator.sweep.folder.check_fresh does not count it as a foreign file.
+STORAGE_URI = ".storage_uri"
 # A Slurm job's script, config and logs (`groktune slurm submit`), inside the sweep folder it runs.
 SLURM_DIR = "slurm"
 # Ray Tune's own files in each trial folder of a sweep (its names, not ours: TUNE_RESULT is Tune's
 # per-report log, unrelated to a run folder's RESULT).
 TUNE_PARAMS = "params.json"
 TUNE_RESULT = "result.json"
+TUNE_ERROR = "error.txt"  # an errored trial's traceback
+TUNER_PKL = "tuner.pkl"  # in the sweep folder: the Tuner a resume restores
+# Inside each Tune checkpoint, beside CHECKPOINT_FILE: the adapter's own state (score tracker,
+# the step it resumed from), orchestrator.sweep.adapter.
+TUNE_STATE = "tune_state.json"
 
 # Report folder (groktune report --out DIR).
 REPORT_HTML = "report.html"
@@ -49,6 +61,14 @@ REPORT_MD = "report.md"
 SUMMARY_CSV = "summary.csv"
 REPORT_FIGURES = "figures"
 REPORT_FILES = (REPORT_HTML, REPORT_MD, SUMMARY_CSV)  # the files; REPORT_FIGURES is a folder
+
+# GrokBench folder (groktune bench --out DIR): the table, the run metadata, the figures, and
+# BENCH_RUNS/<setting>[/<point>]/seed<K>, one `groktune train` run folder per run.
+BENCH_TABLE_MD = "table.md"
+BENCH_TABLE_CSV = "table.csv"
+BENCH_META = "bench.json"
+BENCH_FIGURES = "figures"
+BENCH_RUNS = "runs"
 
 # Statuses. The trainer ends a run with one of TRAINER_STATUSES; a sweep records each trial
 # with one of FINAL_STATUSES (the scheduler stopping a trial is "pruned", whether ASHA stopped
@@ -65,6 +85,10 @@ def sweep_status(trainer_status: str) -> str:
     """The status a sweep records for a trainer's final status (early_stopped -> pruned)."""
     return "pruned" if trainer_status == "early_stopped" else trainer_status
 
+
+# Every eval record's optimizer step: the time axis of the curves and of every scheduler (ASHA
+# rungs, PBT intervals, Optuna's intermediate values, TensorBoard's x axis).
+TIME_ATTR = "step"
 
 # Eval-record keys that must all be finite, else the run diverged (the trainer's stop rule, the
 # population members, the sweep score and the collected status all ask the same question).
@@ -140,10 +164,12 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 __all__ = [
-    "ABANDONED", "CHECKPOINT_DIR", "CHECKPOINT_FILE", "CONFIG", "CURVES", "EXPERIMENT",
+    "ABANDONED", "BENCH_FIGURES", "BENCH_META", "BENCH_RUNS", "BENCH_TABLE_CSV", "BENCH_TABLE_MD",
+    "CHECKPOINT_DIR", "CHECKPOINT_FILE", "CONFIG", "CURVES", "ENVIRONMENT", "EXPERIMENT",
     "FINAL_STATUSES", "FINITE_KEYS", "HEARTBEAT", "LEDGER", "LIVE_STATUSES", "METRICS",
     "OPS_SEPARATOR", "PROBE_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_HTML", "REPORT_MD",
-    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "SUMMARY_CSV", "TENSORBOARD", "TRAINER_STATUSES", "TRIALS", "TUNE_PARAMS",
-    "TUNE_RESULT", "losses_finite", "sweep_status", "task_label", "write_atomic",
-    "write_atomic_with",
+    "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "STORAGE_URI", "SUMMARY_CSV", "TENSORBOARD",
+    "TIME_ATTR", "TRAINER_STATUSES", "TRIALS", "TUNER_PKL", "TUNE_ERROR", "TUNE_PARAMS",
+    "TUNE_RESULT", "TUNE_STATE", "VERSIONS", "losses_finite", "sweep_status", "task_label",
+    "write_atomic", "write_atomic_with",
 ]

@@ -12,9 +12,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from groktune.layout import write_atomic
+from groktune.layout import VERSIONS, write_atomic
 
-VERSIONS = "versions.json"
 PACKAGES = ("groktune", "torch", "ray", "optuna", "numpy", "pandas", "scipy", "scikit-learn")
 
 
@@ -46,4 +45,4 @@ def write_versions(folder: str | Path) -> Path:
     return path
 
 
-__all__ = ["PACKAGES", "VERSIONS", "package_versions", "write_versions"]
+__all__ = ["PACKAGES", "package_versions", "write_versions"]

@@ -7,7 +7,7 @@
     write_outputs(out, settings, collect(plans), meta)
 
 Each run is exactly `groktune train <config> --set seed=K [--set <grid key>=<value>]
-[--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.cli.train), so a
+[--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.run.train), so a
 cell of the table can be rerun by hand and its folder read by `groktune report`. Runs are
 separate processes' worth of work done one after another in this process: on a CPU a population
 (trials.population) is not faster than separate runs (benchmarks/README.md, "Vectorised
@@ -18,7 +18,6 @@ only (analysis.bench_table), never from in-memory results.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -26,22 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.bench_figures import liu_phase_diagram, val_curves, wd_dependence
-from analysis.figures import to_png
 from analysis.bench_table import CHECKS, BenchRun, BenchSetting, point_label, setting_rows, table_frame, to_csv, to_markdown
+from analysis.figures import to_png
 from analysis.probe_figures import progress_measures
 from analysis.probes import load_probes
 from analysis.runs import load_run
-from groktune.layout import RESULT, write_atomic
+from groktune.layout import (BENCH_FIGURES, BENCH_META, BENCH_RUNS, BENCH_TABLE_CSV, BENCH_TABLE_MD, RESULT,
+                             write_atomic)
+from groktune.errors import ConfigError, UserError
 from groktune.names import check_name
 from orchestrator.config.experiment import load_config, read_yaml
-from orchestrator.config.tree import ConfigError
-from orchestrator.errors import UserError
 
 INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
 """The published settings and their numbers (`groktune bench`'s default --index)."""
-
-TABLE_MD, TABLE_CSV, FIGURES, RUNS, META = "table.md", "table.csv", "figures", "runs", "bench.json"
-"""What `groktune bench` writes into its folder (RUNS holds one `groktune train` folder per run)."""
 
 _KEYS = {"config", "paper", "claim", "check", "threshold", "paper_steps", "max_seeds", "grid",
          "delay_boundary", "differs"}
@@ -164,7 +160,7 @@ def plan_runs(settings: dict[str, BenchSetting], chosen: list[str], seeds: int, 
                 overrides = [f"seed={seed}"] + [f"{k}={v}" for k, v in point.items()]
                 if steps_scale != 1.0:
                     overrides.append(f"train.steps={max(1, round(budget * steps_scale))}")
-                folder = out / RUNS / name / label if label else out / RUNS / name
+                folder = out / BENCH_RUNS / name / label if label else out / BENCH_RUNS / name
                 plans.append(RunPlan(name, point, seed, Path(s.config), tuple(overrides), folder / f"seed{seed}"))
     return plans
 
@@ -176,14 +172,12 @@ def validate_plans(plans: list[RunPlan]) -> None:
 
 
 def run_one(plan: RunPlan, resume: bool) -> None:
-    """`groktune train` of one plan (orchestrator.cli.train.run); with `resume`, a finished run is kept
-    and an interrupted one continued from its checkpoint."""
-    from orchestrator.cli import train as cmd_train  # deferred: torch, imported only when something trains
+    """`groktune train` of one plan (orchestrator.run.train.train_run); with `resume`, a finished run
+    is kept and an interrupted one continued from its checkpoint."""
+    from orchestrator.run.train import train_run  # deferred: torch, imported only when something trains
 
     resume = resume and plan.out.is_dir() and any(plan.out.iterdir())
-    args = argparse.Namespace(config=str(plan.config), overrides=list(plan.overrides), out=plan.out,
-                              resume=resume, force=False)
-    cmd_train.run(args)
+    train_run(str(plan.config), list(plan.overrides), plan.out, resume, force=False)
 
 
 def collect(plans: list[RunPlan]) -> dict[str, list[BenchRun]]:
@@ -216,7 +210,7 @@ def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, 
         The files written.
     """
     rows = []
-    figures = out / FIGURES
+    figures = out / BENCH_FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     written = []
     for name, setting_runs in runs.items():
@@ -238,10 +232,10 @@ def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, 
     frame = table_frame(rows)
     note = (f"\n{meta.get('command', '')}\n\nStarted {meta.get('started', '')}, finished {meta.get('finished', '')}; "
             f"load average at the end {meta.get('load_end', '')} on {meta.get('cpus', '')} CPUs.\n")
-    write_atomic(out / TABLE_MD, to_markdown(frame) + note)
-    write_atomic(out / TABLE_CSV, to_csv(frame))
-    write_atomic(out / META, json.dumps(meta, indent=2, default=str) + "\n")
-    return [out / TABLE_MD, out / TABLE_CSV, out / META] + written
+    write_atomic(out / BENCH_TABLE_MD, to_markdown(frame) + note)
+    write_atomic(out / BENCH_TABLE_CSV, to_csv(frame))
+    write_atomic(out / BENCH_META, json.dumps(meta, indent=2, default=str) + "\n")
+    return [out / BENCH_TABLE_MD, out / BENCH_TABLE_CSV, out / BENCH_META] + written
 
 
 def _progress_figures(name: str, runs: list[BenchRun], plans: list[RunPlan], figures: Path) -> list[Path]:

@@ -7,8 +7,7 @@ as progress.
 
 from __future__ import annotations
 
-from tasks.config import TaskConfig
-from tasks.registry import REGISTRY
+from tasks.config import SPECS, TaskConfig
 
 
 def n_classes(cfg: TaskConfig) -> int | None:
@@ -21,7 +20,7 @@ def n_classes(cfg: TaskConfig) -> int | None:
         (p if it has a modular op, plus 120 if it has an s5 op), None for lm (next-token
         prediction over a vocabulary only the data file knows).
     """
-    return REGISTRY[cfg.name].classes(cfg)
+    return SPECS[cfg.name].classes(cfg)
 
 
 def chance_level(cfg: TaskConfig) -> float | None:

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from tasks.errors import DataError
+from groktune.errors import DataError
 
 SCAN_CHUNK = 1 << 24  # tokens per chunk when scanning a .bin file for its largest token
 

@@ -16,9 +16,9 @@ both sides, and an op's rows are split exactly as in the single-op task with the
 from __future__ import annotations
 
 from tasks.base import AlgorithmicData, Family, OpTable, assemble
-from tasks.modular import OPERATIONS as MODULAR_OPERATIONS
 from tasks.modular import modular_table, residues
-from tasks.permutation import canonical_op, permutations_family, s5_table
+from tasks.ops import MODULAR_OPERATIONS, canonical_op
+from tasks.permutation import permutations_family, s5_table
 
 
 def mixture_tables(ops: list[str], p: int) -> tuple[list[Family], list[OpTable]]:

@@ -2,7 +2,7 @@
 
 Each operation is a small function of int64 tensors (x, y, p) over all pairs at once
 (danielmamay/grokking style); `modular_table` reduces the result mod p. Operations in
-`NEEDS_PRIME` divide by y on some rows, so p must be prime; a table leaves out
+`tasks.ops.NEEDS_PRIME` divide by y on some rows, so p must be prime; a table leaves out
 exactly the rows that would divide by zero (`DIVIDES_BY_Y`): for x/y the p rows y = 0, as in the
 paper's Table 1; for "x/y if y odd else x-y" none, since y = 0 is even and takes x - 0 = x
 (openai/grok's generator keeps those rows too). Every table but x/y's covers all p*p pairs.
@@ -21,21 +21,6 @@ import torch
 from tasks.base import AlgorithmicData, Family, OpTable, assemble
 
 Tensor = torch.Tensor
-
-# Operations whose table needs a modular inverse, so p must be prime.
-NEEDS_PRIME = {"x/y", "x/y if y odd else x-y"}
-
-
-def is_prime(n: int) -> bool:
-    """True when n is a prime number (trial division; p is small here)."""
-    if n < 2:
-        return False
-    i = 2
-    while i * i <= n:
-        if n % i == 0:
-            return False
-        i += 1
-    return True
 
 
 def mod_pow(base: Tensor, exponent: int, p: int) -> Tensor:
@@ -84,7 +69,7 @@ OPERATIONS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
 }
 
 
-# name -> the rows (bool, per pair) on which the op divides by y; keys are NEEDS_PRIME.
+# name -> the rows (bool, per pair) on which the op divides by y; keys are tasks.ops.NEEDS_PRIME.
 DIVIDES_BY_Y: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "x/y": lambda x, y: torch.ones_like(y, dtype=torch.bool),
     "x/y if y odd else x-y": lambda x, y: ~_even(y),
@@ -110,7 +95,7 @@ def modular_table(op: str, p: int) -> OpTable:
 
     Args:
         op: a key of OPERATIONS.
-        p: the modulus (prime when op is in NEEDS_PRIME).
+        p: the modulus (prime when op is in tasks.ops.NEEDS_PRIME).
     Returns:
         OpTable(op, "mod", left=x, right=y, out=op(x, y) mod p), each (N,).
     """

@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 
 from tasks.base import AlgorithmicData, Family, OpTable, assemble
+from tasks.ops import S5_ALIASES, canonical_op
 
 Tensor = torch.Tensor
 
@@ -50,22 +51,13 @@ def perm_index(perms: Tensor) -> Tensor:
     return lookup[perms @ weights]
 
 
-# canonical name -> f(x, y) on (N, 5) permutation rows.
+# canonical name (tasks.ops.S5_OPERATIONS) -> f(x, y) on (N, 5) permutation rows; aliases in
+# tasks.ops.S5_ALIASES.
 OPERATIONS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "x∘y": lambda x, y: compose(x, y),
     "x∘y∘x⁻¹": lambda x, y: compose(compose(x, y), inverse(x)),
     "x∘y∘x": lambda x, y: compose(compose(x, y), x),
 }
-
-# ASCII spellings accepted in configs.
-ALIASES: dict[str, str] = {"xy": "x∘y", "xyx^-1": "x∘y∘x⁻¹", "xyx": "x∘y∘x"}
-
-
-def canonical_op(name: str) -> str | None:
-    """The canonical name of an S5 operation or alias; None when it is not one."""
-    if name in OPERATIONS:
-        return name
-    return ALIASES.get(name)
 
 
 def s5_table(op: str) -> OpTable:
@@ -76,7 +68,7 @@ def s5_table(op: str) -> OpTable:
     """
     name = canonical_op(op)
     if name is None:
-        allowed = ", ".join(list(OPERATIONS) + list(ALIASES))
+        allowed = ", ".join(list(OPERATIONS) + list(S5_ALIASES))
         raise ValueError(f"op: got {op!r}, allowed for s5: {allowed}")
     n = len(PERMUTATIONS)
     x, y = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")  # (120, 120) each

@@ -1,10 +1,11 @@
 """The import rules of ARCHITECTURE.md, checked on the source with `ast` (only the sweep tables are imported).
 
 groktune <- tasks <- trials <- orchestrator; analysis and cluster import only groktune.
-Function-level imports count for the layering rules (they run too); only module-level imports
-(outside `if TYPE_CHECKING:`) count for circles, since those are the ones that break at import.
-An import inside a function carries a `# deferred: why` comment; no module outside
-orchestrator.search.algos' tables compares against a searcher or scheduler name.
+Every import counts, for the layering rules and for circles: module-level, function-level
+(deferred) and `if TYPE_CHECKING:` ones. A deferred import only hides a circle from the import
+machinery; the modules still depend on each other. An import inside a function carries a
+`# deferred: why` comment; no module outside orchestrator.search.algos' tables compares against
+a searcher or scheduler name.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def _targets(node: ast.Import | ast.ImportFrom, here: str, known: dict[str, Path
     return {f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names}
 
 
-def import_graph(top_level_only: bool) -> dict[str, set[str]]:
-    """module -> the modules (any name, ours or not) it imports."""
-    known = modules()
+def import_graph(top_level_only: bool, known: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    """module -> the modules (any name, ours or not) it imports; `known`: name -> file (ours by default)."""
+    known = modules() if known is None else known
     graph = {}
     for name, path in known.items():
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -157,8 +158,26 @@ def test_trials_imports_no_ray():
     assert any(_package(t) == "ray" for t in graph["orchestrator.sweep.adapter"])  # the adapter moved, not vanished
 
 
-def test_no_import_circles():
-    assert cycles(import_graph(top_level_only=True)) == []
+def test_the_circle_check_sees_deferred_and_type_checking_imports(tmp_path):
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from pkg.b import f\n",
+        "pkg/b.py": "def f():\n    from pkg import c  # deferred: hides a circle\n",
+        "pkg/c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.a import X\n",
+        "pkg/d.py": "import pkg.a\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    known = {"pkg": tmp_path / "pkg/__init__.py", **{f"pkg.{x}": tmp_path / f"pkg/{x}.py" for x in "abcd"}}
+    assert cycles(import_graph(top_level_only=False, known=known)) == [["pkg.a", "pkg.b", "pkg.c"]]
+    assert cycles(import_graph(top_level_only=True, known=known)) == []  # what the import machinery sees
+
+
+def test_no_import_circles_deferred_imports_included():
+    circles = cycles(import_graph(top_level_only=False))
+    assert circles == [], "import circles (deferred and TYPE_CHECKING imports count): " + "; ".join(
+        " <-> ".join(c) for c in circles)
 
 
 def test_production_code_has_no_test_hooks():
@@ -226,3 +245,24 @@ def test_no_module_tests_a_searcher_or_scheduler_name():
                 if any(isinstance(e, ast.Constant) and e.value in names for e in elements):
                     tests.append(f"{name}:{node.lineno}")
     assert tests == []
+
+
+# --- one error hierarchy ------------------------------------------------------------------------
+
+def test_user_errors_are_one_hierarchy_in_groktune_errors():
+    """Every error a user can fix is groktune.errors.UserError or a subclass defined there (the CLI
+    catches UserError alone); no package keeps an errors module or re-exports of its own."""
+    import groktune.errors as errors
+
+    assert [m for m in modules() if m.endswith(".errors")] == ["groktune.errors"]
+    public = [name for name in errors.__all__ if name != "UserError"]
+    assert public and all(issubclass(getattr(errors, name), errors.UserError) for name in public)
+    elsewhere = []
+    for name, path in modules().items():
+        if name == "groktune.errors":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and any(
+                    isinstance(b, ast.Name) and b.id.endswith(("Error", "Exception")) for b in node.bases):
+                elsewhere.append(f"{name}.{node.name}")
+    assert elsewhere == []

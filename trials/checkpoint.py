@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
+from groktune.errors import CheckpointError
 from groktune.layout import CHECKPOINT_FILE, write_atomic_with
-from trials.errors import CheckpointError
 
 CHECKPOINT_NAME = CHECKPOINT_FILE  # the old name, kept for existing imports
 FORMAT_VERSION = 1

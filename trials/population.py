@@ -49,11 +49,11 @@ from typing import Any
 
 import torch
 
+from groktune.errors import SetupError
 from groktune.layout import losses_finite
-from tasks import TokenStream
+from tasks.lm import TokenStream
 from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
 from trials.choices import VECTORIZE
-from trials.errors import SetupError
 from trials.evalplan import StopRule
 from trials.loop import Loop, TrainResult, stop_rule
 from trials.metrics import EVAL_CHUNK, eval_tensors

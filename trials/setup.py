@@ -11,9 +11,11 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from tasks import AlgorithmicData, TokenStream, build_task
+from groktune.errors import SetupError
+from tasks.base import AlgorithmicData
+from tasks.lm import TokenStream
+from tasks.registry import build_task
 from trials.checkpoint import generator_state, restore_generator
-from trials.errors import SetupError
 from trials.filters import GradientNoise, Grokfast
 from trials.model import build_model
 from trials.optim import Optimizer, build_optimizer

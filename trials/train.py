@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from groktune.layout import losses_finite
-from tasks import TokenStream
+from tasks.lm import TokenStream
 from trials.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, to_cpu, to_device
 from trials.evalplan import StopRule
 from trials.filters import grads_finite

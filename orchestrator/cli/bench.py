@@ -14,8 +14,8 @@ import shlex
 import time
 from pathlib import Path
 
+from groktune.errors import UserError
 from groktune.layout import METRICS
-from orchestrator.errors import UserError
 
 MAX_SEEDS = 100
 MAX_SCALE = 100.0

@@ -10,19 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster.k8s.rayjob import KUBERAY_VERSION, K8sConfig, render_rayjob, to_yaml
-from orchestrator.config.experiment import dump_config, load_config
-from orchestrator.config.tree import ConfigError, from_dict, validate_tree
+from groktune.errors import ConfigError
+from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_output_file
+from orchestrator.config.experiment import dump_config, load_config
+from orchestrator.config.tree import from_dict, validate_tree
 
 
 def register(sub) -> None:
     p = sub.add_parser("k8s", help="Kubernetes manifests for sweeps (KubeRay RayJob)")
     cmds = p.add_subparsers(dest="k8s_command", required=True, metavar="SUBCOMMAND")
     r = cmds.add_parser("render", help="write a RayJob manifest that runs the sweep")
-    r.add_argument("config", help="experiment YAML with a `search:` section")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
-                   help="override a config value (repeatable)")
-    r.add_argument("--name", help="experiment name (default: the config's name)")
+    add_config_arguments(r, sweep=True, name="experiment name (default: the config's name)")
     r.add_argument("--workers", type=int, help="worker pods (default 2)")
     r.add_argument("--cpus-per-worker", type=int, help="CPUs per worker pod (default 4)")
     r.add_argument("--gpus-per-worker", type=int, help="GPUs per worker pod (default 0)")

@@ -1,7 +1,7 @@
 """The `groktune` command: each subcommand lives in its own module with `register(subparsers)`.
 
 A subcommand's handler does parse -> build -> run -> write; logic lives in the packages.
-User errors (ConfigError, UserError) print one line `groktune: error: ...` and exit 2.
+User errors (groktune.errors.UserError and its subclasses) print one line `groktune: error: ...` and exit 2.
 """
 
 from __future__ import annotations
@@ -10,12 +10,7 @@ import argparse
 import importlib
 import sys
 
-from orchestrator.config.tree import ConfigError
-from orchestrator.errors import UserError
-from tasks.errors import DataError
-from trials.errors import CheckpointError, SetupError
-
-USER_ERRORS = (ConfigError, UserError, DataError, CheckpointError, SetupError)
+from groktune.errors import UserError
 
 # Subcommand modules, in the order `groktune --help` lists them. Each defines
 # `register(subparsers)`, which adds a parser whose `func(args) -> int` runs the command.
@@ -64,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0) if not isinstance(done.code, str) else 2
     try:
         return int(args.func(args) or 0)
-    except USER_ERRORS as err:
+    except UserError as err:  # every error a user can fix (groktune.errors)
         print(f"groktune: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:

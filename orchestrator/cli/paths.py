@@ -7,13 +7,12 @@ folder is refused the same way everywhere.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from groktune.errors import UserError
 from groktune.layout import REPORT_FIGURES, REPORT_FILES, REPORT_HTML, REPORT_MD
 from groktune.names import check_name
-from orchestrator.errors import UserError
 
 REPORT_OUTPUTS = REPORT_FILES
 # A previous report links each figure it wrote as figures/NAME in report.md.
@@ -88,25 +87,4 @@ def check_report_out(out: Path, force: bool = False) -> None:
                         f"(figures/ is replaced as a whole); move it away or choose another --out")
 
 
-def read_json_mapping(path: Path) -> dict:
-    """A JSON object from a file groktune wrote (heartbeat, result); UserError if it is not one.
-
-    Args:
-        path: the file.
-    Returns:
-        The parsed dict.
-    Raises:
-        UserError: one line naming the file (unreadable, not UTF-8, not JSON, not an object).
-    """
-    try:
-        data = json.loads(Path(path).read_bytes().decode("utf-8"))
-    except OSError as err:
-        raise UserError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
-    except (UnicodeDecodeError, ValueError) as err:
-        raise UserError(f"{path}: not valid JSON ({' '.join(str(err).split())[:80]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-__all__ = ["check_name_flag", "check_output_file", "check_parent_folder", "check_report_out", "read_json_mapping"]
+__all__ = ["check_name_flag", "check_output_file", "check_parent_folder", "check_report_out"]

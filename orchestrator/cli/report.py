@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from groktune.errors import UserError
 from groktune.layout import REPORT_HTML
-from orchestrator.errors import UserError
 from orchestrator.cli.paths import check_report_out
 
 

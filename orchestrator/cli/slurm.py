@@ -21,11 +21,12 @@ from cluster.slurm.render import SlurmConfig, render_script
 from cluster.slurm.submit import (
     check_fresh, experiment_dir_of, find_sbatch, job_info, list_jobs, plan_job, sbatch, write_job,
 )
+from groktune.errors import ConfigError, UserError
 from groktune.layout import TRIALS
-from orchestrator.config.experiment import dump_config, load_config
-from orchestrator.config.tree import ConfigError, apply_overrides, from_dict, validate_tree
-from orchestrator.errors import UserError
+from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_parent_folder
+from orchestrator.config.experiment import dump_config, load_config
+from orchestrator.config.tree import apply_overrides, from_dict, validate_tree
 
 
 def register(sub) -> None:
@@ -33,10 +34,7 @@ def register(sub) -> None:
     cmds = p.add_subparsers(dest="slurm_command", required=True, metavar="SUBCOMMAND")
 
     s = cmds.add_parser("submit", help="write the sbatch script into the experiment dir and submit it")
-    s.add_argument("config", help="experiment YAML with a `search:` section")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
-                   help="override a config value, e.g. --set search.num_samples=64 (repeatable)")
-    s.add_argument("--name", help="experiment folder name (default: the config's name)")
+    add_config_arguments(s, sweep=True, name="experiment folder name (default: the config's name)")
     s.add_argument("--storage", type=Path, default=Path("results"),
                    help="parent folder of experiments, on storage every node sees (default ./results)")
     s.add_argument("--nodes", type=int, help="nodes in the allocation; Ray head on the first (default 1)")

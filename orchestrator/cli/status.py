@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     # deferred: pandas and the config tree load only when this command runs (cli imports every command)
-    from orchestrator.errors import UserError
+    from groktune.errors import UserError
     from orchestrator.sweep.status import TABLE_LIMIT, describe, status_data  # deferred: as above
 
     if args.limit is not None and args.limit < 0:

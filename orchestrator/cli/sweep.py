@@ -7,17 +7,16 @@ import sys
 from pathlib import Path
 
 from groktune.errors import UserError
-from orchestrator.sweep.console import NORMAL, QUIET
+from groktune.layout import TUNE_ERROR
+from orchestrator.cli.options import add_config_arguments
 from orchestrator.cli.paths import check_name_flag, check_parent_folder
 from orchestrator.storage.location import check_bucket, parse_storage
+from orchestrator.sweep.console import NORMAL, QUIET
 
 
 def register(sub) -> None:
     p = sub.add_parser("sweep", help="search hyperparameters with Ray Tune (Optuna TPE + ASHA by default)")
-    p.add_argument("config", help="experiment YAML with a `search:` section")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
-                   help="override a config value, e.g. --set search.num_samples=24 (repeatable)")
-    p.add_argument("--name", help="experiment folder name (default: the config's name)")
+    add_config_arguments(p, sweep=True, name="experiment folder name (default: the config's name)")
     p.add_argument("--storage", default="results",
                    help="where the sweep folder goes: a folder (on a cluster, one every node mounts), file:///PATH, "
                         "or a bucket URI such as s3://BUCKET/PATH or gs://BUCKET/PATH (default ./results)")
@@ -55,15 +54,18 @@ def run(args) -> int:
     # deferred: Ray, pandas and the trainer load only once the config is known to be good
     from orchestrator.sweep.results import summary
     from orchestrator.sweep.driver import run_sweep  # deferred: as above
+    from orchestrator.sweep.verify import describe  # deferred: pandas, as above
 
     if storage.uri:  # Ray Tune writes to the bucket, groktune to a local working folder (orchestrator.storage.location)
-        from orchestrator.storage.bucket import run_bucket_sweep  # deferred: Ray and pyarrow, as above
+        from orchestrator.sweep.bucket import run_bucket_sweep  # deferred: Ray and pyarrow, as above
 
         check_bucket(storage.uri)  # opened as Ray Tune will: a bad one is one line, exit 2, before Ray starts
         outcome = run_bucket_sweep(cfg, storage, args.name, args.address, args.resume, verbosity=verbosity(args))
     else:
         outcome = run_sweep(cfg, storage.local, args.name, args.address, args.resume, verbosity=verbosity(args))
     print(summary(outcome.trials, list(cfg.search.space)))
+    if outcome.verified is not None:
+        print(describe(outcome.verified))
     print(f"sweep took {outcome.wall_time:.0f}s -> {outcome.path} (curves.parquet, trials.parquet)")
     if storage.uri:
         print(f"uploaded to {storage.display}/{outcome.path.name} (checkpoints, results, ledger, tables)")
@@ -106,8 +108,8 @@ def errored_exit(trials, path: Path, shown: int = 3) -> int:
     ids = [str(t) for t in trials.loc[trials["status"] == "error", "trial_id"]] if len(trials) else []
     if not ids:
         return 0
-    logs = [str(log) for tid in ids for log in sorted(path.glob(f"*{tid}*/error.txt"))[:1]]
+    logs = [str(log) for tid in ids for log in sorted(path.glob(f"*{tid}*/{TUNE_ERROR}"))[:1]]
     where = ", ".join(logs[:shown]) + (f" and {len(logs) - shown} more" if len(logs) > shown else "")
     print(f"groktune: {len(ids)} trial(s) errored after their retries (search.max_failures); "
-          f"logs: {where or f'error.txt in the trial folders of {path}'}", file=sys.stderr)
+          f"logs: {where or f'{TUNE_ERROR} in the trial folders of {path}'}", file=sys.stderr)
     return 1

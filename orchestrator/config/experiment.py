@@ -14,16 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from groktune.errors import ConfigError
 from groktune.names import check_name
 from groktune.yamlio import load_yaml_file
-from orchestrator.config.tree import (
-    ConfigError,
-    apply_overrides,
-    set_dotted,
-    from_dict,
-    to_dict,
-    validate_tree,
-)
+from orchestrator.config.tree import apply_overrides, from_dict, set_dotted, to_dict, validate_tree
 from orchestrator.search.config import SearchConfig
 from tasks.config import TaskConfig
 from trials.config import ModelConfig, OptimConfig, ProbeConfig, TrainConfig
@@ -102,7 +96,6 @@ def with_values(cfg: ExperimentConfig, values: dict) -> ExperimentConfig:
 
 
 __all__ = [
-    "ConfigError",
     "ExperimentConfig",
     "MAX_SEED",
     "config_from_dict",

@@ -14,14 +14,11 @@ import types
 import typing
 from typing import Any
 
+from groktune.errors import ConfigError
 from groktune.yamlio import fix_yaml_floats, load_yaml_text
 
 MAX_INT = 2**63 - 1
 """No config integer is larger (torch and numpy hold int64); field bounds are far tighter."""
-
-
-class ConfigError(ValueError):
-    """Bad user input in a config file or override; the message is one line for the user."""
 
 
 def _short(value: Any) -> str:
@@ -181,6 +178,6 @@ def to_dict(obj: Any) -> Any:
 
 
 __all__ = [
-    "ConfigError", "apply_overrides", "coerce", "fix_yaml_floats", "from_dict", "parse_override",
+    "apply_overrides", "coerce", "fix_yaml_floats", "from_dict", "parse_override",
     "set_dotted", "to_dict", "validate_tree",
 ]

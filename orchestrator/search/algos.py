@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from groktune.layout import SCHEDULER_STATE
-from orchestrator.errors import UserError
+from groktune.errors import UserError
+from groktune.layout import SCHEDULER_STATE, TIME_ATTR
+from orchestrator.search.multi_objective import searcher_objective
 from orchestrator.search.ray_space import mutations, to_ray
 from orchestrator.search.space import grid_size, parse_space
-
-TIME_ATTR = "step"
 
 
 def _variants(search: Any, seed: int, study_name: str):
@@ -68,7 +67,6 @@ def _optuna(search: Any, study_name: str, sampler: Any):
     import optuna
     from ray.tune.search import Repeater  # deferred: as above
 
-    from orchestrator.search.multi_objective import searcher_objective  # deferred: as above
     from orchestrator.search.optuna_searcher import StepOptunaSearch  # deferred: imports Ray
     from orchestrator.storage.optuna_study import open_storage  # deferred: as above
 
@@ -258,7 +256,6 @@ def checkpoint_every(search: Any, train_every: int) -> int:
 __all__ = [
     "SCHEDULERS",
     "SEARCHERS",
-    "TIME_ATTR",
     "SchedulerSpec",
     "SearcherSpec",
     "build_scheduler",

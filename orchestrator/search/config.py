@@ -19,12 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.search.multi_objective import check_objectives
-from orchestrator.storage.optuna_study import check_storage
-from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from groktune.errors import SetupError
 from orchestrator.search.algos import SCHEDULERS, SEARCHERS
+from orchestrator.search.multi_objective import check_objectives
+from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from orchestrator.storage.optuna_study import check_storage
 from trials.choices import VECTORIZE
-from trials.errors import SetupError
 
 MAX_SEEDS = 1000
 # (field, low, high): sizes and budgets refused before anything is started. The highs are far
@@ -41,6 +41,16 @@ LIMITS = (
     ("max_concurrent", 0, 100_000),
     ("checkpoint_every", 0, 1_000_000_000),
 )
+
+
+@dataclass
+class VerifyConfig:
+    """The verification stage after a sweep (orchestrator.sweep.verify): top configs on fresh seeds."""
+
+    top: int = -1
+    """Configs to re-train; -1: 3 when the objective is speed (metric grok_score), else 0 (off)."""
+    seeds: int = 3
+    """Fresh seeds per config, never used by the search."""
 
 
 @dataclass
@@ -102,6 +112,8 @@ class SearchConfig:
     """Trackers that also get every trial's metrics at its optimizer steps: mlflow, wandb (each
     skipped with a warning when not installed; configured by their own environment variables,
     MLFLOW_TRACKING_URI, WANDB_MODE, ...: orchestrator.sweep.tracking)."""
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    """After the search, its top configs re-trained on fresh seeds (orchestrator.sweep.verify)."""
 
     def validate(self) -> None:
         for name, allowed in (
@@ -116,6 +128,10 @@ class SearchConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"{name}: got {value:g}, must be in [{low:g}, {high:g}]")
+        if not -1 <= self.verify.top <= 100:
+            raise ValueError(f"verify.top: got {self.verify.top}, must be in [-1, 100] (-1: 3 when the metric is grok_score)")
+        if not 1 <= self.verify.seeds <= 100:
+            raise ValueError(f"verify.seeds: got {self.verify.seeds}, must be in [1, 100]")
         if self.cpus_per_trial <= 0:
             raise ValueError(f"cpus_per_trial: got {self.cpus_per_trial}, must be > 0")
         if not self.seeds:
@@ -134,7 +150,8 @@ class SearchConfig:
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
-        check_objectives(self)  # metric/mode, one or several
+        check_objectives(self, [n for n, spec in SCHEDULERS.items() if spec.multi_objective],
+                         [n for n, spec in SEARCHERS.items() if spec.multi_objective])  # metric/mode
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a

@@ -34,9 +34,8 @@ A single string keeps today's behaviour unchanged (any reported metric, any sche
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
-
-from orchestrator.search.algos import SCHEDULERS, SEARCHERS
 
 MODES = ("min", "max")
 OBJECTIVE_METRICS = (
@@ -68,11 +67,13 @@ def is_multi(search: Any) -> bool:
     return isinstance(search.metric, list)
 
 
-def check_objectives(search: Any) -> None:
+def check_objectives(search: Any, schedulers: Sequence[str], searchers: Sequence[str]) -> None:
     """Refuse a metric/mode combination the sweep cannot run; see the module docstring.
 
     Args:
         search: a SearchConfig whose algorithm, scheduler and seeds are already checked.
+        schedulers, searchers: the names that take several objectives (the `multi_objective`
+            flags of orchestrator.search.algos' tables, which import this module).
     Raises:
         ValueError: one line naming the key, the value and what is allowed.
     """
@@ -101,12 +102,12 @@ def check_objectives(search: Any) -> None:
             allowed = OBJECTIVE_METRICS + (POPULATION_METRICS if population else ())
             raise ValueError(f"metric: got {m!r}, not reported at every eval; allowed in a list: "
                              f"{', '.join(allowed)}")
-    if not SCHEDULERS[search.scheduler].multi_objective:
-        ok = ", ".join(n for n, spec in SCHEDULERS.items() if spec.multi_objective)
+    if search.scheduler not in schedulers:
+        ok = ", ".join(schedulers)
         raise ValueError(f"scheduler: got {search.scheduler} with {len(metric)} metrics; {search.scheduler} "
                          f"compares trials on one metric; with several use scheduler: {ok}")
-    if not SEARCHERS[search.algorithm].multi_objective:
-        ok = ", ".join(n for n, spec in SEARCHERS.items() if spec.multi_objective)
+    if search.algorithm not in searchers:
+        ok = ", ".join(searchers)
         raise ValueError(f"algorithm: got {search.algorithm} with several metrics; allowed: {ok}")
     if len(search.seeds) > 1:
         raise ValueError(f"seeds: got {len(search.seeds)} seeds with several metrics (Ray's Repeater averages "

@@ -7,7 +7,7 @@ looks, in the study and in optuna-dashboard, like a finished one. StepOptunaSear
 methods and nothing else:
 
 - on_trial_result: the intermediate value goes in at the optimizer step (result["step"], the
-  time every scheduler uses, orchestrator.search.algos.TIME_ATTR). A step already reported is
+  time every scheduler uses, groktune.layout.TIME_ATTR). A step already reported is
   skipped: the adapter's closing report repeats the last eval's step, and a trial retried from
   a checkpoint repeats the steps after it; Optuna would warn on each.
 - on_trial_complete: a trial whose last result is its own (it carries `step`) and that
@@ -33,8 +33,8 @@ import math
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from groktune.layout import TIME_ATTR
 from orchestrator.sweep.ledger import final_status
-from orchestrator.search.algos import TIME_ATTR
 
 logger = logging.getLogger(__name__)
 

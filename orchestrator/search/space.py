@@ -30,7 +30,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.config.tree import ConfigError, from_dict, set_dotted, to_dict, validate_tree
+from groktune.errors import ConfigError
+from orchestrator.config.tree import from_dict, set_dotted, to_dict, validate_tree
 
 CONTINUOUS = ("loguniform", "uniform", "quniform", "qloguniform", "randint")
 DISCRETE = ("choice", "grid")

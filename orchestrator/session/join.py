@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 
 TCP_TIMEOUT_S = 2.0
 PROBE_TIMEOUT_S = 5.0

@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.session.join import prepare_join, refresh_ray_auth, restore_env
 from orchestrator.session.watchdog import MARKER
 

@@ -36,8 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from groktune.errors import UserError
+from groktune.layout import STORAGE_URI
 from groktune.names import check_name
-from orchestrator.errors import UserError
 
 STAGING_ENV = "GROKTUNE_STAGING"
 DEFAULT_STAGING = "~/.cache/groktune/storage"
@@ -182,6 +183,13 @@ def tune_storage_path(storage: Storage) -> str:
     return storage.uri or str(storage.local)
 
 
+def tune_storage_for(path: Path) -> str:
+    """RunConfig(storage_path=...) for the sweep folder `path`: its bucket (the STORAGE_URI file
+    orchestrator.sweep.bucket writes), else its parent folder."""
+    marker = Path(path) / STORAGE_URI
+    return marker.read_text().strip() if marker.is_file() else str(Path(path).parent)
+
+
 def is_checkpoint(relative: str) -> bool:
     """Whether a path relative to a sweep folder lies inside one of Tune's checkpoint folders."""
     return any(_CHECKPOINT.match(part) for part in relative.split("/"))
@@ -201,4 +209,4 @@ def _safe(uri: str) -> str:
 
 
 __all__ = ["STAGING_ENV", "Storage", "check_bucket", "file_uri_path", "is_checkpoint", "local_sweep_folder",
-           "parse_storage", "staging_root", "tune_storage_path"]
+           "parse_storage", "staging_root", "tune_storage_for", "tune_storage_path"]

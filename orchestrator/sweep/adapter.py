@@ -35,13 +35,11 @@ import torch
 from ray import tune
 
 from groktune.events import event_patience
-from groktune.layout import sweep_status
-from tasks import chance_level
+from groktune.layout import TUNE_STATE, sweep_status
+from tasks.classes import chance_level
 from trials.population import train_population
 from trials.setup import pick_device
 from trials.train import train
-
-STATE_FILE = "tune_state.json"
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,7 @@ def _restore(target: Path) -> tuple[Path | None, dict]:
     if checkpoint is None:
         return None, {}
     checkpoint.to_directory(str(target))
-    saved = json.loads((target / STATE_FILE).read_text()) if (target / STATE_FILE).exists() else {}
+    saved = json.loads((target / TUNE_STATE).read_text()) if (target / TUNE_STATE).exists() else {}
     has_weights = any(target.glob("*.pt"))
     return (target if has_weights else None), saved
 
@@ -218,7 +216,7 @@ class _Reporter:
             "last_metrics": metrics,
             "finished": finished,
         }
-        (folder / STATE_FILE).write_text(json.dumps(adapter_state, default=_plain))
+        (folder / TUNE_STATE).write_text(json.dumps(adapter_state, default=_plain))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
         shutil.rmtree(folder, ignore_errors=True)  # Ray has copied it into the trial's storage
 
@@ -244,4 +242,4 @@ def _plain(value: Any) -> Any:
         return str(value)
 
 
-__all__ = ["EVERY_SAVE", "STATE_FILE", "CheckpointPolicy", "population_trainable", "trainable"]
+__all__ = ["EVERY_SAVE", "CheckpointPolicy", "population_trainable", "trainable"]

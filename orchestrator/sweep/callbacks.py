@@ -28,12 +28,11 @@ from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import scalar as tb_scalar
 
-from groktune.layout import HEARTBEAT, TENSORBOARD, write_atomic
+from groktune.layout import HEARTBEAT, TENSORBOARD, TIME_ATTR, TUNE_ERROR, write_atomic
+from orchestrator.config.trial import searched_values
+from orchestrator.session.start import cluster_resources
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial
-from orchestrator.session.start import cluster_resources
-from orchestrator.search.algos import TIME_ATTR
-from orchestrator.config.trial import searched_values
 from orchestrator.sweep.tracking import tracking_callbacks
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
@@ -120,7 +119,7 @@ class Progress(Callback):
             self.show(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        where = Path(trial.path or trial.local_path or "") / "error.txt"
+        where = Path(trial.path or trial.local_path or "") / TUNE_ERROR
         self.printer.message(f"groktune: trial {trial.trial_id} errored (retries exhausted); see {where}")
 
     def on_experiment_end(self, trials, **info):

@@ -7,7 +7,9 @@ STORAGE/NAME/ holds Ray's own layout (one folder per trial with result.json, par
 checkpoints; the experiment state Tune restores from), plus tensorboard/ (one run per trial, at
 optimizer steps: orchestrator.sweep.callbacks.StepTensorBoard), experiment.yaml (the resolved experiment config, search included), driver.heartbeat (JSON, the heartbeat
 `groktune status` reads), ledger/ (one record per finished trial, the source of every status:
-orchestrator.sweep.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.sweep.results).
+orchestrator.sweep.ledger) and, at the end, curves.parquet and trials.parquet (orchestrator.sweep.results),
+then, where the objective is speed, verification.csv and verified.csv: the top configs re-trained
+on fresh seeds (orchestrator.sweep.verify).
 """
 
 from __future__ import annotations
@@ -19,18 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from groktune.errors import UserError
 from groktune.layout import EXPERIMENT as EXPERIMENT_FILE
 from groktune.layout import FINAL_STATUSES, write_atomic
 from groktune.versions import write_versions
 from orchestrator.config.experiment import ExperimentConfig, dump_config, load_config
-from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
-from orchestrator.errors import UserError
-from orchestrator.storage.bucket import tune_storage_for
-from orchestrator.sweep.ledger import read_ledger, run_with_ledger
-from orchestrator.search.multi_objective import tune_objective
-from orchestrator.sweep.objective import ScoreState
-from orchestrator.session.start import start_ray, stop_ray
-from orchestrator.sweep.results import collect
+from orchestrator.config.trial import maker_for
 from orchestrator.search.algos import (
     build_scheduler,
     build_searcher,
@@ -40,8 +36,16 @@ from orchestrator.search.algos import (
     num_samples,
     param_space,
 )
+from orchestrator.search.multi_objective import tune_objective
+from orchestrator.session.start import start_ray, stop_ray
+from orchestrator.storage.location import tune_storage_for
+from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
 from orchestrator.sweep.folder import check_fresh, check_resume, reconcile, resumable, tune_trial_ids
+from orchestrator.sweep.ledger import read_ledger, run_with_ledger
+from orchestrator.sweep.objective import ScoreState
+from orchestrator.sweep.results import collect
 from orchestrator.config.trial import maker_for
+from orchestrator.sweep.verify import verify
 
 # Ray (and the adapter and callbacks, which import Ray and torch) are imported inside the
 # functions that use them: `groktune sweep` refuses a bad config before Ray is even imported.
@@ -59,6 +63,7 @@ class SweepOutcome:
     path: Path
     wall_time: float
     trials: object  # pandas DataFrame of trials.parquet
+    verified: object = None  # pandas DataFrame of verified.csv (orchestrator.sweep.verify), or None
 
 
 def experiment_dir(cfg: ExperimentConfig, storage: str | Path, name: str | None) -> Path:
@@ -170,7 +175,7 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
     )
     run_config = tune.RunConfig(
         name=path.name,
-        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.storage.bucket)
+        storage_path=tune_storage_for(path),  # path's parent, or a bucket (orchestrator.sweep.bucket)
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # PBT restores trials from other trials' checkpoints, possibly older than the newest ones.
         # Else 3: Tune forces an extra experiment snapshot when a trial checkpoints num_to_keep
@@ -240,12 +245,14 @@ def print_header(cfg: ExperimentConfig, path: Path) -> None:
 
 def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
               address: str | None = None, resume: bool = False, callbacks: Sequence = (),
-              verbosity: int = NORMAL) -> SweepOutcome:
+              verbosity: int = NORMAL, verify_winners: bool = True) -> SweepOutcome:
     """Run (or resume) a sweep to the end; write both parquet files; return the trials table.
 
     All-or-nothing: the folder is checked, Ray started and the resources checked before
     anything is written; a sweep that fails before Tune saved any state leaves no folder it
     created. `callbacks`: extra Tune callbacks for a fresh sweep (not used on resume).
+    `verify_winners`: run the verification stage at the end (orchestrator.sweep.verify; a sweep
+    into a bucket runs it itself, once the results are pulled back).
     `verbosity`: orchestrator.sweep.console's QUIET / NORMAL / VERBOSE (a resume keeps the console
     the sweep was started with: Tune restores its callbacks from tuner.pkl).
     """
@@ -286,7 +293,8 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     finally:
         stop_ray()
     _, trials = collect(path)
-    return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials)
+    verified = verify(cfg, trials, path) if verify_winners else None  # after Ray stopped: its CPUs are free
+    return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials, verified=verified)
 
 
 __all__ = ["EXPERIMENT_FILE", "SweepOutcome", "build_tuner", "check_creatable", "check_resources", "experiment_dir", "restore_tuner",

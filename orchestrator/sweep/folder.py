@@ -19,13 +19,11 @@ import pickle
 import re
 from pathlib import Path
 
+from groktune.errors import UserError
 from groktune.layout import (EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, SLURM_DIR,
-                             TUNE_PARAMS)
-from groktune.versions import VERSIONS
-from orchestrator.errors import UserError
+                             TUNE_PARAMS, TUNER_PKL, VERSIONS)
 from orchestrator.sweep.ledger import ledger_dir, mark_abandoned, read_ledger
 
-TUNER_PKL = "tuner.pkl"
 STATE_GLOB = "experiment_state-*.json"
 _SESSION = re.compile(r"experiment_state-(.+)\.json$")
 
@@ -139,5 +137,5 @@ def reconcile(path: Path) -> dict[str, dict]:
     return orphans
 
 
-__all__ = ["TUNER_PKL", "check_fresh", "check_resume", "newest_state", "reconcile", "resumable",
+__all__ = ["check_fresh", "check_resume", "newest_state", "reconcile", "resumable",
            "tune_trial_ids"]

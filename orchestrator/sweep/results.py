@@ -27,12 +27,14 @@ status and steps_to_target are the median member's; member_steps_to_target is th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
+from groktune.errors import UserError
 from groktune.layout import (
     ABANDONED,
     CURVES,
@@ -46,9 +48,8 @@ from groktune.layout import (
     write_atomic_with,
 )
 from orchestrator.config.experiment import load_config, with_values
-from orchestrator.errors import UserError
-from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
 from orchestrator.config.trial import searched_values, task_label, trial_seed
+from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
 from trials.evalplan import StopRule
 
 # Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.
@@ -144,7 +145,9 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     values = searched_values(point, search.space)
     row: dict = {"trial_id": trial_id, **values, "seed": trial_seed(point, search.seeds)}
     try:
-        row["task"] = task_label(with_values(cfg, values))
+        # Without the search section: re-checking the whole space per trial made a grid sweep's
+        # tables quadratic in its size (each check builds a config per grid value).
+        row["task"] = task_label(with_values(dataclasses.replace(cfg, search=None), values))
     except Exception:  # noqa: BLE001 - an invalid sampled point errors in the trial; label from base
         row["task"] = task_label(cfg)
     evals = lineage(rows)
@@ -215,10 +218,11 @@ def load_experiment_config(path: Path):
     return load_config(path / EXPERIMENT)
 
 
-def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(curves, trials) DataFrames from the experiment folder, without writing anything."""
+def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, trials) DataFrames from the experiment folder, without writing anything; `cfg`:
+    its experiment config when the caller has loaded it already (loading checks the whole space)."""
     path = Path(path)
-    cfg = load_experiment_config(path)
+    cfg = cfg if cfg is not None else load_experiment_config(path)
     ledger = read_ledger(path)
     curves, trials = [], []
     for trial_id, rows, point in _trials(path, ledger):

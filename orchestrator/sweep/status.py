@@ -10,6 +10,7 @@ to Ray, so it works while the sweep runs, after it finished and after its driver
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -17,16 +18,36 @@ from pathlib import Path
 
 import pandas as pd
 
+from groktune.errors import UserError
 from groktune.layout import FINAL_STATUSES, HEARTBEAT, LIVE_STATUSES
-from orchestrator.errors import UserError
-from orchestrator.cli.paths import read_json_mapping
-from orchestrator.sweep.results import best_trial, build_tables, load_experiment_config, summary
 from orchestrator.search.algos import expected_trials
+from orchestrator.sweep.results import best_trial, build_tables, load_experiment_config, summary
 
 STALE_S = 60.0
 TABLE_LIMIT = 40  # rows of the text table by default (live trials first, then the best)
 # Driver states: `finished`, `running`, `stopped` (died or killed: --resume continues it), `not started`.
 DRIVER_STATES = ("finished", "running", "stopped", "not started")
+
+
+def read_json_mapping(path: Path) -> dict:
+    """A JSON object from a file groktune wrote (heartbeat, result); UserError if it is not one.
+
+    Args:
+        path: the file.
+    Returns:
+        The parsed dict.
+    Raises:
+        UserError: one line naming the file (unreadable, not UTF-8, not JSON, not an object).
+    """
+    try:
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or type(err).__name__})") from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"{path}: not valid JSON ({' '.join(str(err).split())[:80]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def describe(path: str | Path, limit: int = TABLE_LIMIT) -> str:
@@ -91,7 +112,7 @@ def _load(path: str | Path):
     if not path.is_dir():
         raise UserError(f"{path}: no such sweep folder")
     cfg = load_experiment_config(path)  # UserError when it is not a sweep folder
-    _, trials = build_tables(path)
+    _, trials = build_tables(path, cfg)
     return path, cfg, trials
 
 
@@ -189,7 +210,7 @@ def driver_state(path: Path) -> dict:
     beat = path / HEARTBEAT
     if not beat.exists():
         return {"state": "not started", "pid": None, "host": None, "heartbeat_age_s": None, "resources_in_use": {}}
-    data = read_json_mapping(beat)  # corrupt: one line, exit 2 (orchestrator.cli.paths)
+    data = read_json_mapping(beat)  # corrupt: one line, exit 2
     age = time.time() - float(data.get("updated", 0) or 0)
     if data.get("finished"):
         state = "finished"
@@ -229,4 +250,5 @@ def _alive(pid) -> bool:
     return True
 
 
-__all__ = ["DRIVER_STATES", "TABLE_LIMIT", "describe", "driver_line", "driver_state", "status_data", "trial_table"]
+__all__ = ["DRIVER_STATES", "TABLE_LIMIT", "describe", "driver_line", "driver_state", "read_json_mapping", "status_data",
+           "trial_table"]

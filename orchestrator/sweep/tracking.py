@@ -27,8 +27,8 @@ import ray
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
-from orchestrator.errors import UserError
-from orchestrator.search.algos import TIME_ATTR
+from groktune.errors import UserError
+from groktune.layout import TIME_ATTR
 from orchestrator.sweep.ledger import RAY_KEYS
 
 TRACKERS = ("mlflow", "wandb")

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.bench_table import BenchRun, BenchSetting, censored_median, setting_rows, table_frame, to_csv, to_markdown
+from analysis.bench_table import (BenchRun, BenchSetting, median_failures_as_inf, setting_rows, table_frame, to_csv,
+                                  to_markdown)
 
 
 def curve(mem: int | None, gen: int | None, end: int = 2000, every: int = 10) -> pd.DataFrame:
@@ -27,10 +28,10 @@ def setting(check="steps", paper=(500.0, 500.0), **kw) -> BenchSetting:
     return BenchSetting(name="s", config="c.yaml", paper="P", claim="c", check=check, paper_steps=paper, **kw)
 
 
-def test_censored_median_counts_failures_as_infinite():
-    assert censored_median([100, None, 300]) == 300
-    assert math.isinf(censored_median([None, None, 100]))
-    assert censored_median([100, 200]) == 150
+def test_the_bench_median_counts_failures_as_infinite():
+    assert median_failures_as_inf([100, None, 300]) == 300
+    assert math.isinf(median_failures_as_inf([None, None, 100]))
+    assert median_failures_as_inf([100, 200]) == 150
 
 
 def test_steps_verdict_within_and_beyond_twice_the_paper():

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import ResultsError
 from analysis.load import load, tidy_curves
-from orchestrator.errors import UserError
+from groktune.errors import ResultsError, UserError
 from tests.analysis.synth import trainer_grid, write_run, write_sweep
 
 

@@ -150,7 +150,7 @@ def test_figures_show_the_hindsight_key_frequencies(run_dir):
 
 
 def test_report_section(run_dir):
-    from analysis import sections
+    from analysis.context import Context
     from analysis.document import Figure as DocFigure, Table
     from analysis.importance import param_importances
     from analysis.load import load
@@ -159,7 +159,7 @@ def test_report_section(run_dir):
 
     res = load(run_dir)
     summary = rank_trials(trial_summary(res, threshold=0.99, patience=3, delay_boundary=1000))
-    ctx = sections.Context(res, summary, 0.99, 3, 1000, None, param_importances(summary, [], {}))
+    ctx = Context(res, summary, 0.99, 3, 1000, None, param_importances(summary, [], {}))
     section = probes_section(ctx)
     names = [b.name for b in section.blocks if isinstance(b, DocFigure)]
     assert names == [f"probes_0_{k}.png" for k in ("progress", "fourier", "weights", "activations",

@@ -11,7 +11,7 @@ import pytest
 from analysis import figures, report
 from analysis.load import load
 from analysis.report import ReportOptions, build_report, make_report, resolve, write_report
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from tests.analysis.synth import write_run, write_sweep
 
 # A 1x1 PNG: tests that check plumbing, not pictures, skip matplotlib's rendering.

@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import ResultsError
 from analysis.load import load
 from analysis.summary import (
     best_and_typical,
-    censored_median,
+    kaplan_meier_median,
     choose_pair,
     describe_config,
     log_scaled,
@@ -19,6 +18,7 @@ from analysis.summary import (
     task_table,
     trial_summary,
 )
+from groktune.errors import ResultsError
 from tests.analysis.synth import sweep_trial, write_run, write_sweep
 
 
@@ -117,9 +117,9 @@ def test_median_to_generalise_counts_runs_that_never_did():
     although the median over the two that did would be 150."""
     frame = pd.DataFrame({"generalized_step": pd.array([100, 200, None, None, None], dtype="Int64"),
                           "last_step": [100, 200, 1000, 1000, 1000]})
-    assert censored_median(frame).startswith("not reached")
+    assert kaplan_meier_median(frame).startswith("not reached")
     frame.loc[2, "generalized_step"] = 300
-    assert censored_median(frame).startswith("300 ")
+    assert kaplan_meier_median(frame).startswith("300 ")
 
 
 def test_pruned_trials_are_not_confusion_and_typical_ran_to_a_verdict():

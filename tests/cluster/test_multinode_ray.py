@@ -34,8 +34,8 @@ import pandas as pd
 import pytest
 
 from groktune.layout import FINAL_STATUSES, LEDGER, TRIALS
+from groktune.layout import TUNE_STATE
 from orchestrator.sweep.ledger import count_starts
-from orchestrator.sweep.adapter import STATE_FILE
 from tests.cluster.rayhead import free_port, kill_node, node_id_of, processes_of, start_node, stop_head
 from tests.orchestrator.test_join_cluster import clean_env
 
@@ -113,7 +113,7 @@ def running_on(temp_dir: str, exp: Path) -> set[str]:
 def checkpoint_step(trial_dir: Path) -> int:
     """The step of the trial's newest checkpoint in storage (the adapter's state file), 0 if none."""
     steps = [0]
-    for state in trial_dir.glob(f"checkpoint_*/{STATE_FILE}"):
+    for state in trial_dir.glob(f"checkpoint_*/{TUNE_STATE}"):
         try:
             steps.append(int(json.loads(state.read_text())["resumed_from_step"]))
         except (OSError, ValueError, KeyError):

@@ -17,7 +17,8 @@ from cluster.slurm.render import (
     render_script,
     time_limit_seconds,
 )
-from orchestrator.config.tree import ConfigError, from_dict, validate_tree
+from groktune.errors import ConfigError
+from orchestrator.config.tree import from_dict, validate_tree
 
 
 def job(tmp_path: Path, storage: str = "results") -> SweepJob:

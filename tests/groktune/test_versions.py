@@ -7,7 +7,8 @@ from importlib import metadata
 
 from analysis.environment import recorded_versions
 from analysis.load import load
-from groktune.versions import VERSIONS, package_versions, write_versions
+from groktune.layout import VERSIONS
+from groktune.versions import package_versions, write_versions
 from tests.analysis.synth import write_run, write_sweep
 
 

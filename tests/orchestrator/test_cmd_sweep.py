@@ -34,7 +34,9 @@ BASE = {
               "per_class_metrics": False},
     # checkpoint_every: exactly every 100 steps (unset, a sweep checkpoints at most every 20 s of
     # a trial, orchestrator.sweep.driver.checkpoint_policy); the retry and resume tests count on those steps.
-    "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 2, "checkpoint_every": 100},
+    # verify.top 0: no verification stage after these sweeps (tests/orchestrator/test_verify.py covers it).
+    "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 2, "checkpoint_every": 100,
+               "verify": {"top": 0}},
 }
 
 

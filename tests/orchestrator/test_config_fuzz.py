@@ -12,11 +12,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from groktune.errors import UserError
+from groktune.errors import ConfigError, UserError
 from groktune.yamlio import load_yaml_text
-from orchestrator.cli.main import USER_ERRORS
 from orchestrator.config.experiment import ExperimentConfig, config_from_dict, config_to_dict
-from orchestrator.config.tree import ConfigError, parse_override
+from orchestrator.config.tree import parse_override
 from tests.conftest import TINY, deep_merge
 
 VALID = deep_merge(TINY, {"search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]},
@@ -60,7 +59,7 @@ def _set(data: dict, path: tuple, value) -> None:
 def _accepts_or_refuses_cleanly(build) -> None:
     try:
         cfg = build()
-    except USER_ERRORS as err:
+    except UserError as err:  # what the CLI prints as one line
         message = str(err)
         assert message and "\n" not in message and "Traceback" not in message, message
         return

@@ -118,7 +118,7 @@ def test_a_join_that_cannot_work_says_why_within_10_s(tmp_path):
 # --- fast: the checks that need no Ray cluster -----------------------------------------------------
 
 def test_check_join_names_the_cause_without_ray():
-    from orchestrator.errors import UserError
+    from groktune.errors import UserError
     from orchestrator.session.join import check_join
 
     for address, why in {"head-without-port": "expected HOST:PORT", "head:port": "expected HOST:PORT",
@@ -130,7 +130,6 @@ def test_check_join_names_the_cause_without_ray():
 
 
 def test_token_mode_with_no_token_is_refused_before_ray_tries(tmp_path, monkeypatch):
-    from orchestrator.errors import UserError
     from orchestrator.session.join import check_join
 
     monkeypatch.setenv("HOME", str(tmp_path))

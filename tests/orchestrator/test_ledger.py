@@ -8,9 +8,10 @@ import pickle
 
 import pytest
 
+from groktune.errors import UserError
 from groktune.layout import ABANDONED, LEDGER
 from orchestrator.config.experiment import config_from_dict, dump_config
-from orchestrator.errors import UserError
+from orchestrator.sweep.folder import check_fresh, check_resume, newest_state, reconcile, resumable
 from orchestrator.sweep.ledger import (
     REPLAY_KEY,
     count_starts,
@@ -21,7 +22,6 @@ from orchestrator.sweep.ledger import (
     write_record,
 )
 from orchestrator.sweep.results import build_tables
-from orchestrator.sweep.folder import check_fresh, check_resume, newest_state, reconcile, resumable
 from tests.conftest import TINY, deep_merge
 
 SPACE = {"optim.lr": {"loguniform": [1e-4, 1e-2]}}

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from groktune.errors import ConfigError
 from orchestrator.config.experiment import load_config
-from orchestrator.config.tree import ConfigError
 from orchestrator.search.multi_objective import objectives, searcher_objective, tune_objective
 
 ROOT = Path(__file__).resolve().parents[2]

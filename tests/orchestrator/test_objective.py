@@ -1,11 +1,16 @@
 """The grokking-speed score: the orderings ASHA and the searcher rely on."""
 
+import json
 import math
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.sweep.objective import QUANTUM, ScoreState, grok_score, progress, scores_for_curve
+from groktune.events import first_event
+from orchestrator.sweep.objective import COMING, QUANTUM, ScoreState, grok_score, loss_trend, progress, scores_for_curve
 
 B = 1000
 TARGET = 0.99
@@ -91,7 +96,8 @@ def test_patience_comes_from_the_state():
 def test_chance_from_the_task_when_per_class_metrics_are_off():
     """Sparse parity sits at 0.5 +- noise; with chance 0 (the old default) that noise read as
     ~half-way progress and split tied trials."""
-    from tasks import TaskConfig, chance_level
+    from tasks.classes import chance_level
+    from tasks.config import TaskConfig
 
     parity = chance_level(TaskConfig(name="sparse_parity", n_bits=8, k_bits=3, n_samples=100))
     assert parity == 0.5 and chance_level(TaskConfig(name="modular", p=97)) == 1 / 97
@@ -101,3 +107,73 @@ def test_chance_from_the_task_when_per_class_metrics_are_off():
     assert len({scores_for_curve([rec(10, 0.5 + d)], TARGET, B)[0] for d in (-0.01, 0.0, 0.01)}) > 1
     given_wins = ScoreState.from_dict({"chance": 0.25, "patience": 5}, chance=0.5, patience=None)
     assert (given_wins.chance, given_wins.patience) == (0.5, 5)
+
+
+# --- The rung score on real curves (benchmarks/pools: p=97 transformers trained once to 4000 steps
+# with no early stop; tests/analysis/fixtures: two real grokking runs).
+
+POOLS = Path(__file__).resolve().parents[2] / "benchmarks" / "pools"
+FIXTURES = Path(__file__).resolve().parents[1] / "analysis" / "fixtures"
+
+
+def _final_and_rung_score(curve: pd.DataFrame, rung: int, budget: int = 4000):
+    """(final steps to target or 2 x budget, the score at the last eval at or before `rung`,
+    whether the trial had generalised by then)."""
+    records = curve.sort_values("step").to_dict("records")
+    final = first_event([r["step"] for r in records], [r["val_acc"] for r in records], threshold=0.99, patience=3)
+    state, score = ScoreState(chance=1 / 97), None
+    for r in records:
+        if r["step"] > rung:
+            break
+        score = state.update(r, 0.99, budget)
+    return (2 * budget if final is None else final), score, state.event is not None
+
+
+def _spearman(a, b) -> float:
+    ra, rb = pd.Series(a).rank(), pd.Series(b).rank()
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def test_rung_score_ranks_trials_not_yet_generalised_by_how_soon_they_grok():
+    """On held-out real pools (the score's terms were chosen on plateau-0 and plateau-2), at each
+    ASHA rung the score of the trials still short of the target rank-correlates with their final
+    steps to target, and the trials whose val loss does not fall grok later (or never)."""
+    for pool in ("plateau-1", "plateau-3"):
+        frame = pd.read_parquet(POOLS / f"{pool}.parquet")
+        for rung in (300, 900):
+            rows = [_final_and_rung_score(c, rung) for _, c in frame.groupby("config")]
+            open_ = [(f, s) for f, s, done in rows if not done]
+            finals, scores = zip(*open_)
+            assert _spearman(scores, finals) > 0.3, (pool, rung)
+            coming = [f for f, s in open_ if s < 2 * 4000 * 0.75 + 1e-9]  # promise >= COMING
+            rising = [f for f, s in open_ if s >= 2 * 4000 * 0.75 + 1e-9 and s > 1.9 * 4000]
+            if rung == 300 or (coming and rising):
+                assert coming and rising and np.median(coming) < np.median(rising), (pool, rung)
+
+
+def test_rung_score_sees_grokking_coming_before_val_accuracy_moves():
+    """On both real grokking runs the val-loss term turns on while val accuracy is still within
+    a quantum of chance, before the event; before that the trial ties with the plateau (2B)."""
+    for name in ("modmul_adamw_wd1_4000", "modmul_grokfast_3000"):
+        records = json.loads((FIXTURES / f"{name}.json").read_text())["records"]
+        budget = records[-1]["step"]
+        state = ScoreState(chance=1 / 97)
+        scores = [state.update(r, 0.99, budget) for r in records]
+        event = state.event
+        early = [i for i, r in enumerate(records)
+                 if r["step"] < event and progress(r["val_acc"], target=0.99, chance=1 / 97) == 0]
+        assert any(scores[i] == budget * (2 - COMING) for i in early), name  # coming, at chance
+        assert scores[0] == 2 * budget  # too early to tell: ties with every plateau trial
+        assert all(s == event for s, r in zip(scores, records) if r["step"] >= event + 20)
+
+
+def test_loss_trend_state_is_bounded_and_round_trips():
+    state = ScoreState(chance=0.1)
+    for step in range(1, 2001, 10):
+        state.update({"step": step, "val_acc": 0.1, "val_loss": 5.0 - step / 1000, "train_loss": 0.1,
+                      "param_norm": 1.0}, 0.99, 2000)
+    assert len(state.val_losses) < 110  # only what a later eval may look back to
+    again = ScoreState.from_dict(json.loads(json.dumps(state.state_dict())))
+    nxt = {"step": 2001, "val_acc": 0.1, "val_loss": 2.9, "train_loss": 0.1, "param_norm": 1.0}
+    assert again.update(dict(nxt), 0.99, 2100) == state.update(dict(nxt), 0.99, 2100)
+    assert loss_trend([[10, 4.0]], 15, 2.0) is None and loss_trend([[10, 4.0]], 20, 2.0) == math.log(2)

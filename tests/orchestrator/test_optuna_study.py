@@ -17,7 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.storage.optuna_study import check_storage, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
+from groktune.errors import UserError
 from orchestrator.config.experiment import config_from_dict, dump_config
-from orchestrator.errors import UserError
 from orchestrator.sweep.ledger import write_record
 from orchestrator.sweep.results import build_tables, collect, lineage, summary
 from orchestrator.sweep.status import describe

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
+from groktune.errors import ConfigError
 from orchestrator.config.experiment import config_from_dict
-from orchestrator.config.tree import ConfigError
-from orchestrator.search.space import Dist, check_space, grid_size, parse_dist, parse_space, snap, snap_values
 from orchestrator.search.algos import expected_trials, num_samples
+from orchestrator.search.space import Dist, check_space, grid_size, parse_dist, parse_space, snap, snap_values
 from tests.conftest import TINY, deep_merge
 
 

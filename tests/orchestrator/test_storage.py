@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from groktune.errors import UserError
 from orchestrator.cli.main import main
-from orchestrator.errors import UserError
 from orchestrator.storage.location import (
     STAGING_ENV,
     check_bucket,

@@ -3,8 +3,7 @@ an unknown name is refused (never FIFO), and each name builds the Ray class it s
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.search.config import SearchConfig
+from groktune.errors import UserError
 from orchestrator.search.algos import (
     SCHEDULERS,
     SEARCHERS,
@@ -14,6 +13,7 @@ from orchestrator.search.algos import (
     checkpoint_every,
     clones_checkpoints,
 )
+from orchestrator.search.config import SearchConfig
 
 SPACE = {"optim.lr": {"loguniform": [1e-3, 1e-2]}}
 

@@ -25,9 +25,9 @@ import yaml
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from groktune.layout import LEDGER, TUNE_RESULT
+from groktune.layout import LEDGER, TIME_ATTR, TUNE_RESULT
 from orchestrator.config.experiment import config_from_dict
-from orchestrator.search.algos import TIME_ATTR, build_scheduler
+from orchestrator.search.algos import build_scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
 

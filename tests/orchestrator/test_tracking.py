@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
 from orchestrator.sweep.tracking import StepOnce, step_metrics, tracking_callbacks
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,9 @@
 
 import pytest
 
-from tasks import TaskConfig, build_task, chance_level, n_classes
+from tasks.classes import chance_level, n_classes
+from tasks.config import TaskConfig
+from tasks.registry import build_task
 
 
 @pytest.mark.parametrize("cfg", [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.errors import DataError
+from groktune.errors import DataError
 from tasks.lm import TokenStream, perplexity, scan_vocab_size, token_accuracy
 
 

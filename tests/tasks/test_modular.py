@@ -5,8 +5,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.config import NEEDS_PRIME
 from tasks.modular import DIVIDES_BY_Y, OPERATIONS, build_modular, mod_inverse, modular_table
+from tasks.ops import NEEDS_PRIME
 from tests.tasks.reference import ALL_MODULAR, DIVIDING, PRIMES, check_modular, divides, modular_pairs
 
 COMPOSITES = [4, 6, 9, 10, 12]

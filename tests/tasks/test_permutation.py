@@ -5,8 +5,10 @@ import itertools
 import pytest
 import torch
 
+from tasks.ops import S5_ALIASES as ALIASES
+from tasks.ops import canonical_op
 from tasks.permutation import (
-    ALIASES, OPERATIONS, PERMUTATIONS, build_s5, canonical_op, compose, inverse, perm_index,
+    OPERATIONS, PERMUTATIONS, build_s5, compose, inverse, perm_index,
     perm_tensor, s5_table,
 )
 from tests.tasks.reference import S5, S5_VALUE

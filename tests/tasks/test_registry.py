@@ -1,12 +1,17 @@
-"""tasks/registry.py (and tasks/__init__.py): one-line validation errors, build_task dispatch."""
+"""tasks/config.py and tasks/registry.py: one-line validation errors, build_task dispatch."""
 
 import numpy as np
 import pytest
 import torch
 
-import tasks
-from tasks import AlgorithmicData, DataError, TaskConfig, TokenStream, build_task
-from tasks.registry import MAX_P
+from groktune.errors import DataError
+from tasks import modular, permutation
+from tasks.base import AlgorithmicData
+from tasks.classes import chance_level, n_classes
+from tasks.config import MAX_P, SPECS, TASKS, TaskConfig, TaskSpec
+from tasks.lm import TokenStream
+from tasks.ops import MODULAR_OPERATIONS, NEEDS_PRIME, S5_ALIASES, S5_OPERATIONS, S5_ORDER
+from tasks.registry import BUILDERS, build_task
 
 # (field named in the message, the offending value as repr'd, TaskConfig fields)
 BAD = [
@@ -120,39 +125,33 @@ def test_build_task_lm(tmp_path):
         build_task(TaskConfig(name="lm", path=str(tmp_path / "nope.bin")), 0)
 
 
-def test_public_api():
-    for name in tasks.__all__:
-        assert hasattr(tasks, name), name
-    assert len(tasks.MODULAR_OPERATIONS) == 14
-    assert "x/y if y odd else x-y" in tasks.MODULAR_OPERATIONS
-    assert tasks.S5_OPERATIONS == ["x∘y", "x∘y∘x⁻¹", "x∘y∘x"]
-    assert set(tasks.S5_ALIASES) == {"xy", "xyx^-1", "xyx"}
-    assert tasks.NEEDS_PRIME <= set(tasks.MODULAR_OPERATIONS)
-    assert tasks.TASKS == ("modular", "s5", "sparse_parity", "lm", "mixture")
+def test_the_torch_free_names_are_the_tensor_tables():
+    assert MODULAR_OPERATIONS == tuple(modular.OPERATIONS) and len(MODULAR_OPERATIONS) == 14
+    assert "x/y if y odd else x-y" in MODULAR_OPERATIONS
+    assert S5_OPERATIONS == tuple(permutation.OPERATIONS) == ("x∘y", "x∘y∘x⁻¹", "x∘y∘x")
+    assert set(S5_ALIASES) == {"xy", "xyx^-1", "xyx"} and set(S5_ALIASES.values()) == set(S5_OPERATIONS)
+    assert NEEDS_PRIME == set(modular.DIVIDES_BY_Y) and NEEDS_PRIME <= set(MODULAR_OPERATIONS)
+    assert S5_ORDER == len(permutation.PERMUTATIONS)
+    assert TASKS == ("modular", "s5", "sparse_parity", "lm", "mixture")
     assert issubclass(DataError, ValueError)
 
 
-def test_the_registry_is_the_list_of_tasks_validation_allows():
-    from tasks.registry import REGISTRY
-
-    assert tasks.TASKS == tuple(REGISTRY)
-    with pytest.raises(ValueError, match="allowed: " + ", ".join(REGISTRY)):
+def test_the_builders_are_the_list_of_tasks_validation_allows():
+    assert TASKS == tuple(SPECS) == tuple(BUILDERS)
+    with pytest.raises(ValueError, match="allowed: " + ", ".join(SPECS)):
         TaskConfig(name="sorting").validate()
 
 
-def test_a_new_task_is_one_registry_entry(monkeypatch):
-    # What ARCHITECTURE.md promises: a check, a build and one line, and nothing else changes.
-    from tasks.registry import REGISTRY, TaskSpec
-    from tasks.modular import build_modular
-
+def test_a_new_task_is_a_spec_and_a_builder(monkeypatch):
+    # What ARCHITECTURE.md promises: a check, a build, one line in each table, nothing else changes.
     def check(cfg):
         if cfg.p != 5:
             raise ValueError(f"p: got {cfg.p!r}, must be 5 for tiny")
 
-    spec = TaskSpec(check, lambda c, frac, seed: build_modular("x+y", 5, frac, seed), lambda c: 5)
-    monkeypatch.setitem(REGISTRY, "tiny", spec)
+    monkeypatch.setitem(SPECS, "tiny", TaskSpec(check, lambda c: 5))
+    monkeypatch.setitem(BUILDERS, "tiny", lambda c, frac, seed: modular.build_modular("x+y", 5, frac, seed))
     data = build_task(TaskConfig(name="tiny", p=5), seed=0)
     assert isinstance(data, AlgorithmicData) and data.vocab_size == 7
-    assert tasks.n_classes(TaskConfig(name="tiny", p=5)) == 5 and tasks.chance_level(TaskConfig(name="tiny")) == 0.2
+    assert n_classes(TaskConfig(name="tiny", p=5)) == 5 and chance_level(TaskConfig(name="tiny")) == 0.2
     with pytest.raises(ValueError, match="^p: got 7, must be 5 for tiny$"):
         TaskConfig(name="tiny", p=7).validate()

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from groktune.errors import CheckpointError
 from trials.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from trials.errors import CheckpointError
 
 STATE = {"config": {"model": {"d_model": 8}, "task": {"p": 7}}, "w": torch.arange(3.0), "step": 4}
 

@@ -22,9 +22,9 @@ import math
 
 import pytest
 
-from tests.conftest import TINY, deep_merge
+from groktune.errors import SetupError
 from orchestrator.config.experiment import config_from_dict
-from trials.errors import SetupError
+from tests.conftest import TINY, deep_merge
 from trials.population import PopulationResult, check_population, median_steps_to_target, train_population
 from trials.train import TrainResult, train
 
@@ -239,7 +239,7 @@ def test_a_resumed_population_continues_bitwise_as_if_uninterrupted(case, vector
 
 
 def test_a_checkpoint_for_another_member_count_is_refused_in_one_line(tmp_path):
-    from trials.errors import CheckpointError
+    from groktune.errors import CheckpointError
 
     cfgs = configs(MEMBERS)
     evals_and_checkpoint(cfgs, "loop", tmp_path / "ck", at_step=30)

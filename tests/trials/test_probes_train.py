@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.config.experiment import ConfigError
-from trials.errors import SetupError
+from groktune.errors import ConfigError, SetupError
 from trials.probes import ProbeStore, probe_steps
 from trials.train import train
 

@@ -128,7 +128,7 @@ def test_same_seed_same_curve_other_seed_other_curve(tiny_cfg):
 
 
 def test_fp16_without_cuda_is_a_clear_error(tiny_cfg):
-    from trials.errors import SetupError
+    from groktune.errors import SetupError
 
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
@@ -156,7 +156,7 @@ def test_batch_train_metrics_are_the_mean_over_the_window(tiny_cfg):
 
 def test_mixture_records_val_accuracy_per_operation(tiny_cfg):
     """Each op of a mixture gets val_acc/<op>; their row-weighted mean is the overall val_acc."""
-    from tasks import build_task  # the same data the trainer builds
+    from tasks.registry import build_task  # the same data the trainer builds
 
     cfg = tiny_cfg(task={"name": "mixture", "ops": ["x+y", "x-y"]}, train={"steps": 12})
     _, records, _ = collect(cfg)

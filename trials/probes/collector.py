@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks import TokenStream
-from trials.errors import SetupError
+from groktune.errors import SetupError
+from tasks.lm import TokenStream
 from trials.metrics import score_split
 from trials.probes import fourier as fr
 from trials.probes.activations import activation_stats

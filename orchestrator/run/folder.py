@@ -10,8 +10,8 @@ import json
 import math
 from pathlib import Path
 
+from groktune.errors import UserError
 from groktune.layout import CHECKPOINT_DIR, CHECKPOINT_FILE, CONFIG, METRICS, RESULT, write_atomic
-from orchestrator.errors import UserError
 
 
 def _json_safe(value):

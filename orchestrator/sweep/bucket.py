@@ -1,10 +1,11 @@
 """A sweep whose --storage is a bucket: Ray Tune writes to the bucket, groktune works locally.
 
-orchestrator.storage.location's module doc says why. Here: the local working folder LOCAL/NAME is
-created and marked with the bucket's URI (MARKER, read by orchestrator.sweep.driver.build_tuner for
-RunConfig(storage_path=...)), the sweep runs as any other, and at the end Tune's result files
-are copied from URI/NAME into LOCAL/NAME (checkpoints stay in the bucket), the tables are built
-there and groktune's own files go up to URI/NAME.
+orchestrator.storage.location's module doc says why. Here: the local working folder LOCAL/NAME
+is created and marked with the bucket's URI (the file groktune.layout.STORAGE_URI, read by
+orchestrator.storage.location.tune_storage_for for the Tuner's RunConfig(storage_path=...)), the
+sweep runs as any other, and at the end Tune's result files are copied from URI/NAME into
+LOCAL/NAME (checkpoints stay in the bucket), the tables are built there and groktune's own files
+go up to URI/NAME.
 """
 
 from __future__ import annotations
@@ -12,18 +13,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from orchestrator.errors import UserError
+from groktune.errors import UserError
+from groktune.layout import STORAGE_URI
 from orchestrator.storage.location import Storage, is_checkpoint
-
-# In the local working folder: the bucket URI Ray Tune writes to (0600: it may hold S3 keys).
-# A dot name: sweep_folder.check_fresh does not count it as a foreign file.
-MARKER = ".storage_uri"
-
-
-def tune_storage_for(path: Path) -> str:
-    """RunConfig(storage_path=...) for the sweep folder `path`: its bucket, else its parent folder."""
-    marker = Path(path) / MARKER
-    return marker.read_text().strip() if marker.is_file() else str(Path(path).parent)
 
 
 def _remote(storage: Storage, name: str):
@@ -43,7 +35,8 @@ def run_bucket_sweep(cfg, storage: Storage, name: str | None, address: str | Non
     import pyarrow.fs  # deferred: as in orchestrator.storage.location.check_bucket, only a bucket needs it
 
     from orchestrator.sweep.results import collect  # deferred: pandas, needed once a sweep ran
-    from orchestrator.sweep.driver import run_sweep  # deferred: orchestrator.sweep.driver imports this module
+    from orchestrator.sweep.driver import run_sweep  # deferred: Ray, loaded only when a sweep runs
+    from orchestrator.sweep.verify import verify  # deferred: trains (torch), needed once a sweep ran
 
     name = name or cfg.name
     if resume:
@@ -58,17 +51,18 @@ def run_bucket_sweep(cfg, storage: Storage, name: str | None, address: str | Non
         raise UserError(f"--storage: the local working folder {path} is not empty; choose another --name "
                         f"(or remove it)")
     path.mkdir(parents=True, exist_ok=True)
-    marker = path / MARKER
+    marker = path / STORAGE_URI
     marker.touch(mode=0o600)
     marker.write_text(storage.uri)
     try:
-        outcome = run_sweep(cfg, storage.local, name, address, False, **kwargs)
+        outcome = run_sweep(cfg, storage.local, name, address, False, verify_winners=False, **kwargs)
     except BaseException:
-        if created and not any(p.name != MARKER for p in path.iterdir()):
+        if created and not any(p.name != STORAGE_URI for p in path.iterdir()):
             shutil.rmtree(path, ignore_errors=True)  # nothing ran: leave nothing behind
         raise
     pulled = pull_results(fs, remote, path)
     _, outcome.trials = collect(path)
+    outcome.verified = verify(cfg, outcome.trials, path)  # on the full results, then pushed with them
     push_own(fs, remote, path, skip=pulled)
     return outcome
 
@@ -95,7 +89,7 @@ def push_own(fs, remote: str, path: Path, skip: set[str]) -> int:
     count = 0
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         relative = f.relative_to(path).as_posix()
-        if relative in skip or f.name == MARKER:
+        if relative in skip or f.name == STORAGE_URI:
             continue
         parent = Path(relative).parent.as_posix()
         fs.create_dir(remote if parent == "." else f"{remote}/{parent}", recursive=True)
@@ -105,4 +99,4 @@ def push_own(fs, remote: str, path: Path, skip: set[str]) -> int:
     return count
 
 
-__all__ = ["MARKER", "pull_results", "push_own", "run_bucket_sweep", "tune_storage_for"]
+__all__ = ["pull_results", "push_own", "run_bucket_sweep"]
