@@ -58,19 +58,21 @@ def gradfilter_ema(model, grads, alpha=0.98, lamb=2.0):
     return grads
 
 
-def run_baseline(train_x, train_y, val_x, val_y, vocab: int, steps: int, batch_size=512, seed=0):
+def run_baseline(train_x, train_y, val_x, val_y, vocab: int, steps: int, batch_size=512, seed=0, device="cpu"):
     """Train for `steps` optimizer steps; return (seconds, steps done, last val acc).
 
     train_x: (N, T) rows [a, op, b, =]; the answer is predicted at the last position.
+    device: where the model and data live (the plain loop as its authors would move it there).
     """
     torch.manual_seed(seed)
-    model = Decoder(tokens=vocab, seq_len=train_x.shape[1])
+    train_x, train_y, val_x, val_y = (t.to(device) for t in (train_x, train_y, val_x, val_y))
+    model = Decoder(tokens=vocab, seq_len=train_x.shape[1]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.005, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda u: min(u / 10, 1))
     grads, done, val_acc = None, 0, 0.0
     start = time.perf_counter()
     while done < steps:
-        perm = torch.randperm(len(train_x))
+        perm = torch.randperm(len(train_x), device=device)
         for xb, yb in zip(torch.split(train_x[perm], batch_size), torch.split(train_y[perm], batch_size)):
             model.train()
             logits = model(xb.T)[-1]  # (B, V)
@@ -89,4 +91,6 @@ def run_baseline(train_x, train_y, val_x, val_y, vocab: int, steps: int, batch_s
             hits = sum((model(xb.T)[-1].argmax(-1) == yb).sum().item()
                        for xb, yb in zip(torch.split(val_x, batch_size), torch.split(val_y, batch_size)))
         val_acc = hits / len(val_y)
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
     return time.perf_counter() - start, done, val_acc

@@ -1,18 +1,20 @@
 """Train throughput of groktune against a plain-PyTorch baseline, side by side in one process.
 
-    python benchmarks/train_throughput.py --steps 300 --repeats 2 [--to-target]
+    python benchmarks/train_throughput.py --steps 300 --repeats 2 [--to-target] [--device cuda]
 
 On configs/modmul_grokfast.yaml (x*y mod 97, 50 % train, 2x128x4 transformer, batch 512, Adam,
 Grokfast EMA). Both trainers run the same number of optimizer steps including their own
 evaluation (groktune: its eval schedule; baseline: a full validation pass every epoch), in
 alternating order, `repeats` times; the table reports medians.
 
-Two FLOP rates are reported against the measured fp32 matmul peak:
+Two FLOP rates are reported against the measured matmul peak:
 - model FLOPs: the standard count (6 x matmul parameters x tokens + attention per step), the same
   for both trainers; groktune skips work (prefix sharing, last-position-only final layer), so
   this rate can pass the peak;
 - executed FLOPs: the matmul FLOPs each trainer really ran in the timed span, evals included,
   counted by torch.utils.flop_counter in one extra (untimed) run of each.
+Both against the peak of the row's precision on the same --device (fp32 rows: fp32 without TF32;
+bf16 rows: bf16), and the baseline runs on that device too.
 """
 
 from __future__ import annotations
@@ -37,14 +39,22 @@ from trials.train import train  # noqa: E402
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "modmul_grokfast.yaml"
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 GFLOP/s of an n x n matmul with the current thread count."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 10, device: str = "cpu", dtype=torch.float32) -> float:
+    """Best GFLOP/s of an n x n matmul of `dtype` on `device` (CPU: with the current thread count;
+    CUDA: fp32 without TF32, so the fp32 rows are measured against the fp32 peak they can reach)."""
+    cuda = device.startswith("cuda")
+    if cuda:
+        n = max(n, 8192)  # a GPU needs large matrices to reach its peak (TF32 is off by default)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.mm(a, b)
     best = 0.0
     for _ in range(repeats):
+        if cuda:
+            torch.cuda.synchronize()
         t = time.perf_counter()
         torch.mm(a, b)
+        if cuda:
+            torch.cuda.synchronize()
         best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
     return best
 
@@ -78,36 +88,41 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--precisions", default="fp32,bf16", help="groktune precisions to run (bf16 = autocast)")
     ap.add_argument("--to-target", action="store_true", help="also time groktune to 95%% val acc")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda: both trainers and the peak on this device")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = with_values(load_config(CONFIG), {"train.num_threads": args.threads})
+    cfg = with_values(load_config(CONFIG), {"train.num_threads": args.threads, "train.device": args.device})
     data = build_task(cfg.task, seed=cfg.seed)
-    peak = matmul_peak()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    peaks = {p: matmul_peak(device=args.device, dtype=dtypes[p]) for p in {"fp32", *args.precisions.split(",")}}
+    peak = peaks["fp32"]
     step_flops, fwd_flops = model_flops(cfg.model.d_model, cfg.model.n_layers, cfg.model.d_ff,
                                         data.vocab_size, data.seq_len, cfg.train.batch_size)
     precisions = args.precisions.split(",")
     base_t, ours_t = [], {p: [] for p in precisions}
     for _ in range(args.repeats):  # alternate so drifts in machine load hit both alike
-        t, _, _ = run_baseline(data.train_x, data.train_y, data.val_x, data.val_y, data.vocab_size, args.steps)
+        t, _, _ = run_baseline(data.train_x, data.train_y, data.val_x, data.val_y, data.vocab_size, args.steps,
+                               device=args.device)
         base_t.append(t)
         for p in precisions:
             ours_t[p].append(run_groktune(cfg, args.steps, p)[0])
     base = statistics.median(base_t)
     counted = {"baseline (plain PyTorch, fp32)": executed_flops(lambda: run_baseline(
-        data.train_x, data.train_y, data.val_x, data.val_y, data.vocab_size, args.steps))}
+        data.train_x, data.train_y, data.val_x, data.val_y, data.vocab_size, args.steps, device=args.device))}
     for p in precisions:
         counted[f"groktune {p}"] = executed_flops(lambda p=p: run_groktune(cfg, args.steps, p))
-    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} torch threads, "
-          f"torch {torch.__version__}")
-    print(f"measured fp32 matmul peak (2048^3): {peak:.1f} GFLOP/s")
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"machine: {where}, {args.threads} torch threads, torch {torch.__version__}")
+    print("measured matmul peaks on " + args.device + ": " + ", ".join(f"{p} {v:.1f} GFLOP/s" for p, v in peaks.items()))
     print(f"model FLOPs per train step: {step_flops / 1e9:.2f} G; full validation pass: "
           f"{fwd_flops * len(data.val_y) / cfg.train.batch_size / 1e9:.2f} G\n")
     print(f"| trainer | steps/s | seconds for {args.steps} steps | speed-up vs baseline "
-          "| model FLOPs: share of fp32 peak | executed GFLOP per step (evals incl.) "
-          "| executed FLOPs: share of fp32 peak |")
+          "| model FLOPs: share of the row's peak | executed GFLOP per step (evals incl.) "
+          "| executed FLOPs: share of the row's peak |")
     print("|---|---|---|---|---|---|---|")
     rows = [("baseline (plain PyTorch, fp32)", base_t)] + [(f"groktune {p}", ours_t[p]) for p in precisions]
     for name, times in rows:
+        peak = peaks[name.split()[1]] if name.startswith("groktune") else peaks["fp32"]
         t = statistics.median(times)
         sps = args.steps / t
         done = counted[name] / 1e9

@@ -185,9 +185,15 @@ class TokenStream:
         idx = starts.cpu().numpy()[:, None] + np.arange(self.context_length + 1)  # (B, T+1)
         # Index a plain ndarray view of the map: fancy indexing the np.memmap object itself is
         # ~1000x slower. Only the B windows' pages are read.
-        win = torch.from_numpy(np.asarray(self.tokens)[idx].astype(np.int64))  # (B, T+1)
-        dev = self.device if device is None else device
-        return win[:, :-1].contiguous().to(dev), win[:, 1:].contiguous().to(dev)
+        dev = torch.device(self.device if device is None else device)
+        # For CUDA the windows are gathered into pinned memory and copied once without blocking
+        # the host (torch's pinned allocator keeps a buffer until its copy has finished);
+        # x and y are then cut on the device.
+        pinned = dev.type == "cuda"
+        win = torch.empty(idx.shape, dtype=torch.int64, pin_memory=pinned)  # (B, T+1)
+        win.numpy()[...] = np.asarray(self.tokens)[idx]
+        win = win.to(dev, non_blocking=pinned)
+        return win[:, :-1].contiguous(), win[:, 1:].contiguous()
 
     def get_batch(
         self, split: str, batch_size: int, generator: torch.Generator, device=None

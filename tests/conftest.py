@@ -19,7 +19,8 @@ TINY = {
     "task": {"name": "modular", "op": "x+y", "p": 7, "train_fraction": 0.5},
     "model": {"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32},
     "optim": {"lr": 3e-3, "weight_decay": 0.1},
-    "train": {"steps": 60, "batch_size": 16, "num_threads": 1, "eval_dense_until": 20,
+    # device cpu: the bitwise tests stay CPU-exact on a GPU machine (tests/trials/test_cuda.py runs CUDA)
+    "train": {"device": "cpu", "steps": 60, "batch_size": 16, "num_threads": 1, "eval_dense_until": 20,
               "eval_dense_every": 5, "eval_every": 20, "checkpoint_every": 30,
               "target_val_acc": 1.0, "target_patience": 0},
 }

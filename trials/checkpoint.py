@@ -9,6 +9,7 @@ It is read with torch.load(weights_only=True): no pickled code runs.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -120,16 +121,53 @@ def _first_difference(a: dict, b: dict) -> str:
 
 
 def rng_state(device: torch.device) -> dict:
-    """The global RNG states a checkpoint keeps (dropout masks): torch_rng and cuda_rng."""
+    """The global RNG states a checkpoint keeps (dropout masks): torch_rng (the CPU's) and cuda_rng
+    (the state of the CUDA device the run trains on, only that one; [] off CUDA). One state, not
+    one per visible GPU: a resume may see fewer GPUs, or its GPU under another index."""
     return {"torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else []}
 
 
 def restore_rng(state: dict, device: torch.device) -> None:
-    """Set the global RNG states that rng_state saved (CUDA's only on a CUDA device)."""
+    """Set the global RNG states that rng_state saved, on whatever device this run uses.
+
+    The CUDA state goes to this run's device; a checkpoint written on the CPU has none (the CUDA
+    generator then keeps the run's seed). Older checkpoints hold a list, one state per GPU visible
+    when written: the one at this device's index is taken, or the last when there are fewer.
+    """
     torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda" and state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    saved = state["cuda_rng"]
+    if device.type != "cuda" or saved is None or (isinstance(saved, (list, tuple)) and not saved):
+        return
+    if isinstance(saved, (list, tuple)):
+        saved = saved[min(device.index or 0, len(saved) - 1)]
+    torch.cuda.set_rng_state(saved, device)
+
+
+def generator_state(generator: torch.Generator) -> dict:
+    """A torch.Generator's state for a checkpoint, tagged with the kind of device it draws on."""
+    return {"device": generator.device.type, "state": generator.get_state()}
+
+
+def restore_generator(generator: torch.Generator, saved) -> None:
+    """Set `generator` to a state generator_state saved, whatever device wrote it.
+
+    A state cannot move between kinds of device (the CPU's Mersenne twister is 5056 bytes, CUDA's
+    Philox seed and offset 16), so a checkpoint written on another kind of device (a resume, a
+    retry or a PBT clone on another node) seeds the generator from the saved state instead: a
+    fresh stream, the same on every resume of that checkpoint. A bare tensor (older checkpoints)
+    counts as this device's when its size fits.
+    """
+    if isinstance(saved, torch.Tensor):
+        saved = {"device": None, "state": saved}
+    state = saved["state"]
+    same = (saved.get("device") == generator.device.type if saved.get("device")
+            else state.numel() == generator.get_state().numel())
+    if same:
+        generator.set_state(state)
+    else:
+        digest = hashlib.sha256(state.cpu().numpy().tobytes()).digest()
+        generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def map_tensors(obj, fn):

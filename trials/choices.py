@@ -82,6 +82,13 @@ its lone run), vmap (stacked parameters, batched kernels: trials.stacked) or aut
 loop elsewhere). The first is the default: trials.train.train_population and the config's
 search.population_vectorize both take it from here, so they cannot disagree."""
 
+
+def resolve_vectorize(vectorize: str, device_type: str) -> str:
+    """"loop" or "vmap": what `auto` means on this kind of device; other names pass through."""
+    if vectorize == "auto":
+        return "vmap" if device_type == "cuda" else "loop"
+    return vectorize
+
 assert all(r.decay in DECAYS for r in OPTIMIZERS.values())
 
 
@@ -101,4 +108,4 @@ def optimizer_rule(name: str) -> OptimizerRule:
 
 
 __all__ = ["ACTIVATIONS", "ARCHS", "DECAYS", "LOSSES", "NORMS", "OPTIMIZERS", "SCHEDULES", "UPDATES", "VECTORIZE",
-           "WEIGHT_NORM_CLIP_MODES", "OptimizerRule", "optimizer_rule"]
+           "WEIGHT_NORM_CLIP_MODES", "OptimizerRule", "optimizer_rule", "resolve_vectorize"]

@@ -211,6 +211,9 @@ class OptimConfig:
         _in_unit("muon_momentum", self.muon_momentum)
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 10_000
@@ -224,7 +227,14 @@ class TrainConfig:
     activation_checkpointing: bool = False
     """Recompute each block's activations in the backward pass: less memory, more compute."""
     compile: bool = False
-    """torch.compile the model (worth it on CUDA; slow to start on CPU). Turns off share_prefixes."""
+    """torch.compile the training forward pass (worth it on CUDA; slow to start on CPU); evals run
+    the plain model, so their shapes never recompile it. Turns off share_prefixes."""
+    compile_mode: str = "default"
+    """torch.compile mode with compile on: default | reduce-overhead (CUDA graphs) | max-autotune |
+    max-autotune-no-cudagraphs."""
+    tf32: bool = False
+    """Let fp32 matmuls on CUDA use TF32 tensor cores (faster; ~1e-3 relative rounding per product).
+    Off by default, so fp32 means IEEE fp32; set per run, so a reused worker never inherits it."""
     share_prefixes: bool = True
     """Compute each distinct prefix in a batch once (trials/shared_prefix.py): exact up to float
     rounding, ~1.5x faster fp32 steps on x*y mod 97. CPU only (on CUDA/MPS it would add host
@@ -271,6 +281,9 @@ class TrainConfig:
             raise ValueError(f"batch_size: got {self.batch_size}, must be >= grad_accum={self.grad_accum}")
         _choice("precision", self.precision, ("fp32", "bf16", "fp16"))
         _choice("train_metrics", self.train_metrics, ("full", "batches"))
+        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
+        if self.tf32 and self.device in ("cpu", "mps"):
+            raise ValueError(f"tf32: TF32 matmuls are CUDA's; got device {self.device!r} (use cuda or auto, or tf32: false)")
         if not (self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:[0-9]{1,3}", self.device)):
             raise ValueError(f"device: got {self.device!r}, allowed: auto, cpu, cuda, cuda:N, mps")
         _positive("num_threads", self.num_threads, allow_zero=True)

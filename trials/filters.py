@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from trials import scalars
+from trials.checkpoint import generator_state, restore_generator
 from trials.config import GrokfastConfig, NoiseConfig
 from trials.scalars import Scalar, per_member
 
@@ -33,15 +34,31 @@ class Grokfast:
         self.total: list[torch.Tensor] | None = None  # MA: sum of the stored gradients
 
     @torch.no_grad()
-    def apply(self) -> None:
+    def apply(self, finite: torch.Tensor | None = None) -> None:
+        """Filter the parameters' gradients in place and update the filter's state.
+
+        Args:
+            finite: with a grad scaler (fp16), a 0-d bool device tensor saying whether every
+                gradient is finite (grads_finite). An overflow step, which the scaler skips, then
+                leaves the filter's state as it was: folded in, its inf would poison every later
+                gradient, so every later step would be skipped too. EMA masks the update on the
+                device (no host sync); MA asks the host (one sync, on fp16 steps only).
+        """
         grads = [p.grad for p in self.params]
         if self.cfg.kind == "ema":
             if self.ema is None:
                 self.ema = [g.detach().clone() for g in grads]  # Grokfast starts mu_0 = g_0
-            else:
+                if finite is not None:  # an overflow on the first step: start from zeros instead
+                    self.ema = [torch.where(finite, e, torch.zeros_like(e)) for e in self.ema]
+            elif finite is None:
                 torch._foreach_lerp_(self.ema, grads, per_member(1.0 - self.alpha, grads))
+            else:
+                new = torch._foreach_lerp(self.ema, grads, per_member(1.0 - self.alpha, grads))
+                self.ema = [torch.where(finite, n, e) for n, e in zip(new, self.ema)]
             scalars.axpy_(grads, self.ema, self.lamb)
         elif self.cfg.kind == "ma":
+            if finite is not None and not bool(finite):
+                return  # the scaler skips this step; the window keeps only finite gradients
             # A running sum keeps the cost O(params) per step instead of O(params * window).
             if self.total is None:
                 self.total = [torch.zeros_like(g) for g in grads]
@@ -57,6 +74,14 @@ class Grokfast:
 
     def load_state_dict(self, state: dict) -> None:
         self.ema, self.window, self.total = state["ema"], state["window"], state["total"]
+
+
+def grads_finite(params: list[torch.Tensor]) -> torch.Tensor:
+    """0-d bool tensor on the device: every gradient of `params` is finite (no host sync)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.ones((), dtype=torch.bool)
+    return torch.stack([g.isfinite().all() for g in grads]).all()
 
 
 class GradientNoise:
@@ -85,7 +110,11 @@ class GradientNoise:
             g.add_(noise, alpha=std)
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        """The generator's state, tagged with its device; nothing at zero noise (nothing drawn)."""
+        return {"generator": generator_state(self.generator)} if self.cfg.eta else {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        """Restore onto this run's device (trials.checkpoint.restore_generator: a state written on
+        another kind of device reseeds the generator from it); ignored at zero noise."""
+        if self.cfg.eta and state.get("generator") is not None:
+            restore_generator(self.generator, state["generator"])

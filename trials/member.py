@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tasks.lm import TokenStream
 from trials.checkpoint import load_model_state, rng_state, to_cpu, to_device
 from trials.evalplan import StopRule
+from trials.filters import grads_finite
 from trials.loop import TrainResult
 from trials.losses import training_loss
 from trials.metrics import eval_tensors, grouped_norms, score_lm, score_split
@@ -68,9 +69,11 @@ def train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
         (run.scaler.scale(loss) if run.scaler else loss).backward()
         if tc.train_metrics == "batches":
             accumulate_batch_metrics(run, logits.detach(), y, loss.detach() * tc.grad_accum)
+    finite = None
     if run.scaler:
         run.scaler.unscale_(run.optimizer)
-    run.grokfast.apply()
+        finite = grads_finite([p for _, p in run.named_params])  # the scaler skips an overflow step
+    run.grokfast.apply(finite)
     run.noise.apply(step)
     stats = None
     if want_norms:  # before clipping; total and per layer from one computation, so they agree
@@ -122,11 +125,12 @@ def scores(run: Run) -> tuple[dict, dict]:
     tc = run.cfg.train
     data = run.data
     if isinstance(data, TokenStream):
-        val = score_lm(run.forward, data.val_batches(tc.batch_size or 64, run.device), run.autocast)
+        val = score_lm(run.model, data.val_batches(tc.batch_size or 64, run.device), run.autocast)
     else:
         per_class = run.class_index if tc.per_class_metrics else None
         groups = data.val_group if len(data.group_names) > 1 else None  # mixtures: per operation
-        val = score_split(run.forward, data.val_x, data.val_y, per_class, autocast=run.autocast, groups=groups)
+        val = score_split(run.model, data.val_x, data.val_y, per_class, autocast=run.autocast, groups=groups,
+                          n_groups=len(data.group_names), n_classes=len(data.answer_tokens))
     return train_scores(run, val), val
 
 
@@ -140,9 +144,9 @@ def train_scores(run: Run, val: dict, full=None) -> dict:
     if isinstance(data, TokenStream):
         fixed = torch.Generator().manual_seed(run.cfg.seed + 3)  # the same train windows every eval
         train_windows = [data.get_batch("train", data.val_windows, fixed, run.device)]
-        return score_lm(run.forward, train_windows, run.autocast)
+        return score_lm(run.model, train_windows, run.autocast)
     m = tc.eval_max_examples or len(data.train_y)
-    return score_split(run.forward, data.train_x[:m], data.train_y[:m], None, autocast=run.autocast)
+    return score_split(run.model, data.train_x[:m], data.train_y[:m], None, autocast=run.autocast)
 
 
 def record_tensors(run: Run, train: dict, val: dict, named_params, grad_stats) -> dict[str, torch.Tensor]:
@@ -150,8 +154,9 @@ def record_tensors(run: Run, train: dict, val: dict, named_params, grad_stats) -
     data = run.data
     per_op = ({name: val["per_group"][g] for g, name in enumerate(data.group_names)}  # mixtures: val_acc/<op>
               if "per_group" in val else None)
-    return eval_tensors(train, val, grouped_norms(named_params), grad_stats, torch.tensor(float("nan")),
-                        run.cfg.train.per_class_metrics, per_op)
+    nan = torch.full((), float("nan"), device=run.device)
+    return eval_tensors(train, val, grouped_norms(named_params), grad_stats, nan, run.cfg.train.per_class_metrics,
+                        per_op)
 
 
 def member_state(member: Member, clock: dict) -> dict:

@@ -23,6 +23,8 @@ def score_split(
     chunk: int = EVAL_CHUNK,
     autocast=contextlib.nullcontext,
     groups: torch.Tensor | None = None,
+    n_groups: int | None = None,
+    n_classes: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Mean loss and accuracy of the answer token over a whole split, in chunks.
 
@@ -35,6 +37,8 @@ def score_split(
             given, per-class accuracy is returned as "per_class" (n_classes,).
         groups: (N,) operation index of each row (mixtures); when given, accuracy per operation
             is returned as "per_group" (max group + 1,).
+        n_groups, n_classes: the number of groups and classes when the caller knows them (then
+            no host sync finds them from the index tensors).
     Returns:
         {"loss": (), "acc": (), ["per_class": (n_classes,)], ["per_group": (G,)]} tensors on the device.
     """
@@ -49,27 +53,30 @@ def score_split(
         loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
         correct_all.append(logits.argmax(-1) == yb)
     model.train(was_training)
-    return split_scores(loss_sum, torch.cat(correct_all), y, n_classes_index, groups)
+    return split_scores(loss_sum, torch.cat(correct_all), y, n_classes_index, groups, n_groups, n_classes)
 
 
 def split_scores(loss_sum: torch.Tensor, correct: torch.Tensor, y: torch.Tensor,
-                 n_classes_index: torch.Tensor | None = None, groups: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                 n_classes_index: torch.Tensor | None = None, groups: torch.Tensor | None = None,
+                 n_groups: int | None = None, n_classes: int | None = None) -> dict[str, torch.Tensor]:
     """score_split's result from the summed loss and the hits (N,) bool of the N answers y (N,)."""
     out = {"loss": loss_sum / y.shape[0], "acc": correct.float().mean()}
     if n_classes_index is not None:
         cls = n_classes_index[y]  # (N,)
-        n = int(n_classes_index.max()) + 1
+        n = n_classes if n_classes is not None else int(n_classes_index.max()) + 1
         hits = torch.bincount(cls, weights=correct.float(), minlength=n)
         totals = torch.bincount(cls, minlength=n).clamp_min(1)
         out["per_class"] = hits / totals
     if groups is not None:
-        out["per_group"] = _mean_by(groups, correct.float())
+        out["per_group"] = _mean_by(groups, correct.float(), n_groups)
     return out
 
 
-def _mean_by(index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` (N,) per value of `index` (N,) long; 0 for an index with no rows."""
-    n = int(index.max()) + 1 if index.numel() else 0
+def _mean_by(index: torch.Tensor, values: torch.Tensor, n: int | None = None) -> torch.Tensor:
+    """Mean of `values` (N,) per value of `index` (N,) long; 0 for an index with no rows. `n`:
+    the number of index values when known (else found from `index`: a host sync)."""
+    if n is None:
+        n = int(index.max()) + 1 if index.numel() else 0
     totals = torch.bincount(index, minlength=n).clamp_min(1)
     return torch.bincount(index, weights=values, minlength=n) / totals
 

@@ -15,6 +15,7 @@ from groktune.errors import SetupError
 from tasks.base import AlgorithmicData
 from tasks.lm import TokenStream
 from tasks.registry import build_task
+from trials.checkpoint import generator_state, restore_generator
 from trials.filters import GradientNoise, Grokfast
 from trials.model import build_model
 from trials.optim import Optimizer, build_optimizer
@@ -45,19 +46,44 @@ def autocast_factory(precision: str, device: torch.device) -> Callable[[], Any]:
     return partial(torch.autocast, device_type=device.type, dtype=dtype)
 
 
+def prepare_device(device: torch.device, tc: Any) -> None:
+    """Per-run settings of the device, so a worker that trains one run after another carries
+    nothing from the last one: the TF32 choice (train.tf32), the peak-memory counter (a trial's
+    peak_memory_mb is its own), and torch.compile's caches (a new model would otherwise be
+    recompiled against the old one's guards until dynamo's cache limit turns compilation off)."""
+    if device.type == "cuda":
+        set_tf32(tc.tf32)
+        torch.cuda.reset_peak_memory_stats(device)
+    if tc.compile:
+        torch._dynamo.reset()
+
+
+def set_tf32(on: bool) -> None:
+    """TF32 for CUDA fp32 matmuls and convolutions on or off (the fp32_precision API where torch has it)."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):
+        matmul.fp32_precision = "tf32" if on else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if on else "ieee"
+    else:
+        matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
 class IndexSampler:
     """Batches as index draws over a dataset that lives on the device.
 
-    Each epoch is a fresh permutation (drawn with this sampler's own generator), cut into
-    batches; batch_size 0 or >= n means full batch. The state (generator, permutation,
-    position) goes into checkpoints so a resumed run draws the same batches.
+    Each epoch is a fresh permutation (drawn with this sampler's own generator, on the device
+    for CUDA: no host-to-device copy per epoch), cut into batches; batch_size 0 or >= n means full
+    batch. The state (generator, permutation, position) goes into checkpoints so a resumed run
+    draws the same batches (trials.checkpoint.restore_generator: after a move between CPU and
+    CUDA, a stream seeded from the saved state).
     """
 
     def __init__(self, n: int, batch_size: int, seed: int, device: torch.device):
         self.n = n
         self.batch = n if batch_size <= 0 or batch_size >= n else batch_size
         self.device = device
-        self.generator = torch.Generator(device="cpu")
+        self.generator = torch.Generator(device=device if device.type == "cuda" else "cpu")
         self.generator.manual_seed(seed)
         self.perm = torch.arange(n, device=device)
         self.pos = n  # forces a new permutation on the first draw
@@ -66,17 +92,17 @@ class IndexSampler:
         if self.batch == self.n:
             return self.perm
         if self.pos + self.batch > self.n:
-            self.perm = torch.randperm(self.n, generator=self.generator).to(self.device)
+            self.perm = torch.randperm(self.n, generator=self.generator, device=self.generator.device).to(self.device)
             self.pos = 0
         idx = self.perm[self.pos : self.pos + self.batch]
         self.pos += self.batch
         return idx
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "perm": self.perm.cpu(), "pos": self.pos}
+        return {"generator": generator_state(self.generator), "perm": self.perm.cpu(), "pos": self.pos}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        restore_generator(self.generator, state["generator"])
         self.perm = state["perm"].to(self.device)
         self.pos = int(state["pos"])
 
@@ -108,6 +134,7 @@ def build_run(cfg: Any) -> Run:
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = pick_device(cfg.train.device)
+    prepare_device(device, cfg.train)
     autocast = autocast_factory(cfg.train.precision, device)
     data = build_task(cfg.task, seed=cfg.seed, device=device)
     lm = isinstance(data, TokenStream)
@@ -119,7 +146,9 @@ def build_run(cfg: Any) -> Run:
     # Prefix sharing has data-dependent shapes (torch.unique): torch.compile would retrace, and on
     # an accelerator every step would wait for the host (a sync per position). CPU only.
     model.share_prefixes = cfg.train.share_prefixes and not cfg.train.compile and device.type == "cpu"
-    forward = torch.compile(model) if cfg.train.compile else model
+    # Evals run the plain model: their batch shapes (whole splits, chunk remainders) would each
+    # recompile a compiled one, and they are a small part of the time.
+    forward = torch.compile(model, mode=cfg.train.compile_mode) if cfg.train.compile else model
     optimizer = build_optimizer(model, cfg.optim)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     class_index = None

@@ -41,7 +41,7 @@ from groktune.errors import SetupError
 from groktune.layout import losses_finite
 from tasks.lm import TokenStream
 from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
-from trials.choices import VECTORIZE
+from trials.choices import VECTORIZE, resolve_vectorize
 from trials.loop import Loop, Save, TrainResult, stop_rule
 from trials.member import Member, batch_size, member_state, record_tensors, restore_member, scores, train_step
 from trials.metrics import perplexity
@@ -95,18 +95,11 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         PopulationResult: per-member TrainResults (as train() would return them) and the median
         steps to target.
     """
-    mode = resolve_vectorize(vectorize, cfgs[0].train.device) if cfgs else vectorize
-    check_population(cfgs, mode)
-    return _train(cfgs, report, mode, attention, resume_from, None, tag=True)
-
-
-def resolve_vectorize(vectorize: str, device: str) -> str:
-    """"auto" -> vmap on a CUDA device, loop elsewhere (measured faster on CPUs); else as given."""
     if vectorize not in VECTORIZE:
         raise SetupError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
-    if vectorize != "auto":
-        return vectorize
-    return "vmap" if pick_device(device).type == "cuda" else "loop"
+    mode = resolve_vectorize(vectorize, pick_device(cfgs[0].train.device).type) if cfgs else vectorize
+    check_population(cfgs, mode)
+    return _train(cfgs, report, mode, attention, resume_from, None, tag=True)
 
 
 def _flat(obj, prefix: str = "") -> dict[str, Any]:
@@ -248,23 +241,30 @@ def _grokked(members: list[Member]) -> float:
 
 def _evaluate(engine, live: list[Member], lrs: list[float], grad_stats: list, epoch: float, loop: Loop,
               tag: bool) -> list[dict]:
-    """One record per live member; one host sync for all of them (`.tolist()`)."""
-    per_member = []
+    """One record per live member; one device-to-host copy for all of them: per member its
+    scalars, then its per-class accuracies."""
+    per_member, parts = [], []
     for m, (train_s, val_s, named), stats in zip(live, engine.scores(live), grad_stats):
-        per_member.append((record_tensors(m.run, train_s, val_s, named, stats), val_s))
-    flat = [t.detach().float().cpu() for tensors, _ in per_member for t in tensors.values()]
-    values = torch.stack(flat).tolist()  # the one sync
+        tensors = record_tensors(m.run, train_s, val_s, named, stats)
+        classes = (val_s["per_class"].float() if m.cfg.train.per_class_metrics and "per_class" in val_s
+                   else None)
+        parts.append(torch.stack([t.detach().float() for t in tensors.values()]))
+        if classes is not None:
+            parts.append(classes)
+        per_member.append((tensors, 0 if classes is None else classes.numel()))
+    host = torch.cat(parts).cpu().tolist()  # the one sync
     wall = loop.wall()
     records, at = [], 0
-    for m, lr, (tensors, val_s) in zip(live, lrs, per_member):
+    for m, lr, (tensors, n_classes) in zip(live, lrs, per_member):
         record = {"step": loop.clock.step, "epoch": epoch, "lr": lr}
-        record.update(zip(tensors, values[at : at + len(tensors)]))
+        record.update(zip(tensors, host[at : at + len(tensors)]))
         at += len(tensors)
         record["wall_time"] = wall
         if isinstance(m.run.data, TokenStream):
             record["val_ppl"], record["train_ppl"] = perplexity(record["val_loss"]), perplexity(record["train_loss"])
-        elif m.cfg.train.per_class_metrics:
-            record["val_acc_per_class"] = val_s["per_class"].cpu().tolist()
+        elif n_classes:
+            record["val_acc_per_class"] = host[at : at + n_classes]
+        at += n_classes
         if tag:
             record["member"] = m.index
         records.append(record)

@@ -37,6 +37,7 @@ def verbosity(args) -> int:
 def run(args) -> int:
     # deferred: the CLI imports every command to build its parser; configs (torch) load only here
     from orchestrator.config.experiment import load_config
+    from orchestrator.search.config import check_trial_device  # deferred: as above (the config tree)
 
     check_name_flag(args.name)  # one path component: --name ../../x must not leave --storage
     storage = parse_storage(args.storage)  # a folder, file:///PATH or a bucket URI (orchestrator.storage.location)
@@ -46,6 +47,10 @@ def run(args) -> int:
     if cfg.search is None:
         raise UserError(f"{args.config}: no `search:` section; a sweep needs one (see configs/demo_sweep.yaml)")
     check_gpus(cfg.search.gpus_per_trial, args.address)  # before Ray: it would wait forever
+    try:
+        check_trial_device(cfg.train.device, cfg.search.gpus_per_trial)  # trials' device = their reservation
+    except ValueError as err:
+        raise UserError(str(err)) from None
     # deferred: Ray, pandas and the trainer load only once the config is known to be good
     from orchestrator.sweep.results import summary
     from orchestrator.sweep.driver import run_sweep  # deferred: as above

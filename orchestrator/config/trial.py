@@ -19,6 +19,7 @@ from typing import Any
 from groktune.layout import task_label as layout_task_label
 from orchestrator.config.experiment import ExperimentConfig, config_from_dict, config_to_dict
 from orchestrator.config.tree import set_dotted
+from orchestrator.search.config import trial_device
 from orchestrator.search.space import snap_values
 
 TRIAL_INDEX = "__trial_index__"
@@ -45,6 +46,8 @@ class TrialConfigMaker:
         data["seed"] = trial_seed(point, search["seeds"])
         for key, value in self.overrides.items():
             set_dotted(data, key, value)
+        # Ray's GPU reservation decides the device: auto -> cuda with GPUs per trial, else cpu.
+        data["train"]["device"] = trial_device(data["train"].get("device", "auto"), search["gpus_per_trial"])
         if not data["train"].get("num_threads"):
             data["train"]["num_threads"] = max(1, int(search["cpus_per_trial"]))
         return config_from_dict(data)

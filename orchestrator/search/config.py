@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ from orchestrator.search.algos import SCHEDULERS, SEARCHERS
 from orchestrator.search.multi_objective import check_objectives
 from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
 from orchestrator.storage.optuna_study import check_storage
-from trials.choices import VECTORIZE
+from trials.choices import VECTORIZE, resolve_vectorize
 
 MAX_SEEDS = 1000
 # (field, low, high): sizes and budgets refused before anything is started. The highs are far
@@ -86,7 +88,8 @@ class SearchConfig:
     cpus_per_trial: float = 1.0
     """CPUs Ray reserves per trial; the trial's torch threads follow it."""
     gpus_per_trial: float = 0.0
-    """Fractions pack trials: 0.25 runs four trials on one GPU."""
+    """Fractions pack trials: 0.25 runs four trials on one GPU. A trial's train.device follows it
+    (auto: cuda when > 0, else cpu; a device that does not fit is refused before Ray starts)."""
     seeds: list[int] = field(default_factory=lambda: [0])
     """Each sampled config is trained once per seed (the experiment seed is replaced)."""
     seeds_per_trial: int = 1
@@ -171,15 +174,43 @@ class SearchConfig:
         check_keys_exist(self.space, cfg)
         members = max(self.seeds_per_trial, self.pack)
         if members > 1:
-            from trials.train import check_population, resolve_vectorize  # deferred: torch, only for populations
+            from trials.train import check_population  # deferred: torch, only for populations
 
             key = "seeds_per_trial" if self.seeds_per_trial > 1 else "pack"
             try:
-                check_population([cfg] * members, resolve_vectorize(self.population_vectorize, cfg.train.device))
+                # the driver may have no GPU: "auto" is checked as loop unless the config names CUDA
+                device = "cuda" if cfg.train.device.startswith("cuda") else "cpu"
+                check_population([cfg] * members, resolve_vectorize(self.population_vectorize, device))
             except SetupError as err:
                 reason = str(err).removeprefix("population: ")
                 raise ValueError(f"search.{key}: got {members} (one population per trial), "
                                  f"but {reason}, or set search.{key}: 1") from None
+
+
+def check_trial_device(device: str, gpus_per_trial: float) -> None:
+    """Refuse a train.device that does not fit the GPUs Ray reserves per trial (ValueError, one line).
+
+    Ray Tune places trials by their reservation: a trial given no GPU that trains on one runs
+    outside Ray's accounting (or fails, by Ray version); a trial given a GPU that trains on the
+    CPU leaves it idle; and a trial sees only its own GPUs, numbered from 0, so cuda:N names
+    another trial's GPU or none. `auto` is resolved per trial by trial_device.
+    """
+    if re.fullmatch(r"cuda:[0-9]+", device):
+        raise ValueError(f"train.device: got {device!r}; in a sweep each trial sees only the GPUs Ray gives it "
+                         f"(as cuda:0), so use cuda or auto")
+    if device == "cuda" and gpus_per_trial <= 0:
+        raise ValueError("train.device: got 'cuda' with search.gpus_per_trial 0 (no GPU reserved per trial); "
+                         "set search.gpus_per_trial > 0 (e.g. 0.25: four trials share a GPU), or train.device: auto")
+    if device in ("cpu", "mps") and gpus_per_trial > 0:
+        raise ValueError(f"train.device: got {device!r} with search.gpus_per_trial {gpus_per_trial:g}: the reserved "
+                         f"GPU would idle; set train.device: auto (or cuda), or search.gpus_per_trial: 0")
+
+
+def trial_device(device: str, gpus_per_trial: float) -> str:
+    """A trial's train.device: `auto` becomes cuda when Ray reserves GPUs for it, else cpu."""
+    if device != "auto":
+        return device
+    return "cuda" if gpus_per_trial > 0 else "cpu"
 
 
 def _names(table: dict, flag: str) -> str:

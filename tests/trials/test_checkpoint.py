@@ -43,3 +43,49 @@ def test_mismatched_config_names_the_key(tmp_path):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path)
+
+
+def test_rng_state_off_cuda_keeps_no_cuda_state():
+    from trials.checkpoint import rng_state
+
+    assert rng_state(torch.device("cpu"))["cuda_rng"] == []
+
+
+@pytest.mark.parametrize("cuda_rng", [[], [torch.zeros(16, dtype=torch.uint8)] * 3, torch.zeros(16, dtype=torch.uint8)])
+def test_restore_rng_on_the_cpu_takes_any_cuda_state(cuda_rng):
+    """One CUDA state (this format), one per GPU visible when written (the older format, which
+    resumed with fewer visible GPUs failed), or none: a CPU resume restores the CPU state only."""
+    from trials.checkpoint import restore_rng
+
+    torch.manual_seed(5)
+    saved = torch.get_rng_state()
+    expected = torch.rand(3)
+    torch.manual_seed(6)
+    restore_rng({"torch_rng": saved, "cuda_rng": cuda_rng}, torch.device("cpu"))
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_run_checkpointed_on_cuda_resumes_on_the_cpu(tmp_path, tiny_cfg):
+    """As far as a CPU allows: a checkpoint whose generator states are CUDA's (16-byte Philox
+    states, tagged and in the older untagged format, and one CUDA RNG state per GPU of a
+    3-GPU machine) resumes on the CPU to the end of its budget."""
+    from trials.checkpoint import save_checkpoint as save
+    from trials.train import train
+
+    cfg = tiny_cfg(optim={"noise": {"eta": 0.01}, "grokfast": {"kind": "ema"}})
+    written = []
+    train(cfg, lambda record, save=None: written.append(save(tmp_path / "a")) if save and not written else None)
+    state = load_checkpoint(tmp_path / "a")
+    assert state["progress"]["step"] == 30
+    philox = torch.arange(16, dtype=torch.uint8)
+    for tagged in (True, False):
+        foreign = dict(state)
+        foreign["noise"] = {"generator": {"device": "cuda", "state": philox} if tagged else philox}
+        foreign["sampler"] = {**state["sampler"], "generator": {"device": "cuda", "state": philox} if tagged else philox}
+        foreign["cuda_rng"] = [philox] * 3
+        foreign.pop("format_version")
+        save(foreign, tmp_path / f"b{tagged}")
+        records = []
+        result = train(cfg, lambda record, save=None: records.append(record), resume_from=tmp_path / f"b{tagged}")
+        assert result.final_step == 60 and records[0]["step"] > 30
+        assert all(torch.isfinite(torch.tensor(r["val_loss"])) for r in records)

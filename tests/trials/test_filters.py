@@ -84,3 +84,89 @@ def test_noise_is_reproducible_and_off_when_eta_is_zero():
     p.grad = torch.zeros(10)
     GradientNoise([p], NoiseConfig(eta=0.0), seed=7, device="cpu").apply(3)
     assert torch.count_nonzero(p.grad) == 0
+
+
+@pytest.mark.parametrize("kind", ["ema", "ma"])
+def test_an_overflow_step_leaves_grokfast_as_it_was(kind):
+    """fp16: the grad scaler skips a step whose gradients overflowed; the filter must skip it too,
+    or its inf stays in the buffers and every later step overflows and is skipped."""
+    cfg = GrokfastConfig(kind=kind, alpha=0.9, lamb=2.0, window=2)
+    p, grads = _params(6)
+    with_inf, reference = Grokfast([p], cfg), Grokfast([p], cfg)
+    yes, no = torch.tensor(True), torch.tensor(False)
+    for t, g in enumerate(grads):
+        if t == 2:  # the overflow step: inf gradients, finite=False
+            p.grad = torch.full_like(g, float("inf"))
+            with_inf.apply(no)
+        p.grad = g.clone()
+        with_inf.apply(yes)
+        filtered = p.grad.clone()
+        p.grad = g.clone()
+        reference.apply()  # never saw the overflow
+        torch.testing.assert_close(filtered, p.grad, rtol=0, atol=0)
+    buffers = with_inf.ema if kind == "ema" else with_inf.total
+    assert all(torch.isfinite(b).all() for b in buffers)
+
+
+def test_an_overflow_on_the_first_step_starts_the_ema_at_zero():
+    p, grads = _params(2)
+    f = Grokfast([p], GrokfastConfig(kind="ema", alpha=0.9, lamb=2.0))
+    p.grad = torch.full_like(grads[0], float("inf"))
+    f.apply(torch.tensor(False))
+    assert torch.equal(f.ema[0], torch.zeros_like(grads[0]))
+
+
+def test_grads_finite():
+    from trials.filters import grads_finite
+
+    p, q = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    p.grad, q.grad = torch.ones(2), torch.ones(3)
+    assert bool(grads_finite([p, q]))
+    q.grad[1] = float("nan")
+    assert not bool(grads_finite([p, q]))
+
+
+def _draws(noise: GradientNoise, n: int = 4) -> torch.Tensor:
+    return torch.randn(n, generator=noise.generator)
+
+
+def test_no_noise_state_at_zero_noise():
+    p = torch.nn.Parameter(torch.zeros(3))
+    noise = GradientNoise([p], NoiseConfig(eta=0.0), seed=1, device="cpu")
+    assert noise.state_dict() == {}
+    # An older checkpoint's generator state, from any device, is ignored at zero noise.
+    noise.load_state_dict({"generator": torch.zeros(16, dtype=torch.uint8)})
+
+
+def test_noise_state_round_trips_on_the_same_device():
+    p = torch.nn.Parameter(torch.zeros(3))
+    a = GradientNoise([p], NoiseConfig(eta=0.1), seed=1, device="cpu")
+    _draws(a)
+    state = a.state_dict()
+    assert state["generator"]["device"] == "cpu"
+    b = GradientNoise([p], NoiseConfig(eta=0.1), seed=99, device="cpu")
+    b.load_state_dict(state)
+    assert torch.equal(_draws(a), _draws(b))
+    legacy = GradientNoise([p], NoiseConfig(eta=0.1), seed=99, device="cpu")  # older format: a bare tensor
+    legacy.load_state_dict({"generator": a.generator.get_state()})
+    assert torch.equal(_draws(a), _draws(legacy))
+
+
+@pytest.mark.parametrize("saved", [
+    {"device": "cuda", "state": torch.arange(16, dtype=torch.uint8)},  # a CUDA Philox state (seed, offset)
+    torch.arange(16, dtype=torch.uint8),  # the same in the older format, untagged
+], ids=["tagged", "legacy"])
+def test_noise_state_from_another_device_reseeds_the_generator(saved):
+    """A checkpoint written on CUDA and resumed on the CPU: the CUDA state cannot be set on a CPU
+    generator (torch raises), so the generator is seeded from it: deterministic, a fresh stream."""
+    p = torch.nn.Parameter(torch.zeros(3))
+    fresh = GradientNoise([p], NoiseConfig(eta=0.1), seed=1, device="cpu")
+    with pytest.raises(RuntimeError):
+        fresh.generator.set_state(torch.arange(16, dtype=torch.uint8))  # what the old code did
+    a = GradientNoise([p], NoiseConfig(eta=0.1), seed=1, device="cpu")
+    b = GradientNoise([p], NoiseConfig(eta=0.1), seed=1, device="cpu")
+    a.load_state_dict({"generator": saved})
+    b.load_state_dict({"generator": saved})
+    x = _draws(a)
+    assert torch.equal(x, _draws(b))  # the same on every resume of that checkpoint
+    assert not torch.equal(x, _draws(fresh))  # not the run's original stream restarted

@@ -378,10 +378,11 @@ def test_the_vectorize_default_is_the_configs_and_auto_is_loop_on_a_cpu():
     import inspect
 
     from orchestrator.search.config import SearchConfig
-    from trials.train import resolve_vectorize
+    from trials.choices import resolve_vectorize
 
     default = SearchConfig().population_vectorize
-    assert default == "auto"
+    assert default == "auto"  # as README.md and configs/seeds_sweep.yaml say
+    assert resolve_vectorize(default, "cpu") == "loop" and resolve_vectorize(default, "cuda") == "vmap"
     assert inspect.signature(train_population).parameters["vectorize"].default == default
     assert resolve_vectorize("auto", "cpu") == "loop" and resolve_vectorize("vmap", "cpu") == "vmap"
 
