@@ -1,7 +1,8 @@
 """The sweep ledger: a finished trial is on disk the moment the driver learns of it (issue 12).
 
 STORAGE/NAME/ledger/<trial_id>.json holds one finished trial: {trial_id, status, config (the
-sampled point), result (the last result Tune had), replay_of}. The LedgerCallback
+sampled point), result (the last result Tune had), curve (every record of the trial's
+result.json when it finished: its whole learning curve), replay_of}. The LedgerCallback
 (orchestrator.sweep_callbacks) writes it atomically (groktune.layout.write_atomic) in
 on_trial_complete / on_trial_error: Tune calls those for a trial that returned, one the
 scheduler (ASHA) stopped and one whose retries ran out, before its next experiment snapshot. The first record of a trial wins; it
@@ -23,6 +24,12 @@ the window (orchestrator.sweep sets 2 s) but cannot close it, so on --resume
   does), that new trial claims the orphan and replays its record (replay_of = the orphan's id)
   instead of training, so the searcher and scheduler learn the result and the point is not
   trained twice; tables list the orphan, not the replay;
+- the curve: a trial Tune restores without a checkpoint starts with an empty result.json in
+  Tune's staging folder, which Tune copies over the trial's full one at its next snapshot; a
+  replay would leave one line. So the record keeps the whole curve (read from the staging
+  result.json the moment the trial finished), `restore_curve` writes it back into the staging
+  result.json before Tune's JSON logger opens it, and the tables read a finished trial's curve
+  from its record, never from a result.json that a later driver may have rewritten;
 - a half-trained trial the state lacks is marked ABANDONED: its point is sampled again.
 
 Each real training start is counted in ledger/<trial_id>.starts (one line per start), so a
@@ -40,7 +47,9 @@ import os
 import time
 from pathlib import Path
 
-from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, sweep_status, write_atomic
+from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, TUNE_RESULT, sweep_status, write_atomic
+from groktune.readback import (EVAL_RECORD, LEDGER_RECORD, DamagedFile, check_point, check_records, check_schema,
+                               read_json_lines, read_json_object)
 
 REPLAY_KEY = "ledger_replay_of"
 # Tune's own per-result bookkeeping: dropped from a replayed result (Tune adds fresh ones).
@@ -57,24 +66,50 @@ def ledger_dir(exp: str | Path) -> Path:
 
 
 def read_record(exp: str | Path, trial_id: str) -> dict | None:
-    """The ledger record of one trial, or None."""
-    try:
-        return json.loads((ledger_dir(exp) / f"{trial_id}.json").read_text())
-    except (OSError, ValueError):
+    """The ledger record of one trial, or None when it has none (DamagedFile when it is damaged)."""
+    path = ledger_dir(exp) / f"{trial_id}.json"
+    if not path.exists():
         return None
+    return check_record(path, read_json_object(path))
+
+
+def check_record(path: Path, record: dict) -> dict:
+    """A parsed ledger record, its types checked (DamagedFile naming the file and key)."""
+    check_schema(path, record, LEDGER_RECORD)
+    if record["status"] not in (*FINAL_STATUSES, ABANDONED):
+        raise DamagedFile(f"{path}: status: got {record['status']!r}, expected one of "
+                          f"{', '.join((*FINAL_STATUSES, ABANDONED))}")
+    if record["trial_id"] != path.stem:
+        raise DamagedFile(f"{path}: trial_id: got {record['trial_id']!r}, expected {path.stem!r} (the file's name)")
+    check_point(path, record["config"])
+    check_schema(path, record["result"], EVAL_RECORD, where="result.")
+    if "curve" in record:
+        check_records(path, record["curve"], EVAL_RECORD, where="curve")
+    return record
 
 
 def read_ledger(exp: str | Path) -> dict[str, dict]:
-    """{trial_id: record} of every trial the ledger holds (empty when there is no ledger)."""
+    """{trial_id: record} of every trial the ledger holds (empty when there is no ledger).
+
+    Raises:
+        DamagedFile: a record is not a ledger record (write_atomic never tears one, so this is
+            damage from outside: one line naming the file and what is wrong).
+    """
     out = {}
     for f in sorted(ledger_dir(exp).glob("*.json")):
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue  # write_atomic never leaves a torn record; skip anything foreign
-        if isinstance(rec, dict) and "trial_id" in rec:
-            out[str(rec["trial_id"])] = rec
+        if f.name.startswith("."):
+            continue  # write_atomic's temp file of a record being written
+        rec = check_record(f, read_json_object(f))
+        out[rec["trial_id"]] = rec
     return out
+
+
+def read_curve(result_file: Path) -> list[dict]:
+    """A trial's records from its result.json (Tune's per-report log), without the config
+    each repeats; [] when there is none. Damage is DamagedFile."""
+    if not result_file.is_file():
+        return []
+    return [{k: v for k, v in r.items() if k != "config"} for r in read_json_lines(result_file, EVAL_RECORD)]
 
 
 def final_status(result: dict, errored: bool) -> str:
@@ -94,15 +129,20 @@ def final_status(result: dict, errored: bool) -> str:
     return status if status in FINAL_STATUSES else "pruned"
 
 
-def write_record(exp: str | Path, trial_id: str, status: str, config: dict, result: dict) -> bool:
-    """Write ledger/<trial_id>.json unless the trial already has one; True when written."""
+def write_record(exp: str | Path, trial_id: str, status: str, config: dict, result: dict,
+                 curve: list[dict] | None = None) -> bool:
+    """Write ledger/<trial_id>.json unless the trial already has one; True when written.
+
+    Args:
+        curve: the trial's records as its result.json held them when it finished (see module doc).
+    """
     folder = ledger_dir(exp)
     target = folder / f"{trial_id}.json"
     if target.exists():
         return False  # the first record is the truth; a replay or a late duplicate never rewrites it
     folder.mkdir(parents=True, exist_ok=True)
     record = {"trial_id": trial_id, "status": status, "config": _plain(config), "result": _plain(result),
-              "replay_of": result.get(REPLAY_KEY), "written": time.time()}
+              "replay_of": result.get(REPLAY_KEY), "written": time.time(), "curve": _plain(list(curve or []))}
     write_atomic(target, json.dumps(record, sort_keys=True))
     return True
 
@@ -114,8 +154,54 @@ def mark_abandoned(exp: str | Path, trial_id: str, config: dict) -> None:
 
 def record_trial(exp: str | Path, trial, errored: bool) -> None:
     """Record a Tune Trial that finished (errored: its retries ran out); see LedgerCallback."""
+    trial_id = str(trial.trial_id)
+    if (ledger_dir(exp) / f"{trial_id}.json").exists():
+        return  # replayed, or a late duplicate: the first record stands
     result = dict(trial.last_result or {})
-    write_record(exp, str(trial.trial_id), final_status(result, errored), dict(trial.config), result)
+    curve = _staged_curve(trial)
+    if result.get("step") is not None and not any(r.get("step") == result["step"] for r in curve):
+        curve.append({k: v for k, v in result.items() if k != "config"})
+    write_record(exp, trial_id, final_status(result, errored), dict(trial.config), result, curve)
+
+
+def _staged_curve(trial) -> list[dict]:
+    """The records Tune's JSON logger wrote for `trial` (its staging result.json), [] if none."""
+    if not trial.local_path:
+        return []
+    try:
+        return read_curve(Path(trial.local_path) / TUNE_RESULT)
+    except DamagedFile:
+        return []  # Tune's own log, torn by something else: the record keeps the last result
+
+
+def restore_curve(exp: str | Path, trial) -> bool:
+    """Before Tune's JSON logger opens a restarted trial's result.json: when the ledger holds the
+    trial as finished and the staging result.json lacks part of its curve (Tune restored the
+    trial without a checkpoint, so nothing was copied back), write the ledger's curve there, so
+    the replay appends to the whole curve instead of replacing it with one line. True if written."""
+    try:
+        record = read_record(exp, str(trial.trial_id))
+    except DamagedFile:
+        return False
+    if record is None or not trial.local_path:
+        return False
+    return write_curve(Path(trial.local_path) / TUNE_RESULT, record, dict(trial.config))
+
+
+def write_curve(target: Path, record: dict, config: dict) -> bool:
+    """Write a finished record's curve to the result.json `target` (atomically) when `target`
+    lacks any of its steps; each line carries `config`, as Tune's lines do. True if written."""
+    if record["status"] not in FINAL_STATUSES or not record.get("curve"):
+        return False
+    try:
+        have = {r.get("step") for r in read_curve(target)}
+    except DamagedFile:
+        have = set()
+    if {r.get("step") for r in record["curve"]} <= have:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, "".join(json.dumps({**r, "config": _plain(config)}) + "\n" for r in record["curve"]))
+    return True
 
 
 def note_start(exp: str | Path, trial_id: str) -> None:
@@ -173,7 +259,7 @@ def replay_for(exp: str | Path, trial_id: str, config: dict, orphans: dict[str, 
                 break
     if source is None:
         return None
-    result = {k: v for k, v in source["result"].items() if k not in RAY_KEYS}
+    result = {k: v for k, v in source["result"].items() if k not in RAY_KEYS}  # source: checked by read_record
     result[REPLAY_KEY] = source["trial_id"]
     return result
 
@@ -203,6 +289,7 @@ def _plain(value):
 
 
 __all__ = [
-    "REPLAY_KEY", "claim", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
-    "note_start", "read_ledger", "read_record", "record_trial", "replay_for", "run_with_ledger", "same_point", "write_record",
+    "REPLAY_KEY", "check_record", "claim", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
+    "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
+    "run_with_ledger", "same_point", "write_curve", "write_record",
 ]

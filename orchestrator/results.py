@@ -2,7 +2,10 @@
 
 Reads only plain files in the experiment folder: each trial's result.json (one JSON line per
 report), its params.json (the sampled point), the ledger (orchestrator.ledger: the one source
-of statuses, written the moment a trial finishes) and experiment.yaml. Nothing here talks to
+of statuses and of a finished trial's curve, written the moment a trial finishes) and
+experiment.yaml. Each is checked as it is read (groktune.readback): damage is one line naming
+the file and key (exit 2), and nothing is written, so a good trials.parquet or curves.parquet
+is never replaced by what could not be read. Nothing here talks to
 Ray, and no status is guessed from Ray's experiment_state-*.json files. A trial the ledger
 holds but whose result.json lags (Tune copies it to the folder periodically) still gets its row,
 from the ledgered final result; a replay of an orphan (see orchestrator.ledger) and an
@@ -27,11 +30,13 @@ status and steps_to_target are the median member's; member_steps_to_target is th
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from groktune.layout import (
     ABANDONED,
@@ -47,7 +52,9 @@ from groktune.layout import (
 )
 from orchestrator.config import load_config, with_values
 from orchestrator.errors import UserError
+from groktune.readback import EVAL_RECORD, DamagedFile, check_point, read_json_lines, read_json_object
 from orchestrator.ledger import REPLAY_KEY, read_ledger
+from orchestrator.space import CONTINUOUS, PER_VALUE, parse_space
 from orchestrator.trial_config import searched_values, task_label, trial_seed
 from trials.evalplan import StopRule
 
@@ -63,17 +70,15 @@ NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "
 
 
 def read_results(trial_dir: Path) -> list[dict]:
-    """The JSON lines of one trial's result.json; a torn last line (a live writer) is skipped."""
+    """The JSON lines of one trial's result.json; a torn last line (a live writer) is skipped.
+
+    Raises:
+        DamagedFile: a record before the last is not JSON, or a key has the wrong type.
+    """
     path = trial_dir / TUNE_RESULT
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+    return read_json_lines(path, EVAL_RECORD, torn_tail=True)
 
 
 def trial_dirs(path: Path) -> list[Path]:
@@ -128,7 +133,8 @@ def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
     return frame[["trial_id", "step", *[c for c in frame.columns if c not in ("trial_id", "step")]]]
 
 
-def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None) -> dict:
+def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None,
+              source: str | Path = "params.json") -> dict:
     """One trials.parquet row from a trial's reports, its sampled point and the experiment config.
 
     Args:
@@ -137,11 +143,12 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
         point: its sampled point.
         cfg: the experiment config.
         ledger_status: its ledger status, None while it is not finished.
+        source: the file the point came from, named when it does not fit the search space.
     Returns:
         The row as a dict.
     """
     search = cfg.search
-    values = searched_values(point, search.space)
+    values = point_values(point, search.space, source)
     row: dict = {"trial_id": trial_id, **values, "seed": trial_seed(point, search.seeds)}
     try:
         row["task"] = task_label(with_values(cfg, values))
@@ -171,6 +178,20 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     row["restarts"] = sum(1 for r in rows if r.get("iterations_since_restore") == 1 and r.get("training_iteration", 1) > 1
                           and REPLAY_KEY not in r)  # a ledger replay is not a restart: nothing trains
     return row
+
+
+def point_values(point: dict, space: dict, source: str | Path) -> dict:
+    """searched_values of a point read back from a file; DamagedFile when a value cannot be one
+    the space samples (a string for a range, a missing key a per-value range needs)."""
+    dists = parse_space(space)
+    for key, value in point.items():
+        kind = dists[key].kind if key in dists else None
+        if kind in CONTINUOUS + PER_VALUE and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DamagedFile(f"{source}: {key}: got {value!r:.40}, expected a number (search.space samples {kind})")
+    try:
+        return searched_values(point, space)
+    except (ValueError, TypeError, KeyError) as err:
+        raise DamagedFile(f"{source}: the sampled point does not fit search.space ({err})") from None
 
 
 def trial_nodes(rows: list[dict], last: dict) -> dict:
@@ -216,17 +237,21 @@ def load_experiment_config(path: Path):
 
 
 def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(curves, trials) DataFrames from the experiment folder, without writing anything."""
+    """(curves, trials) DataFrames from the experiment folder, without writing anything.
+
+    Raises:
+        UserError: not a sweep folder; DamagedFile (a UserError) naming the first damaged file.
+    """
     path = Path(path)
     cfg = load_experiment_config(path)
     ledger = read_ledger(path)
     curves, trials = [], []
-    for trial_id, rows, point in _trials(path, ledger):
+    for trial_id, rows, point, source in _trials(path, ledger):
         record = ledger.get(trial_id) or {}
         if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
             continue  # never to finish, or a replay of another trial's record: that trial has the row
         curves.append(curves_frame(trial_id, rows))
-        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status")))
+        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status"), source))
     curve_frame = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) \
         else pd.DataFrame(columns=["trial_id", "step"])
     trial_frame = pd.DataFrame(trials)
@@ -236,16 +261,32 @@ def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _trials(path: Path, ledger: dict[str, dict]):
-    """(trial_id, rows, point) of every trial folder and every ledgered trial without one."""
+    """(trial_id, rows, point, source of the point) of every trial folder and every ledgered
+    trial without one.
+
+    A finished trial's rows are its ledger record's curve (what its result.json held when it
+    finished): a later driver may have rewritten result.json (orchestrator.ledger).
+    """
     seen = set()
     for tdir in trial_dirs(path):
         rows = read_results(tdir)
         trial_id = _trial_id(tdir, rows)
         seen.add(trial_id)
-        yield trial_id, _with_ledgered(rows, ledger.get(trial_id)), _point(tdir, rows)
+        point, source = _point(tdir, rows)
+        yield trial_id, _with_ledgered(_ledgered_curve(rows, ledger.get(trial_id)), ledger.get(trial_id)), point, source
     for trial_id, record in ledger.items():
         if trial_id not in seen:
-            yield trial_id, _with_ledgered([], record), record.get("config") or {}
+            source = path / "ledger" / f"{trial_id}.json"
+            rows = _ledgered_curve([], record)
+            yield trial_id, _with_ledgered(rows, record), record.get("config") or {}, source
+
+
+def _ledgered_curve(rows: list[dict], record: dict | None) -> list[dict]:
+    """The finished trial's curve as its ledger record keeps it, else `rows` (no record yet, or
+    a record from before records kept curves)."""
+    if record and record.get("status") in FINAL_STATUSES and record.get("curve"):
+        return list(record["curve"])
+    return rows
 
 
 def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
@@ -259,15 +300,14 @@ def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
     return [*rows, final]
 
 
-def _point(tdir: Path, rows: list[dict]) -> dict:
-    """The trial's sampled point: its latest reported config (PBT changes it), else params.json."""
+def _point(tdir: Path, rows: list[dict]) -> tuple[dict, Path]:
+    """(the trial's sampled point, the file it came from): its latest reported config (PBT
+    changes it), else params.json. Damage is DamagedFile."""
     for r in reversed(rows):
         if isinstance(r.get("config"), dict):
-            return r["config"]
-    try:
-        return json.loads((tdir / TUNE_PARAMS).read_text())
-    except (OSError, ValueError):
-        return {}
+            return check_point(tdir / TUNE_RESULT, r["config"]), tdir / TUNE_RESULT
+    params = tdir / TUNE_PARAMS
+    return check_point(params, read_json_object(params)), params
 
 
 def _trial_id(tdir: Path, rows: list[dict]) -> str:
@@ -278,12 +318,30 @@ def _trial_id(tdir: Path, rows: list[dict]) -> str:
 
 
 def collect(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild STORAGE/NAME/curves.parquet and trials.parquet (atomically); return both frames."""
+    """Rebuild STORAGE/NAME/curves.parquet and trials.parquet (atomically); return both frames.
+
+    Every file is read and checked before either table is written: damage raises DamagedFile
+    and leaves both tables as they were.
+    """
     path = Path(path)
     curves, trials = build_tables(path)
-    for frame, name in ((curves, CURVES), (trials, TRIALS)):
-        write_atomic_with(path / name, lambda f, frame=frame: frame.to_parquet(f, index=False))
+    encoded = {name: _parquet_bytes(path, frame, name) for frame, name in ((curves, CURVES), (trials, TRIALS))}
+    for name, data in encoded.items():  # both encoded first: a table that cannot be written changes neither
+        write_atomic_with(path / name, lambda f, data=data: f.write(data))
     return curves, trials
+
+
+def _parquet_bytes(path: Path, frame: pd.DataFrame, name: str) -> bytes:
+    """The frame as Parquet bytes; a column of mixed types (a value of the wrong type in some
+    trial's files that no check named) is a UserError naming the table and column."""
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer, index=False)
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise DamagedFile(f"{path}: cannot write {name}: a column holds values of different types in "
+                          f"different trials' files ({detail})") from None
+    return buffer.getvalue()
 
 
 def summary(trials: pd.DataFrame, space_keys: list[str]) -> str:

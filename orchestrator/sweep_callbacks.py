@@ -30,7 +30,7 @@ from tensorboardX.summary import scalar as tb_scalar
 
 from groktune.layout import HEARTBEAT, TENSORBOARD, write_atomic
 from orchestrator.console import LinePrinter, eta_seconds, progress_line
-from orchestrator.ledger import RAY_KEYS, final_status, record_trial
+from orchestrator.ledger import RAY_KEYS, final_status, record_trial, restore_curve
 from orchestrator.raysession import cluster_resources
 from orchestrator.sweep_algos import TIME_ATTR
 from orchestrator.trial_config import searched_values
@@ -47,10 +47,15 @@ HPARAM_METRICS = ("grok_score", "val_acc", "steps_to_target")
 class LedgerCallback(Callback):
     """Writes a trial's ledger record (orchestrator.ledger) the moment Tune reports it finished
     (returned, or stopped by the scheduler) or failed for good; listed first, so it runs before
-    any other callback of the same event."""
+    any other callback of the same event: when a trial the ledger holds as finished starts again
+    (a resumed driver), its whole curve is back in its result.json before Tune's JSON logger
+    opens that file (orchestrator.ledger.restore_curve)."""
 
     def __init__(self, experiment_dir: str):
         self.exp = str(experiment_dir)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        restore_curve(self.exp, trial)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         record_trial(self.exp, trial, errored=False)

@@ -20,10 +20,10 @@ import re
 from pathlib import Path
 
 from groktune.layout import (EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, SLURM_DIR,
-                             TUNE_PARAMS)
+                             TUNE_PARAMS, TUNE_RESULT)
 from groktune.versions import VERSIONS
 from orchestrator.errors import UserError
-from orchestrator.ledger import ledger_dir, mark_abandoned, read_ledger
+from orchestrator.ledger import ledger_dir, mark_abandoned, read_ledger, write_curve
 
 TUNER_PKL = "tuner.pkl"
 STATE_GLOB = "experiment_state-*.json"
@@ -115,7 +115,9 @@ def reconcile(path: Path) -> dict[str, dict]:
     """Before Tuner.restore: align the ledger with the state Tune will restore.
 
     Finished trials the state lacks become orphans (returned, for run_with_ledger to replay
-    when their point is sampled again); claims by trials the state lacks are released; trial
+    when their point is sampled again); an orphan's result.json that lags its ledger record (Tune
+    copies trial files to the sweep folder periodically, and no later driver touches an orphan's
+    folder) gets the whole curve from the record; claims by trials the state lacks are released; trial
     folders of half-trained trials the state lacks are marked ABANDONED.
 
     Returns:
@@ -125,6 +127,10 @@ def reconcile(path: Path) -> dict[str, dict]:
     ledger = read_ledger(path)
     orphans = {tid: rec.get("config") or {} for tid, rec in ledger.items()
                if tid not in known and rec.get("status") in FINAL_STATUSES and rec.get("replay_of") in (None, tid)}
+    for tid in orphans:
+        folder = path / f"trial_{tid}"
+        if folder.is_dir():
+            write_curve(folder / TUNE_RESULT, ledger[tid], ledger[tid]["config"])
     for claim_file in ledger_dir(path).glob("*.claim"):
         if claim_file.read_text().strip() not in known:
             claim_file.unlink()  # the claiming trial is gone with the lost state; a new one may claim
