@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from groktune.errors import UserError
+from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER
 
 
 class DamagedFile(UserError):
@@ -184,7 +185,9 @@ def read_json_lines(path: str | Path, schema: dict[str, str] | None = None, torn
         except ValueError:
             if torn_tail and pos == len(lines) - 1:
                 break
-            raise DamagedFile(f"{path}: line {number}: not valid JSON") from None
+            raise DamagedFile(f"{path}: line {number} is not a JSON object (not valid JSON)") from None
+        if not isinstance(record, dict):
+            raise DamagedFile(f"{path}: line {number} is not a JSON object (got {_kind_of(record)})")
         records.append(check_schema(path, record, schema or {}, where=f"line {number}: "))
     return records
 
@@ -206,8 +209,54 @@ def check_point(path: str | Path, point: Any) -> dict:
     return point
 
 
+def read_ledger_record(path: str | Path) -> dict:
+    """ledger/<trial_id>.json (orchestrator.ledger), every key checked; DamagedFile otherwise."""
+    path = Path(path)
+    record = read_json_object(path, LEDGER_RECORD)
+    if record["status"] not in (*FINAL_STATUSES, ABANDONED):
+        raise DamagedFile(f"{path}: status: got {_show(record['status'])}, expected one of "
+                          f"{', '.join((*FINAL_STATUSES, ABANDONED))}")
+    if record["trial_id"] != path.stem:
+        raise DamagedFile(f"{path}: trial_id: got {_show(record['trial_id'])}, expected {path.stem!r} (the file's name)")
+    check_point(path, record["config"])
+    check_schema(path, record["result"], EVAL_RECORD, where="result.")
+    if "curve" in record:
+        check_records(path, record["curve"], EVAL_RECORD, where="curve")
+    return record
+
+
+def read_ledger_folder(sweep: str | Path) -> dict[str, dict]:
+    """{trial_id: record} of every record in SWEEP/ledger/ ({} without one); DamagedFile on the
+    first damaged record (write_atomic never tears one, so damage came from outside)."""
+    out = {}
+    for f in sorted((Path(sweep) / LEDGER).glob("*.json")):
+        if not f.name.startswith("."):  # write_atomic's temp file of a record being written
+            record = read_ledger_record(f)
+            out[record["trial_id"]] = record
+    return out
+
+
+def read_scheduler_state(path: str | Path) -> dict:
+    """scheduler.state, its types checked: {"rungs": [[[milestone, {trial_id: value}], ...] per
+    bracket], "stopped": [trial_id, ...], "num_stopped": int}; DamagedFile otherwise."""
+    saved = read_json_object(path, {**SCHEDULER_STATE_DATA, "num_stopped": "int"})
+    for b, rungs in enumerate(saved["rungs"]):
+        if not isinstance(rungs, list):
+            raise DamagedFile(f"{path}: rungs[{b}]: expected a list of [milestone, records]")
+        for r, rung in enumerate(rungs):
+            if not (isinstance(rung, list) and len(rung) == 2 and isinstance(rung[0], (int, float))
+                    and not isinstance(rung[0], bool) and isinstance(rung[1], dict)):
+                raise DamagedFile(f"{path}: rungs[{b}][{r}]: expected [milestone, {{trial_id: value}}]")
+            for tid, value in rung[1].items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise DamagedFile(f"{path}: rungs[{b}][{r}].{tid}: got {value!r:.40}, expected a number")
+    if not all(isinstance(t, str) for t in saved.get("stopped", [])):
+        raise DamagedFile(f"{path}: stopped: expected a list of trial ids")
+    return saved
+
+
 __all__ = [
     "EVAL_RECORD", "HEARTBEAT_DATA", "LEDGER_RECORD", "RUN_RESULT", "SCHEDULER_STATE_DATA", "TUNE_STATE",
     "DamagedFile", "check_point", "check_records", "check_schema", "parse_json", "read_json_lines",
-    "read_json_object", "read_text",
+    "read_json_object", "read_ledger_folder", "read_ledger_record", "read_scheduler_state", "read_text",
 ]

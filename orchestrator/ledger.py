@@ -48,8 +48,7 @@ import time
 from pathlib import Path
 
 from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, TUNE_RESULT, sweep_status, write_atomic
-from groktune.readback import (EVAL_RECORD, LEDGER_RECORD, DamagedFile, check_point, check_records, check_schema,
-                               read_json_lines, read_json_object)
+from groktune.readback import EVAL_RECORD, DamagedFile, read_json_lines, read_ledger_folder, read_ledger_record
 
 REPLAY_KEY = "ledger_replay_of"
 # Tune's own per-result bookkeeping: dropped from a replayed result (Tune adds fresh ones).
@@ -70,38 +69,17 @@ def read_record(exp: str | Path, trial_id: str) -> dict | None:
     path = ledger_dir(exp) / f"{trial_id}.json"
     if not path.exists():
         return None
-    return check_record(path, read_json_object(path))
-
-
-def check_record(path: Path, record: dict) -> dict:
-    """A parsed ledger record, its types checked (DamagedFile naming the file and key)."""
-    check_schema(path, record, LEDGER_RECORD)
-    if record["status"] not in (*FINAL_STATUSES, ABANDONED):
-        raise DamagedFile(f"{path}: status: got {record['status']!r}, expected one of "
-                          f"{', '.join((*FINAL_STATUSES, ABANDONED))}")
-    if record["trial_id"] != path.stem:
-        raise DamagedFile(f"{path}: trial_id: got {record['trial_id']!r}, expected {path.stem!r} (the file's name)")
-    check_point(path, record["config"])
-    check_schema(path, record["result"], EVAL_RECORD, where="result.")
-    if "curve" in record:
-        check_records(path, record["curve"], EVAL_RECORD, where="curve")
-    return record
+    return read_ledger_record(path)
 
 
 def read_ledger(exp: str | Path) -> dict[str, dict]:
     """{trial_id: record} of every trial the ledger holds (empty when there is no ledger).
 
     Raises:
-        DamagedFile: a record is not a ledger record (write_atomic never tears one, so this is
-            damage from outside: one line naming the file and what is wrong).
+        DamagedFile: a record is not a ledger record (groktune.readback.read_ledger_record: one
+            line naming the file and what is wrong).
     """
-    out = {}
-    for f in sorted(ledger_dir(exp).glob("*.json")):
-        if f.name.startswith("."):
-            continue  # write_atomic's temp file of a record being written
-        rec = check_record(f, read_json_object(f))
-        out[rec["trial_id"]] = rec
-    return out
+    return read_ledger_folder(exp)
 
 
 def read_curve(result_file: Path) -> list[dict]:
@@ -289,7 +267,7 @@ def _plain(value):
 
 
 __all__ = [
-    "REPLAY_KEY", "check_record", "claim", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
+    "REPLAY_KEY", "claim", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
     "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
     "run_with_ledger", "same_point", "write_curve", "write_record",
 ]

@@ -303,11 +303,12 @@ def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
 def _point(tdir: Path, rows: list[dict]) -> tuple[dict, Path]:
     """(the trial's sampled point, the file it came from): its latest reported config (PBT
     changes it), else params.json. Damage is DamagedFile."""
+    params = tdir / TUNE_PARAMS
+    point = check_point(params, read_json_object(params))  # checked even when a report carries the config
     for r in reversed(rows):
         if isinstance(r.get("config"), dict):
             return check_point(tdir / TUNE_RESULT, r["config"]), tdir / TUNE_RESULT
-    params = tdir / TUNE_PARAMS
-    return check_point(params, read_json_object(params)), params
+    return point, params
 
 
 def _trial_id(tdir: Path, rows: list[dict]) -> str:

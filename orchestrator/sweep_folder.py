@@ -21,6 +21,7 @@ from pathlib import Path
 
 from groktune.layout import (EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, SLURM_DIR,
                              TUNE_PARAMS, TUNE_RESULT)
+from groktune.readback import read_scheduler_state
 from groktune.versions import VERSIONS
 from orchestrator.errors import UserError
 from orchestrator.ledger import ledger_dir, mark_abandoned, read_ledger, write_curve
@@ -97,6 +98,10 @@ def check_resume(path: Path) -> None:
     """Refuse --resume when nothing in `path` can be resumed, in one line saying why."""
     if not (path / TUNER_PKL).exists():
         raise UserError(f"--resume: {path} holds no sweep to resume (no Tune state found)")
+    # What the resumed driver reads back, checked before anything starts: one line naming a damaged file.
+    read_ledger(path)
+    if (path / SCHEDULER_STATE).exists():
+        read_scheduler_state(path / SCHEDULER_STATE)
     if newest_state(path, drop_torn=True) is None:
         raise UserError(f"--resume: {path} holds no sweep to resume (it stopped before Tune saved any state); "
                         f"rerun without --resume to start it afresh")

@@ -36,6 +36,7 @@ from ray import tune
 
 from groktune.events import event_patience
 from groktune.layout import sweep_status
+from groktune.readback import TUNE_STATE, DamagedFile, read_json_object
 from tasks import chance_level
 from trials.population import train_population
 from trials.setup import pick_device
@@ -147,9 +148,13 @@ def _restore(target: Path) -> tuple[Path | None, dict]:
     if checkpoint is None:
         return None, {}
     checkpoint.to_directory(str(target))
-    saved = json.loads((target / STATE_FILE).read_text()) if (target / STATE_FILE).exists() else {}
-    has_weights = any(target.glob("*.pt"))
-    return (target if has_weights else None), saved
+    # Checked before training starts: a damaged state is one line naming it, not a resume from step 0.
+    saved = read_json_object(target / STATE_FILE, TUNE_STATE) if (target / STATE_FILE).exists() else {}
+    weights = sorted(target.glob("*.pt"))
+    for f in weights:
+        if not f.is_file():
+            raise DamagedFile(f"{f}: not a regular file; the trial cannot resume from this checkpoint")
+    return (target if weights else None), saved
 
 
 class _Meter:
