@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from groktune.layout import CONFIG, METRICS, RESULT
+from groktune.readback import EVAL_RECORD, read_json_lines
 from groktune.versions import write_versions
 from orchestrator.config import config_to_dict, dump_config, load_config, read_yaml
 from orchestrator.errors import UserError
@@ -69,7 +70,11 @@ def run(args) -> int:
     check_environment(cfg)  # device, precision, LM file: before the folder is touched
     resume_from = None
     if mode == RESUME:
+        # Everything the resume reads back is checked before the folder changes: the checkpoint
+        # (a regular file, loaded with weights_only=True, for this task and model) and metrics.jsonl.
         state = load_checkpoint(out / CHECKPOINT_DIR, config_sections(cfg))
+        if (out / METRICS).exists():
+            read_json_lines(out / METRICS, EVAL_RECORD, torn_tail=True)
         truncate_metrics(out / METRICS, checkpoint_step(state, out / CHECKPOINT_DIR))
         resume_from = out / CHECKPOINT_DIR
         if (out / CONFIG).read_text() != dump_config(cfg):  # only train.*/optim.* may differ here

@@ -50,7 +50,7 @@ from groktune.layout import (
     sweep_status,
     write_atomic_with,
 )
-from orchestrator.config import load_config, with_values
+from orchestrator.config import ConfigError, load_config, with_values
 from orchestrator.errors import UserError
 from groktune.readback import EVAL_RECORD, DamagedFile, check_point, read_json_lines, read_json_object
 from orchestrator.ledger import REPLAY_KEY, read_ledger
@@ -233,7 +233,18 @@ def load_experiment_config(path: Path):
     """The experiment config saved in a sweep folder; UserError when it is not one."""
     if not (path / EXPERIMENT).exists():
         raise UserError(f"{path}: not a groktune sweep folder ({EXPERIMENT} not found)")
-    return load_config(path / EXPERIMENT)
+    return load_named(path / EXPERIMENT)
+
+
+def load_named(file: Path):
+    """load_config(file), its errors naming the file (a key's type error alone does not)."""
+    try:
+        return load_config(file)
+    except ConfigError as err:
+        message = str(err)
+        if message.startswith(str(file)):
+            raise
+        raise DamagedFile(f"{file}: {message}") from None
 
 
 def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -246,7 +257,7 @@ def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     cfg = load_experiment_config(path)
     ledger = read_ledger(path)
     curves, trials = [], []
-    for trial_id, rows, point, source in _trials(path, ledger):
+    for trial_id, rows, point, source in _trials(path, ledger, cfg.search.space):
         record = ledger.get(trial_id) or {}
         if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
             continue  # never to finish, or a replay of another trial's record: that trial has the row
@@ -260,7 +271,7 @@ def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return curve_frame, trial_frame
 
 
-def _trials(path: Path, ledger: dict[str, dict]):
+def _trials(path: Path, ledger: dict[str, dict], space: dict):
     """(trial_id, rows, point, source of the point) of every trial folder and every ledgered
     trial without one.
 
@@ -272,7 +283,7 @@ def _trials(path: Path, ledger: dict[str, dict]):
         rows = read_results(tdir)
         trial_id = _trial_id(tdir, rows)
         seen.add(trial_id)
-        point, source = _point(tdir, rows)
+        point, source = _point(tdir, rows, space)
         yield trial_id, _with_ledgered(_ledgered_curve(rows, ledger.get(trial_id)), ledger.get(trial_id)), point, source
     for trial_id, record in ledger.items():
         if trial_id not in seen:
@@ -300,11 +311,12 @@ def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
     return [*rows, final]
 
 
-def _point(tdir: Path, rows: list[dict]) -> tuple[dict, Path]:
+def _point(tdir: Path, rows: list[dict], space: dict) -> tuple[dict, Path]:
     """(the trial's sampled point, the file it came from): its latest reported config (PBT
     changes it), else params.json. Damage is DamagedFile."""
     params = tdir / TUNE_PARAMS
     point = check_point(params, read_json_object(params))  # checked even when a report carries the config
+    point_values(point, space, params)
     for r in reversed(rows):
         if isinstance(r.get("config"), dict):
             return check_point(tdir / TUNE_RESULT, r["config"]), tdir / TUNE_RESULT
