@@ -46,7 +46,8 @@ EVAL_RECORD = {
 }
 # ledger/<trial_id>.json (orchestrator.ledger).
 LEDGER_RECORD = {"!trial_id": "str", "!status": "str", "!config": "dict", "!result": "dict",
-                 "replay_of": "str?", "written": "number?", "curve": "list"}
+                 "replay_of": "str?", "written": "number?", "curve": "list",
+                 "steps_to_target": "int?"}
 # A `groktune train` run's result.json (trials.loop.TrainResult).
 RUN_RESULT = {"status": "str", "steps_to_target": "int?", "final_step": "int", "wall_time": "number?",
               "final": "dict", "device": "str?"}

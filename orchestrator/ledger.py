@@ -25,11 +25,13 @@ the window (orchestrator.sweep sets 2 s) but cannot close it, so on --resume
   instead of training, so the searcher and scheduler learn the result and the point is not
   trained twice; tables list the orphan, not the replay;
 - the curve: a trial Tune restores without a checkpoint starts with an empty result.json in
-  Tune's staging folder, which Tune copies over the trial's full one at its next snapshot; a
-  replay would leave one line. So the record keeps the whole curve (read from the staging
-  result.json the moment the trial finished), `restore_curve` writes it back into the staging
-  result.json before Tune's JSON logger opens it, and the tables read a finished trial's curve
-  from its record, never from a result.json that a later driver may have rewritten;
+  Tune's staging folder, which Tune copies over the trial's full one at its next snapshot (a
+  replay would leave one line); one restored with a checkpoint starts from the sweep folder's
+  copy, which lags by up to a snapshot period. So the record keeps the whole curve (read from
+  the staging result.json the moment the trial finished); on --resume, reconcile writes it back
+  into the sweep folder's result.json where that lacks evals, and `restore_curve` into the
+  staging one before Tune's JSON logger opens it; the tables read a finished trial's curve from
+  its record, never from a result.json that a later driver may have rewritten;
 - a half-trained trial the state lacks is marked ABANDONED: its point is sampled again.
 
 Each real training start is counted in ledger/<trial_id>.starts (one line per start), so a
@@ -43,12 +45,14 @@ cost of the 2 s snapshot period against "auto" (one small JSON and pickle per pe
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
 
-from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, TUNE_RESULT, sweep_status, write_atomic
+from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, TUNE_RESULT, losses_finite, sweep_status, write_atomic
 from groktune.readback import EVAL_RECORD, DamagedFile, read_json_lines, read_ledger_folder, read_ledger_record
+from trials.evalplan import StopRule
 
 REPLAY_KEY = "ledger_replay_of"
 # Tune's own per-result bookkeeping: dropped from a replayed result (Tune adds fresh ones).
@@ -90,6 +94,38 @@ def read_curve(result_file: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "config"} for r in read_json_lines(result_file, EVAL_RECORD)]
 
 
+def lineage(rows: list[dict]) -> list[dict]:
+    """The eval records of the history the trial ended with, in step order.
+
+    A trial that restarts from a checkpoint (a retry, a resumed sweep, a PBT exploit) reports
+    steps it had reported before; whatever came after the restart point in the file replaces
+    the older records from that step on. The adapter's closing report repeats the last step.
+    """
+    kept: list[dict] = []
+    for r in rows:
+        if "step" not in r:
+            continue
+        while kept and kept[-1]["step"] >= r["step"]:
+            kept.pop()
+        kept.append(r)
+    return kept
+
+
+def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
+    """(status, steps_to_target) by the trainer's StopRule replayed over a finished curve.
+
+    For a trial the scheduler stopped at its very last eval (a rung that falls on the budget):
+    the trainer had finished, so its own rule gives the status (see `closing_outcome`)."""
+    rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
+    stop = None
+    for r in evals:
+        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
+        if stop is not None:
+            break
+    status = sweep_status(rule.final_status(stop))
+    return status, (rule.event if status == "grokked" else None)
+
+
 def final_status(result: dict, errored: bool) -> str:
     """The status a finished trial is recorded with.
 
@@ -107,12 +143,31 @@ def final_status(result: dict, errored: bool) -> str:
     return status if status in FINAL_STATUSES else "pruned"
 
 
+def closing_outcome(result: dict, errored: bool, curve: list[dict], train_cfg=None) -> tuple[str, int | None]:
+    """(status, steps_to_target) a finished trial is recorded with: `final_status`, except that a
+    trial the scheduler stopped at its last eval (step >= train.steps) gets the trainer's own
+    outcome (`outcome_from_curve`). The ledger is the one place this is decided.
+
+    Args:
+        result: the trial's last result; errored: its retries ran out.
+        curve: its records (result.json lines); train_cfg: the experiment's TrainConfig, or None.
+    """
+    status = final_status(result, errored)
+    stt = result.get("steps_to_target")
+    evals = lineage(curve)
+    if status == "pruned" and train_cfg is not None and evals and evals[-1]["step"] >= train_cfg.steps:
+        return outcome_from_curve(evals, train_cfg)
+    return status, (int(stt) if isinstance(stt, (int, float)) and not isinstance(stt, bool) and math.isfinite(stt)
+                    else None)
+
+
 def write_record(exp: str | Path, trial_id: str, status: str, config: dict, result: dict,
-                 curve: list[dict] | None = None) -> bool:
+                 curve: list[dict] | None = None, steps_to_target: int | None | str = "") -> bool:
     """Write ledger/<trial_id>.json unless the trial already has one; True when written.
 
     Args:
         curve: the trial's records as its result.json held them when it finished (see module doc).
+        steps_to_target: its outcome's (closing_outcome); "" leaves it out of the record.
     """
     folder = ledger_dir(exp)
     target = folder / f"{trial_id}.json"
@@ -121,6 +176,8 @@ def write_record(exp: str | Path, trial_id: str, status: str, config: dict, resu
     folder.mkdir(parents=True, exist_ok=True)
     record = {"trial_id": trial_id, "status": status, "config": _plain(config), "result": _plain(result),
               "replay_of": result.get(REPLAY_KEY), "written": time.time(), "curve": _plain(list(curve or []))}
+    if steps_to_target != "":
+        record["steps_to_target"] = steps_to_target
     write_atomic(target, json.dumps(record, sort_keys=True))
     return True
 
@@ -130,8 +187,12 @@ def mark_abandoned(exp: str | Path, trial_id: str, config: dict) -> None:
     write_record(exp, trial_id, ABANDONED, config, {})
 
 
-def record_trial(exp: str | Path, trial, errored: bool) -> None:
-    """Record a Tune Trial that finished (errored: its retries ran out); see LedgerCallback."""
+def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None) -> None:
+    """Record a Tune Trial that finished (errored: its retries ran out); see LedgerCallback.
+
+    Args:
+        train_cfg: the experiment's TrainConfig (closing_outcome), or None.
+    """
     trial_id = str(trial.trial_id)
     if (ledger_dir(exp) / f"{trial_id}.json").exists():
         return  # replayed, or a late duplicate: the first record stands
@@ -139,7 +200,8 @@ def record_trial(exp: str | Path, trial, errored: bool) -> None:
     curve = _staged_curve(trial)
     if result.get("step") is not None and not any(r.get("step") == result["step"] for r in curve):
         curve.append({k: v for k, v in result.items() if k != "config"})
-    write_record(exp, trial_id, final_status(result, errored), dict(trial.config), result, curve)
+    status, steps = closing_outcome(result, errored, curve, train_cfg)
+    write_record(exp, trial_id, status, dict(trial.config), result, curve, steps)
 
 
 def _staged_curve(trial) -> list[dict]:
@@ -267,7 +329,7 @@ def _plain(value):
 
 
 __all__ = [
-    "REPLAY_KEY", "claim", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
+    "REPLAY_KEY", "claim", "closing_outcome", "lineage", "outcome_from_curve", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
     "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
     "run_with_ledger", "same_point", "write_curve", "write_record",
 ]

@@ -46,17 +46,14 @@ from groktune.layout import (
     TRIALS,
     TUNE_PARAMS,
     TUNE_RESULT,
-    losses_finite,
-    sweep_status,
     write_atomic_with,
 )
+from groktune.readback import EVAL_RECORD, DamagedFile, check_point, read_json_lines, read_json_object
 from orchestrator.config import ConfigError, load_config, with_values
 from orchestrator.errors import UserError
-from groktune.readback import EVAL_RECORD, DamagedFile, check_point, read_json_lines, read_json_object
-from orchestrator.ledger import REPLAY_KEY, read_ledger
+from orchestrator.ledger import REPLAY_KEY, lineage, read_ledger
 from orchestrator.space import CONTINUOUS, PER_VALUE, parse_space
 from orchestrator.trial_config import searched_values, task_label, trial_seed
-from trials.evalplan import StopRule
 
 # Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.
 NOT_CURVES = {
@@ -106,23 +103,6 @@ def ray_statuses(path: Path) -> dict[str, str]:
     return {}
 
 
-def lineage(rows: list[dict]) -> list[dict]:
-    """The eval records of the history the trial ended with, in step order.
-
-    A trial that restarts from a checkpoint (a retry, a resumed sweep, a PBT exploit) reports
-    steps it had reported before; whatever came after the restart point in the file replaces
-    the older records from that step on. The adapter's closing report repeats the last step.
-    """
-    kept: list[dict] = []
-    for r in rows:
-        if "step" not in r:
-            continue
-        while kept and kept[-1]["step"] >= r["step"]:
-            kept.pop()
-        kept.append(r)
-    return kept
-
-
 def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
     """One row per eval of the trial's final history (see `lineage`)."""
     evals = [{k: v for k, v in r.items() if k not in NOT_CURVES} for r in lineage(rows)]
@@ -134,7 +114,7 @@ def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
 
 
 def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None,
-              source: str | Path = "params.json") -> dict:
+              source: str | Path = TUNE_PARAMS, ledger_steps: int | None | str = "") -> dict:
     """One trials.parquet row from a trial's reports, its sampled point and the experiment config.
 
     Args:
@@ -144,6 +124,8 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
         cfg: the experiment config.
         ledger_status: its ledger status, None while it is not finished.
         source: the file the point came from, named when it does not fit the search space.
+        ledger_steps: the ledger's steps_to_target of a finished trial ("" when its record
+            has none: records from before the ledger kept it).
     Returns:
         The row as a dict.
     """
@@ -157,14 +139,10 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     evals = lineage(rows)
     last = rows[-1] if evals and "step" in rows[-1] else (evals[-1] if evals else {})
     row["status"] = trial_status(last, ledger_status)
-    stt = last.get("steps_to_target")
+    stt = ledger_steps if ledger_status in FINAL_STATUSES and ledger_steps != "" else last.get("steps_to_target")
     row["steps_to_target"] = int(stt) if isinstance(stt, (int, float)) and math.isfinite(stt) else None
     if "member_steps_to_target" in last:  # a population trial
         row["member_steps_to_target"] = last["member_steps_to_target"]
-    if row["status"] == "pruned" and evals and evals[-1]["step"] >= cfg.train.steps:
-        # Stopped by the scheduler at its very last eval (a rung that falls on the budget): the
-        # trainer had finished, so its own rule gives the status.
-        row["status"], row["steps_to_target"] = outcome_from_curve(evals, cfg.train)
     for key, value in last.items():
         if key not in NOT_CURVES | NOT_FINAL and key != "step" and _is_scalar(value):
             row[f"final_{key}"] = value
@@ -213,18 +191,6 @@ def trial_status(last: dict, ledger_status: str | None) -> str:
     return "running" if last else "pending"
 
 
-def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
-    """(status, steps_to_target) by the trainer's StopRule replayed over a finished curve."""
-    rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
-    stop = None
-    for r in evals:
-        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
-        if stop is not None:
-            break
-    status = sweep_status(rule.final_status(stop))
-    return status, (rule.event if status == "grokked" else None)
-
-
 def _is_scalar(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -262,7 +228,8 @@ def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
             continue  # never to finish, or a replay of another trial's record: that trial has the row
         curves.append(curves_frame(trial_id, rows))
-        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status"), source))
+        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status"), source,
+                                record.get("steps_to_target", "")))
     curve_frame = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) \
         else pd.DataFrame(columns=["trial_id", "step"])
     trial_frame = pd.DataFrame(trials)
@@ -384,4 +351,4 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-__all__ = ["CURVES", "TRIALS", "best_trial", "build_tables", "collect", "ray_statuses", "summary"]
+__all__ = ["CURVES", "TRIALS", "best_trial", "build_tables", "collect", "lineage", "ray_statuses", "summary"]

@@ -28,7 +28,8 @@ from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import scalar as tb_scalar
 
-from groktune.layout import HEARTBEAT, TENSORBOARD, write_atomic
+from groktune.layout import EXPERIMENT, HEARTBEAT, TENSORBOARD, write_atomic
+from orchestrator.config import load_config
 from orchestrator.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.ledger import RAY_KEYS, final_status, record_trial, restore_curve
 from orchestrator.raysession import cluster_resources
@@ -58,10 +59,20 @@ class LedgerCallback(Callback):
         restore_curve(self.exp, trial)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=False)
+        record_trial(self.exp, trial, errored=False, train_cfg=self._train())
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=True)
+        record_trial(self.exp, trial, errored=True, train_cfg=self._train())
+
+    def _train(self):
+        """The experiment's TrainConfig (its budget and stop rule), read once from experiment.yaml."""
+        saved = Path(self.exp) / EXPERIMENT
+        if getattr(self, "_train_cfg", None) is None and saved.is_file():  # written before Tune starts
+            self._train_cfg = load_config(saved).train
+        return getattr(self, "_train_cfg", None)
+
+    def __getstate__(self):  # pickled into tuner.pkl: the config is read again by the next driver
+        return {"exp": self.exp}
 
 
 class Heartbeat(Callback):

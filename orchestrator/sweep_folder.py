@@ -120,9 +120,10 @@ def reconcile(path: Path) -> dict[str, dict]:
     """Before Tuner.restore: align the ledger with the state Tune will restore.
 
     Finished trials the state lacks become orphans (returned, for run_with_ledger to replay
-    when their point is sampled again); an orphan's result.json that lags its ledger record (Tune
-    copies trial files to the sweep folder periodically, and no later driver touches an orphan's
-    folder) gets the whole curve from the record; claims by trials the state lacks are released; trial
+    when their point is sampled again); a finished trial's result.json that lags its ledger
+    record gets the whole curve from the record (Tune copies trial files to the sweep folder only
+    periodically, and copies that file back to restart a trial from its checkpoint: a replay
+    would then append to a shortened curve); claims by trials the state lacks are released; trial
     folders of half-trained trials the state lacks are marked ABANDONED.
 
     Returns:
@@ -132,10 +133,10 @@ def reconcile(path: Path) -> dict[str, dict]:
     ledger = read_ledger(path)
     orphans = {tid: rec.get("config") or {} for tid, rec in ledger.items()
                if tid not in known and rec.get("status") in FINAL_STATUSES and rec.get("replay_of") in (None, tid)}
-    for tid in orphans:
+    for tid, rec in ledger.items():
         folder = path / f"trial_{tid}"
-        if folder.is_dir():
-            write_curve(folder / TUNE_RESULT, ledger[tid], ledger[tid]["config"])
+        if folder.is_dir() and rec.get("replay_of") in (None, tid):
+            write_curve(folder / TUNE_RESULT, rec, rec["config"])
     for claim_file in ledger_dir(path).glob("*.claim"):
         if claim_file.read_text().strip() not in known:
             claim_file.unlink()  # the claiming trial is gone with the lost state; a new one may claim

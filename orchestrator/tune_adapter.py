@@ -35,7 +35,6 @@ import torch
 from ray import tune
 
 from groktune.events import event_patience
-from groktune.layout import sweep_status
 from groktune.readback import TUNE_STATE, DamagedFile, read_json_object
 from tasks import chance_level
 from trials.population import train_population
@@ -135,8 +134,7 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end
         outcome = fit(report, resume_from)
         final = dict(report.last_metrics)
-        final.update(outcome, resumed_from_step=report.resumed_from_step)
-        final["status"] = sweep_status(final["status"])
+        final.update(outcome, resumed_from_step=report.resumed_from_step)  # the ledger maps its status
         report.send(final, report.last_save if report.closing_checkpoint() else None, finished=final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
