@@ -122,7 +122,8 @@ def check_curves(cfg: Path, exp: Path, seen: dict, reference: dict | None = None
 
     Args:
         seen: {trial_id: (ledger record when first seen, starts)}; the record's curve is what the
-            trial's result.json held the moment it finished.
+            trial's result.json held the moment it finished. Trials that finished after the last
+            kill are checked against their record too.
         reference: {(lr, seed): curve} of an uninterrupted sweep (grid + FIFO), or None.
     Returns:
         How many finished trials were compared.
@@ -131,7 +132,10 @@ def check_curves(cfg: Path, exp: Path, seen: dict, reference: dict | None = None
     got = parquet_curves(exp)
     points = pd.read_parquet(exp / "trials.parquet").set_index("trial_id")
     compared = 0
-    for tid, (rec, _) in seen.items():
+    # Trials first seen finished after a kill, then every other one (its one record, never rewritten).
+    records = {tid: rec for tid, (rec, _) in seen.items()}
+    records.update({tid: rec for tid, rec in read_ledger(exp).items() if tid not in records})
+    for tid, rec in records.items():
         if rec["status"] not in FINAL_STATUSES or rec["replay_of"] not in (None, tid):
             continue
         want = curve_of(rec["curve"])
