@@ -402,6 +402,14 @@ def damaged_runs(root: Path) -> None:
     for name, (damage, _) in RUN_DAMAGES.items():
         shutil.copytree(root / "run", root / f"rdmg-{name}")
         damage(root / f"rdmg-{name}")
+    # Probe files: steps that are strings, and an NPZ cut short.
+    import numpy as np
+
+    for name, write in {"probe-strings": lambda f: np.savez(f, step=np.array(["1", "2"]), norm=np.ones(2)),
+                        "probe-truncated": lambda f: f.write_bytes(b"PK\x03\x04 cut")}.items():
+        shutil.copytree(root / "run", root / f"rdmg-{name}")
+        (root / f"rdmg-{name}" / "probes").mkdir()
+        write(root / f"rdmg-{name}" / "probes" / "weights.npz")
     # A resumable run whose checkpoint is a folder (resume once trained from step 0 over it),
     # and ones whose metrics.jsonl is damaged (resume would keep the records before the damage).
     shutil.copytree(root / "ckpt", root / "ckpt-dir")

@@ -297,6 +297,9 @@ CASES += [(f"damaged-sweep:{name}:{COMMANDS[c]('x')[0]}", COMMANDS[c](f"dmg-{nam
 CASES += [(f"damaged-run:{name}", ["report", f"rdmg-{name}", "--out", "rep"], needle)
           for name, (_, needle) in RUN_DAMAGES.items()]
 CASES += [
+    ("damaged-run:probe-strings", ["report", "rdmg-probe-strings", "--out", "rep"], "weights.npz: step: got an array of <U1"),
+    ("damaged-run:probe-truncated", ["report", "rdmg-probe-truncated", "--out", "rep"],
+     "weights.npz: not a readable probe file"),
     ("damaged-run:resume-ckpt-is-folder", ["train", "plain.yaml", "--resume", "--out", "ckpt-dir"],
      "checkpoints/checkpoint.pt is not a regular file"),
     ("damaged-run:ckpt-is-folder-no-resume", ["train", "plain.yaml", "--out", "ckpt-dir"],
