@@ -44,20 +44,20 @@ EVAL_RECORD = {
     "member_seeds": "str", "member_steps_to_target": "str", "member_val_acc": "numbers",
     "member_train_acc": "numbers", "val_acc_per_class": "numbers?", "done": "bool?",
 }
-# ledger/<trial_id>.json (orchestrator.ledger).
+# ledger/<trial_id>.json (orchestrator.sweep.ledger).
 LEDGER_RECORD = {"!trial_id": "str", "!status": "str", "!config": "dict", "!result": "dict",
                  "replay_of": "str?", "written": "number?", "curve": "list",
                  "steps_to_target": "int?"}
 # A `groktune train` run's result.json (trials.loop.TrainResult).
 RUN_RESULT = {"status": "str", "steps_to_target": "int?", "final_step": "int", "wall_time": "number?",
               "final": "dict", "device": "str?"}
-# driver.heartbeat (orchestrator.sweep_callbacks.Heartbeat).
+# driver.heartbeat (orchestrator.sweep.callbacks.Heartbeat).
 HEARTBEAT_DATA = {"pid": "int", "host": "str", "updated": "number", "finished": "bool", "trials": "dict",
                   "resources": "dict"}
-# tune_state.json inside a sweep trial's Tune checkpoint (orchestrator.tune_adapter).
+# tune_state.json inside a sweep trial's Tune checkpoint (orchestrator.sweep.adapter).
 TUNE_STATE = {"score": "dict", "cpu_time_s": "number", "resumed_from_step": "int", "last_metrics": "dict",
               "finished": "dict?"}
-# scheduler.state (orchestrator.durable_asha).
+# scheduler.state (orchestrator.search.durable_asha).
 SCHEDULER_STATE_DATA = {"!rungs": "list", "stopped": "list"}
 
 _NAMES = {"int": "an integer", "number": "a number", "str": "a string", "bool": "true or false",
@@ -211,7 +211,7 @@ def check_point(path: str | Path, point: Any) -> dict:
 
 
 def read_ledger_record(path: str | Path) -> dict:
-    """ledger/<trial_id>.json (orchestrator.ledger), every key checked; DamagedFile otherwise."""
+    """ledger/<trial_id>.json (orchestrator.sweep.ledger), every key checked; DamagedFile otherwise."""
     path = Path(path)
     record = read_json_object(path, LEDGER_RECORD)
     if record["status"] not in (*FINAL_STATUSES, ABANDONED):

@@ -11,7 +11,7 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 
 TINY = {
     "name": "tiny",

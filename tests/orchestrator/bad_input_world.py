@@ -194,8 +194,8 @@ def finished_sweep(folder: Path, experiment: str) -> None:
     import json
     import time
 
-    from orchestrator.ledger import write_record  # deferred: the test module imports this file early
-    from orchestrator.results import collect
+    from orchestrator.sweep.ledger import write_record  # deferred: the test module imports this file early
+    from orchestrator.sweep.results import collect
 
     folder.mkdir()
     (folder / "experiment.yaml").write_text(experiment)

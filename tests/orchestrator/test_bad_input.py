@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from tests.orchestrator.bad_input_world import (RUN_DAMAGES, SWEEP_DAMAGES, build_world, make_run, partial_checkpoints,
                                                 vocab_checkpoint)
 

@@ -1,4 +1,4 @@
-"""orchestrator/raywatch.py without Ray: a stand-in driver with tagged and untagged children.
+"""orchestrator/session/watchdog.py without Ray: a stand-in driver with tagged and untagged children.
 
 The driver starts the watchdog exactly as raysession does, then two children: one tagged with
 the session marker (which starts an untagged grandchild, as Ray's raylet starts its agents) and
@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orchestrator.raywatch import MARKER
+from orchestrator.session.watchdog import MARKER
 from tests.orchestrator.rayprocs import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = r"""
 import json, os, subprocess, sys, time
 root, mode, marker = sys.argv[1:4]
-watchdog = subprocess.Popen([sys.executable, "-m", "orchestrator.raywatch", root, str(os.getpid())],
+watchdog = subprocess.Popen([sys.executable, "-m", "orchestrator.session.watchdog", root, str(os.getpid())],
                             stdin=subprocess.PIPE, start_new_session=True)
 sleep = "import time; time.sleep(120)"
 # The tagged child starts a grandchild without the marker, as Ray's raylet starts its agents.

@@ -26,8 +26,8 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from groktune.layout import LEDGER, TUNE_RESULT
-from orchestrator.config import config_from_dict
-from orchestrator.sweep_algos import TIME_ATTR, build_scheduler
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.search.algos import TIME_ATTR, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def test_schedulers_count_optimizer_steps(name):
 
 
 def test_run_names_carry_the_searched_values():
-    from orchestrator.sweep_callbacks import run_name
+    from orchestrator.sweep.callbacks import run_name
 
     point = {"optim.lr": 0.003, "optim.weight_decay": 1.0, "task.op": "x*y", "seed": 2, "__trial_index__": 0}
     assert run_name("ab12_00003", point, ["optim.lr", "optim.weight_decay", "task.op"]) == \
@@ -74,7 +74,7 @@ def test_run_names_carry_the_searched_values():
 def test_tensorboard_writes_each_step_once_at_the_optimizer_step(tmp_path):
     from ray.tune.experiment import Trial
 
-    from orchestrator.sweep_callbacks import StepTensorBoard
+    from orchestrator.sweep.callbacks import StepTensorBoard
 
     board = StepTensorBoard(tmp_path, {"optim.lr": {"loguniform": [1e-4, 1e-2]}})
     trial = Trial("fn", config={"optim.lr": 0.003}, trial_id="ab12_00001", stub=True)
@@ -102,7 +102,7 @@ def test_tensorboard_names_a_run_by_the_values_the_trial_trained_with(tmp_path):
 
     from ray.tune.experiment import Trial
 
-    from orchestrator.sweep_callbacks import StepTensorBoard
+    from orchestrator.sweep.callbacks import StepTensorBoard
 
     space = {"optim.name": {"choice": ["adamw", "lion"]},
              "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1], "lion": [1e-5, 1e-3]}}}}
@@ -138,7 +138,7 @@ def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_t
     cfg.write_text(yaml.safe_dump({**SWEEP, "search": {**SWEEP["search"], "optuna_storage": f"journal:{journal}"}}))
     exp = tmp_path / "res" / "timeaxis"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage", str(exp.parent)],
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(exp.parent)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     running = poll_status_while_running(proc, exp)
     out, err = proc.communicate(timeout=300)
@@ -172,7 +172,7 @@ def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_t
     states = [t.state for t in study.trials]
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states, trials[["trial_id", "status"]]
 
-    final = json.loads(subprocess.run([sys.executable, "-m", "orchestrator.cli", "status", str(exp), "--json"],
+    final = json.loads(subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "status", str(exp), "--json"],
                                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stdout)
     assert final["status"] == "finished" and sum(final["counts"].values()) == 8
     assert {t["trial_id"] for t in final["trials"]} == set(trials["trial_id"])
@@ -202,7 +202,7 @@ def poll_status_while_running(proc: subprocess.Popen, exp: Path, timeout: float 
     driver, which writes both, is frozen with SIGSTOP while status_data reads the folder, then
     let go. A check that raced a trial's end (status shows none running) just polls on.
     """
-    from orchestrator.sweep_status import status_data
+    from orchestrator.sweep.status import status_data
 
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
