@@ -174,7 +174,7 @@ def point_values(point: dict, space: dict, source: str | Path) -> dict:
 
 def trial_nodes(rows: list[dict], last: dict) -> dict:
     """Where a trial ran: hostname, node_ip and Ray node_id of its last report, and `nodes`, every
-    node id it reported from in order (two after a retry on another node, issue 15).
+    node id it reported from in order (two after a retry on another node).
 
     Ray's own hostname and node_ip are the same for every node of one machine; the adapter's
     node_id (orchestrator.sweep.adapter) tells them apart.

@@ -222,7 +222,7 @@ def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
-    """The issue's measured case: TPE + ASHA (searcher and scheduler state must come back). The
+    """The measured case: TPE + ASHA (searcher and scheduler state must come back). The
     outcome may differ from an uninterrupted sweep's (ASHA's cut-offs depend on arrival order),
     so this checks only that nothing finished is lost or trained again."""
     cfg = crash_config(tmp_path)
