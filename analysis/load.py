@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.runs import load_run, read_yaml_mapping
 from groktune.errors import ResultsError
 from groktune.layout import CONFIG, CURVES, EXPERIMENT, METRICS, RESULT, TRIALS, task_label
+from groktune.readback import read_ledger_folder
 
 REQUIRED_CURVES = ("trial_id", "step", "train_acc", "val_acc")
 
@@ -136,6 +137,7 @@ def _complete_trials(trials: pd.DataFrame, curves: pd.DataFrame, config: dict) -
 
 
 def _load_sweep(root: Path) -> Results:
+    read_ledger_folder(root)  # the statuses' source: damage there is one line naming it, never a report
     curves = _read_parquet(root / CURVES)
     trials = _read_parquet(root / TRIALS)
     _require(curves, REQUIRED_CURVES, root / CURVES)

@@ -25,6 +25,7 @@ memorisation step on, since memorising moves every measure too):
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,8 +55,14 @@ def load_probes(run_dir: str | Path) -> dict[str, dict[str, np.ndarray]]:
         try:
             with np.load(path, allow_pickle=False) as z:
                 out[path.stem] = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ResultsError(f"{path}: not a readable probe file ({type(err).__name__})") from None
+        for key, array in out[path.stem].items():  # per-step entries are numbers (trials.probes.store)
+            if not key.startswith("static/") and array.dtype.kind not in "biuf":
+                raise ResultsError(f"{path}: {key}: got an array of {array.dtype}, expected numbers")
+        steps = out[path.stem].get("step")
+        if steps is not None and (steps.ndim != 1 or steps.dtype.kind not in "iu"):
+            raise ResultsError(f"{path}: step: expected a list of integer steps, got {steps.dtype} of shape {steps.shape}")
     return out
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from groktune.errors import ResultsError
+from groktune.errors import DamagedFile, ResultsError
 from groktune.layout import CONFIG, METRICS, RESULT, task_label
+from groktune.readback import EVAL_RECORD, RUN_RESULT, check_schema, read_json_lines, read_json_object
 from groktune.yamlio import load_yaml_file
 
 # result.json keys that become trial columns; any other key is kept as provenance (`extra`).
@@ -51,38 +51,27 @@ def read_metrics(path: Path) -> list[dict]:
     """Eval records from metrics.jsonl; a damaged last line (a run killed mid-write) is skipped.
 
     Raises:
-        ResultsError: the file is empty or a line before the last is not a JSON object.
+        ResultsError: the file is empty, a line before the last is not a JSON object, or a
+            record's key has the wrong type (groktune.readback.EVAL_RECORD).
     """
     try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: cannot read ({type(err).__name__})") from None
-    lines = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
-    records = []
-    for pos, (number, line) in enumerate(lines):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict):
-            if pos == len(lines) - 1 and records:
-                break
-            raise ResultsError(f"{path}: line {number} is not a JSON object")
-        records.append(record)
+        records = read_json_lines(path, EVAL_RECORD, torn_tail=True)
+    except DamagedFile as err:
+        raise ResultsError(str(err)) from None
     if not records:
         raise ResultsError(f"{path}: no eval records")
     return records
 
 
 def _read_json(path: Path) -> dict:
+    """A run's result.json, its types checked (groktune.readback.RUN_RESULT); {} when absent."""
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ResultsError(f"{path}: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object")
+        data = read_json_object(path, RUN_RESULT)
+        check_schema(path, data.get("final") or {}, EVAL_RECORD, where="final.")
+    except DamagedFile as err:
+        raise ResultsError(str(err)) from None
     return data
 
 

@@ -37,4 +37,8 @@ class ResultsError(UserError, ValueError):
     """A results folder that cannot be read; the message is one line naming the path and why."""
 
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "ResultsError", "SetupError", "UserError"]
+class DamagedFile(UserError):
+    """A file groktune reads back is damaged; the message is one line naming it and what is wrong."""
+
+
+__all__ = ["CheckpointError", "ConfigError", "DamagedFile", "DataError", "ResultsError", "SetupError", "UserError"]

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from groktune.errors import UserError
-from groktune.layout import REPORT_HTML
+from groktune.layout import CONFIG, EXPERIMENT, REPORT_HTML
 from orchestrator.cli.paths import check_report_out
 
 
@@ -59,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
     # deferred: analysis (pandas, matplotlib) only when this command runs; `groktune --help` stays fast
     from analysis import ReportOptions, build_report, load, write_report
 
+    from orchestrator.sweep.results import load_named  # deferred: as above (the configs)
+
     _check(args)
     out = Path(args.out) if args.out else Path(args.path) / "report"
+    for saved in (Path(args.path) / EXPERIMENT, Path(args.path) / CONFIG):
+        if saved.is_file():
+            load_named(saved)  # the saved config, validated: a damaged key is one line naming the file
     results = load(args.path)  # its errors name PATH first
     check_report_out(out, args.force)  # before any analysis: a refused --out costs little
     options = ReportOptions(threshold=args.threshold, patience=args.patience,

@@ -98,6 +98,16 @@ FINISHED = "finished"    # our run with result.json, and --resume: nothing to do
 SETUP_KEYS = ("seed", "task.", "model.")
 
 
+def check_checkpoint_path(out: Path) -> None:
+    """The run's checkpoints/ is a folder and its checkpoint.pt a regular file, where they exist:
+    anything else would make a resume start from step 0 over the run's files (UserError)."""
+    folder, ckpt = out / CHECKPOINT_DIR, out / CHECKPOINT_DIR / CHECKPOINT_FILE
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {out}: {folder} is not a folder; the run's checkpoints cannot be read or written")
+    if (ckpt.exists() or ckpt.is_symlink()) and not ckpt.is_file():
+        raise UserError(f"--out {out}: {ckpt} is not a regular file; the run cannot be resumed from it")
+
+
 def plan_run_dir(out: Path, resume: bool, force: bool = False) -> str:
     """Decide what `groktune train --out OUT` may do, creating and changing nothing.
 
@@ -119,6 +129,7 @@ def plan_run_dir(out: Path, resume: bool, force: bool = False) -> str:
         if parent.exists() and not parent.is_dir():
             raise UserError(f"--out {out}: {parent} is a file, not a folder")
     entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    check_checkpoint_path(out)
     ours = (out / METRICS).is_file() or (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()
     finished = ours and (out / RESULT).exists()
     resumable = ours and (out / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file()

@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from groktune.errors import SetupError, UserError
-from groktune.layout import CONFIG, METRICS, RESULT
+from groktune.layout import CHECKPOINT_FILE, CONFIG, METRICS, RESULT
+from groktune.readback import EVAL_RECORD, read_json_lines
 from groktune.versions import write_versions
 from orchestrator.config.experiment import config_to_dict, dump_config, load_config, read_yaml
 from orchestrator.run.folder import (
@@ -34,7 +35,8 @@ from orchestrator.run.folder import (
     write_atomic,
 )
 from tasks.registry import build_task
-from trials.checkpoint import checkpoint_step, load_checkpoint
+from trials.checkpoint import checkpoint_step, load_checkpoint, load_model_state
+from trials.model import build_model
 from trials.setup import autocast_factory, config_sections, pick_device
 from trials.train import train
 
@@ -62,7 +64,12 @@ def train_run(config: str | Path, overrides: list[str], out: Path | None, resume
     check_environment(cfg)  # device, precision, LM file: before the folder is touched
     resume_from = None
     if mode == RESUME:
+        # Everything the resume reads back is checked before the folder changes: the checkpoint
+        # (a regular file, loaded with weights_only=True, for this task and model) and metrics.jsonl.
         state = load_checkpoint(out / CHECKPOINT_DIR, config_sections(cfg))
+        check_weights_fit(cfg, state, out / CHECKPOINT_DIR / CHECKPOINT_FILE)
+        if (out / METRICS).exists():
+            read_json_lines(out / METRICS, EVAL_RECORD, torn_tail=True)
         truncate_metrics(out / METRICS, checkpoint_step(state, out / CHECKPOINT_DIR))
         resume_from = out / CHECKPOINT_DIR
         if (out / CONFIG).read_text() != dump_config(cfg):  # only train.*/optim.* may differ here
@@ -87,6 +94,13 @@ def check_same_setup(out: Path, cfg) -> None:
     if diffs:
         raise UserError(f"--resume {out}: the config differs from the run's {CONFIG} in what fixes its data "
                         f"and model: {'; '.join(diffs)}")
+
+
+def check_weights_fit(cfg, state: dict, path: Path) -> None:
+    """The checkpoint's tensors fit the model this config builds (shapes the config check cannot
+    see, such as an LM file's vocabulary), checked on the CPU before the run folder changes."""
+    data = build_task(cfg.task, cfg.seed, "cpu")
+    load_model_state(build_model(cfg.model, data.vocab_size, data.seq_len), state, path)
 
 
 def check_environment(cfg) -> None:

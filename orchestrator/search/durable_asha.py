@@ -26,6 +26,7 @@ from pathlib import Path
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from groktune.layout import SCHEDULER_STATE, write_atomic
+from groktune.readback import read_scheduler_state
 
 
 class DurableASHA(AsyncHyperBandScheduler):
@@ -73,10 +74,10 @@ class DurableASHA(AsyncHyperBandScheduler):
         if self._loaded:
             return
         self._loaded = True
-        try:
-            saved = json.loads(Path(self._state_file).read_text())
-        except (OSError, ValueError):
+        path = Path(self._state_file)
+        if not path.exists():
             return  # a fresh sweep
+        saved = read_scheduler_state(path)  # damaged: one line naming it, never a silent fresh start
         for bracket, rungs in zip(self._brackets, saved.get("rungs", [])):
             by_milestone = {float(m): recorded for m, recorded in rungs}
             for milestone, recorded in bracket._rungs:

@@ -34,8 +34,10 @@ import ray
 import torch
 from ray import tune
 
+from groktune.errors import DamagedFile
 from groktune.events import event_patience
 from groktune.layout import TUNE_STATE, sweep_status
+from groktune.readback import TUNE_STATE_DATA, read_json_object
 from orchestrator.sweep.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY
 from tasks.classes import chance_level
 from trials.train import train, train_population
@@ -184,8 +186,7 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end
         outcome = fit(report, resume_from)
         final = dict(report.last_metrics)
-        final.update(outcome, resumed_from_step=report.resumed_from_step)
-        final["status"] = sweep_status(final["status"])
+        final.update(outcome, resumed_from_step=report.resumed_from_step)  # the ledger maps its status
         report.send(final, report.last_save if report.closing_checkpoint() else None, finished=final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -197,9 +198,13 @@ def _restore(target: Path) -> tuple[Path | None, dict]:
     if checkpoint is None:
         return None, {}
     checkpoint.to_directory(str(target))
-    saved = json.loads((target / TUNE_STATE).read_text()) if (target / TUNE_STATE).exists() else {}
-    has_weights = any(target.glob("*.pt"))
-    return (target if has_weights else None), saved
+    # Checked before training starts: a damaged state is one line naming it, not a resume from step 0.
+    saved = read_json_object(target / TUNE_STATE, TUNE_STATE_DATA) if (target / TUNE_STATE).exists() else {}
+    weights = sorted(target.glob("*.pt"))
+    for f in weights:
+        if not f.is_file():
+            raise DamagedFile(f"{f}: not a regular file; the trial cannot resume from this checkpoint")
+    return (target if weights else None), saved
 
 
 class _Meter:

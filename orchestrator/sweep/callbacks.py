@@ -28,11 +28,12 @@ from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
 from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import scalar as tb_scalar
 
-from groktune.layout import HEARTBEAT, TENSORBOARD, TIME_ATTR, TUNE_ERROR, write_atomic
-from orchestrator.config.trial import searched_values
-from orchestrator.session.start import cluster_resources
+from groktune.layout import EXPERIMENT, HEARTBEAT, TENSORBOARD, TIME_ATTR, TUNE_ERROR, write_atomic
+from orchestrator.config.experiment import load_config
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
-from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial
+from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial, restore_curve
+from orchestrator.session.start import cluster_resources
+from orchestrator.config.trial import searched_values
 from orchestrator.sweep.tracking import tracking_callbacks
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
@@ -47,16 +48,31 @@ HPARAM_METRICS = ("grok_score", "val_acc", "steps_to_target")
 class LedgerCallback(Callback):
     """Writes a trial's ledger record (orchestrator.sweep.ledger) the moment Tune reports it finished
     (returned, or stopped by the scheduler) or failed for good; listed first, so it runs before
-    any other callback of the same event."""
+    any other callback of the same event: when a trial the ledger holds as finished starts again
+    (a resumed driver), its whole curve is back in its result.json before Tune's JSON logger
+    opens that file (orchestrator.sweep.ledger.restore_curve)."""
 
     def __init__(self, experiment_dir: str):
         self.exp = str(experiment_dir)
 
+    def on_trial_start(self, iteration, trials, trial, **info):
+        restore_curve(self.exp, trial)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=False)
+        record_trial(self.exp, trial, errored=False, train_cfg=self._train())
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=True)
+        record_trial(self.exp, trial, errored=True, train_cfg=self._train())
+
+    def _train(self):
+        """The experiment's TrainConfig (its budget and stop rule), read once from experiment.yaml."""
+        saved = Path(self.exp) / EXPERIMENT
+        if getattr(self, "_train_cfg", None) is None and saved.is_file():  # written before Tune starts
+            self._train_cfg = load_config(saved).train
+        return getattr(self, "_train_cfg", None)
+
+    def __getstate__(self):  # pickled into tuner.pkl: the config is read again by the next driver
+        return {"exp": self.exp}
 
 
 class Heartbeat(Callback):

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from groktune.errors import UserError
 from groktune.layout import (EXPERIMENT, FINAL_STATUSES, HEARTBEAT, LEDGER, SCHEDULER_STATE, SLURM_DIR,
-                             TUNE_PARAMS, TUNER_PKL, VERSIONS)
-from orchestrator.sweep.ledger import ledger_dir, mark_abandoned, read_ledger
+                             TUNE_PARAMS, TUNE_RESULT, TUNER_PKL, VERSIONS)
+from groktune.readback import read_scheduler_state
+from orchestrator.sweep.ledger import ledger_dir, mark_abandoned, read_ledger, write_curve
 
 STATE_GLOB = "experiment_state-*.json"
 _SESSION = re.compile(r"experiment_state-(.+)\.json$")
@@ -95,6 +96,10 @@ def check_resume(path: Path) -> None:
     """Refuse --resume when nothing in `path` can be resumed, in one line saying why."""
     if not (path / TUNER_PKL).exists():
         raise UserError(f"--resume: {path} holds no sweep to resume (no Tune state found)")
+    # What the resumed driver reads back, checked before anything starts: one line naming a damaged file.
+    read_ledger(path)
+    if (path / SCHEDULER_STATE).exists():
+        read_scheduler_state(path / SCHEDULER_STATE)
     if newest_state(path, drop_torn=True) is None:
         raise UserError(f"--resume: {path} holds no sweep to resume (it stopped before Tune saved any state); "
                         f"rerun without --resume to start it afresh")
@@ -113,7 +118,10 @@ def reconcile(path: Path) -> dict[str, dict]:
     """Before Tuner.restore: align the ledger with the state Tune will restore.
 
     Finished trials the state lacks become orphans (returned, for run_with_ledger to replay
-    when their point is sampled again); claims by trials the state lacks are released; trial
+    when their point is sampled again); a finished trial's result.json that lags its ledger
+    record gets the whole curve from the record (Tune copies trial files to the sweep folder only
+    periodically, and copies that file back to restart a trial from its checkpoint: a replay
+    would then append to a shortened curve); claims by trials the state lacks are released; trial
     folders of half-trained trials the state lacks are marked ABANDONED.
 
     Returns:
@@ -123,6 +131,10 @@ def reconcile(path: Path) -> dict[str, dict]:
     ledger = read_ledger(path)
     orphans = {tid: rec.get("config") or {} for tid, rec in ledger.items()
                if tid not in known and rec.get("status") in FINAL_STATUSES and rec.get("replay_of") in (None, tid)}
+    for tid, rec in ledger.items():
+        folder = path / f"trial_{tid}"
+        if folder.is_dir() and rec.get("replay_of") in (None, tid):
+            write_curve(folder / TUNE_RESULT, rec, rec["config"])
     for claim_file in ledger_dir(path).glob("*.claim"):
         if claim_file.read_text().strip() not in known:
             claim_file.unlink()  # the claiming trial is gone with the lost state; a new one may claim

@@ -1,7 +1,8 @@
 """The sweep ledger: a finished trial is on disk the moment the driver learns of it.
 
 STORAGE/NAME/ledger/<trial_id>.json holds one finished trial: {trial_id, status, config (the
-sampled point), result (the last result Tune had), replay_of}. The LedgerCallback
+sampled point), result (the last result Tune had), curve (every record of the trial's
+result.json when it finished: its whole learning curve), replay_of}. The LedgerCallback
 (orchestrator.sweep.callbacks) writes it atomically (groktune.layout.write_atomic) in
 on_trial_complete / on_trial_error: Tune calls those for a trial that returned, one the
 scheduler (ASHA) stopped and one whose retries ran out, before its next experiment snapshot. The first record of a trial wins; it
@@ -23,6 +24,14 @@ the window (orchestrator.sweep.driver sets 2 s) but cannot close it, so on --res
   does), that new trial claims the orphan and replays its record (replay_of = the orphan's id)
   instead of training, so the searcher and scheduler learn the result and the point is not
   trained twice; tables list the orphan, not the replay;
+- the curve: a trial Tune restores without a checkpoint starts with an empty result.json in
+  Tune's staging folder, which Tune copies over the trial's full one at its next snapshot (a
+  replay would leave one line); one restored with a checkpoint starts from the sweep folder's
+  copy, which lags by up to a snapshot period. So the record keeps the whole curve (read from
+  the staging result.json the moment the trial finished); on --resume, reconcile writes it back
+  into the sweep folder's result.json where that lacks evals, and `restore_curve` into the
+  staging one before Tune's JSON logger opens it; the tables read a finished trial's curve from
+  its record, never from a result.json that a later driver may have rewritten;
 - a half-trained trial the state lacks is marked ABANDONED: its point is sampled again.
 
 Each real training start is counted in ledger/<trial_id>.starts (one line per start), so a
@@ -36,11 +45,15 @@ cost of the 2 s snapshot period against "auto" (one small JSON and pickle per pe
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
 
-from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, sweep_status, write_atomic
+from groktune.errors import DamagedFile
+from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, TUNE_RESULT, losses_finite, sweep_status, write_atomic
+from groktune.readback import EVAL_RECORD, read_json_lines, read_ledger_folder, read_ledger_record
+from trials.evalplan import StopRule
 
 REPLAY_KEY = "ledger_replay_of"
 # Tune's own per-result bookkeeping: dropped from a replayed result (Tune adds fresh ones).
@@ -57,24 +70,61 @@ def ledger_dir(exp: str | Path) -> Path:
 
 
 def read_record(exp: str | Path, trial_id: str) -> dict | None:
-    """The ledger record of one trial, or None."""
-    try:
-        return json.loads((ledger_dir(exp) / f"{trial_id}.json").read_text())
-    except (OSError, ValueError):
+    """The ledger record of one trial, or None when it has none (DamagedFile when it is damaged)."""
+    path = ledger_dir(exp) / f"{trial_id}.json"
+    if not path.exists():
         return None
+    return read_ledger_record(path)
 
 
 def read_ledger(exp: str | Path) -> dict[str, dict]:
-    """{trial_id: record} of every trial the ledger holds (empty when there is no ledger)."""
-    out = {}
-    for f in sorted(ledger_dir(exp).glob("*.json")):
-        try:
-            rec = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue  # write_atomic never leaves a torn record; skip anything foreign
-        if isinstance(rec, dict) and "trial_id" in rec:
-            out[str(rec["trial_id"])] = rec
-    return out
+    """{trial_id: record} of every trial the ledger holds (empty when there is no ledger).
+
+    Raises:
+        DamagedFile: a record is not a ledger record (groktune.readback.read_ledger_record: one
+            line naming the file and what is wrong).
+    """
+    return read_ledger_folder(exp)
+
+
+def read_curve(result_file: Path) -> list[dict]:
+    """A trial's records from its result.json (Tune's per-report log), without the config
+    each repeats; [] when there is none. Damage is DamagedFile."""
+    if not result_file.is_file():
+        return []
+    return [{k: v for k, v in r.items() if k != "config"} for r in read_json_lines(result_file, EVAL_RECORD)]
+
+
+def lineage(rows: list[dict]) -> list[dict]:
+    """The eval records of the history the trial ended with, in step order.
+
+    A trial that restarts from a checkpoint (a retry, a resumed sweep, a PBT exploit) reports
+    steps it had reported before; whatever came after the restart point in the file replaces
+    the older records from that step on. The adapter's closing report repeats the last step.
+    """
+    kept: list[dict] = []
+    for r in rows:
+        if "step" not in r:
+            continue
+        while kept and kept[-1]["step"] >= r["step"]:
+            kept.pop()
+        kept.append(r)
+    return kept
+
+
+def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
+    """(status, steps_to_target) by the trainer's StopRule replayed over a finished curve.
+
+    For a trial the scheduler stopped at its very last eval (a rung that falls on the budget):
+    the trainer had finished, so its own rule gives the status (see `closing_outcome`)."""
+    rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
+    stop = None
+    for r in evals:
+        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
+        if stop is not None:
+            break
+    status = sweep_status(rule.final_status(stop))
+    return status, (rule.event if status == "grokked" else None)
 
 
 def final_status(result: dict, errored: bool) -> str:
@@ -94,15 +144,41 @@ def final_status(result: dict, errored: bool) -> str:
     return status if status in FINAL_STATUSES else "pruned"
 
 
-def write_record(exp: str | Path, trial_id: str, status: str, config: dict, result: dict) -> bool:
-    """Write ledger/<trial_id>.json unless the trial already has one; True when written."""
+def closing_outcome(result: dict, errored: bool, curve: list[dict], train_cfg=None) -> tuple[str, int | None]:
+    """(status, steps_to_target) a finished trial is recorded with: `final_status`, except that a
+    trial the scheduler stopped at its last eval (step >= train.steps) gets the trainer's own
+    outcome (`outcome_from_curve`). The ledger is the one place this is decided.
+
+    Args:
+        result: the trial's last result; errored: its retries ran out.
+        curve: its records (result.json lines); train_cfg: the experiment's TrainConfig, or None.
+    """
+    status = final_status(result, errored)
+    stt = result.get("steps_to_target")
+    evals = lineage(curve)
+    if status == "pruned" and train_cfg is not None and evals and evals[-1]["step"] >= train_cfg.steps:
+        return outcome_from_curve(evals, train_cfg)
+    return status, (int(stt) if isinstance(stt, (int, float)) and not isinstance(stt, bool) and math.isfinite(stt)
+                    else None)
+
+
+def write_record(exp: str | Path, trial_id: str, status: str, config: dict, result: dict,
+                 curve: list[dict] | None = None, steps_to_target: int | None | str = "") -> bool:
+    """Write ledger/<trial_id>.json unless the trial already has one; True when written.
+
+    Args:
+        curve: the trial's records as its result.json held them when it finished (see module doc).
+        steps_to_target: its outcome's (closing_outcome); "" leaves it out of the record.
+    """
     folder = ledger_dir(exp)
     target = folder / f"{trial_id}.json"
     if target.exists():
         return False  # the first record is the truth; a replay or a late duplicate never rewrites it
     folder.mkdir(parents=True, exist_ok=True)
     record = {"trial_id": trial_id, "status": status, "config": _plain(config), "result": _plain(result),
-              "replay_of": result.get(REPLAY_KEY), "written": time.time()}
+              "replay_of": result.get(REPLAY_KEY), "written": time.time(), "curve": _plain(list(curve or []))}
+    if steps_to_target != "":
+        record["steps_to_target"] = steps_to_target
     write_atomic(target, json.dumps(record, sort_keys=True))
     return True
 
@@ -112,10 +188,61 @@ def mark_abandoned(exp: str | Path, trial_id: str, config: dict) -> None:
     write_record(exp, trial_id, ABANDONED, config, {})
 
 
-def record_trial(exp: str | Path, trial, errored: bool) -> None:
-    """Record a Tune Trial that finished (errored: its retries ran out); see LedgerCallback."""
+def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None) -> None:
+    """Record a Tune Trial that finished (errored: its retries ran out); see LedgerCallback.
+
+    Args:
+        train_cfg: the experiment's TrainConfig (closing_outcome), or None.
+    """
+    trial_id = str(trial.trial_id)
+    if (ledger_dir(exp) / f"{trial_id}.json").exists():
+        return  # replayed, or a late duplicate: the first record stands
     result = dict(trial.last_result or {})
-    write_record(exp, str(trial.trial_id), final_status(result, errored), dict(trial.config), result)
+    curve = _staged_curve(trial)
+    if result.get("step") is not None and not any(r.get("step") == result["step"] for r in curve):
+        curve.append({k: v for k, v in result.items() if k != "config"})
+    status, steps = closing_outcome(result, errored, curve, train_cfg)
+    write_record(exp, trial_id, status, dict(trial.config), result, curve, steps)
+
+
+def _staged_curve(trial) -> list[dict]:
+    """The records Tune's JSON logger wrote for `trial` (its staging result.json), [] if none."""
+    if not trial.local_path:
+        return []
+    try:
+        return read_curve(Path(trial.local_path) / TUNE_RESULT)
+    except DamagedFile:
+        return []  # Tune's own log, torn by something else: the record keeps the last result
+
+
+def restore_curve(exp: str | Path, trial) -> bool:
+    """Before Tune's JSON logger opens a restarted trial's result.json: when the ledger holds the
+    trial as finished and the staging result.json lacks part of its curve (Tune restored the
+    trial without a checkpoint, so nothing was copied back), write the ledger's curve there, so
+    the replay appends to the whole curve instead of replacing it with one line. True if written."""
+    try:
+        record = read_record(exp, str(trial.trial_id))
+    except DamagedFile:
+        return False
+    if record is None or not trial.local_path:
+        return False
+    return write_curve(Path(trial.local_path) / TUNE_RESULT, record, dict(trial.config))
+
+
+def write_curve(target: Path, record: dict, config: dict) -> bool:
+    """Write a finished record's curve to the result.json `target` (atomically) when `target`
+    lacks any of its steps; each line carries `config`, as Tune's lines do. True if written."""
+    if record["status"] not in FINAL_STATUSES or not record.get("curve"):
+        return False
+    try:
+        have = {r.get("step") for r in read_curve(target)}
+    except DamagedFile:
+        have = set()
+    if {r.get("step") for r in record["curve"]} <= have:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, "".join(json.dumps({**r, "config": _plain(config)}) + "\n" for r in record["curve"]))
+    return True
 
 
 def note_start(exp: str | Path, trial_id: str) -> None:
@@ -173,7 +300,7 @@ def replay_for(exp: str | Path, trial_id: str, config: dict, orphans: dict[str, 
                 break
     if source is None:
         return None
-    result = {k: v for k, v in source["result"].items() if k not in RAY_KEYS}
+    result = {k: v for k, v in source["result"].items() if k not in RAY_KEYS}  # source: checked by read_record
     result[REPLAY_KEY] = source["trial_id"]
     return result
 
@@ -203,6 +330,7 @@ def _plain(value):
 
 
 __all__ = [
-    "REPLAY_KEY", "claim", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
-    "note_start", "read_ledger", "read_record", "record_trial", "replay_for", "run_with_ledger", "same_point", "write_record",
+    "REPLAY_KEY", "claim", "closing_outcome", "lineage", "outcome_from_curve", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
+    "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
+    "run_with_ledger", "same_point", "write_curve", "write_record",
 ]

@@ -2,7 +2,10 @@
 
 Reads only plain files in the experiment folder: each trial's result.json (one JSON line per
 report), its params.json (the sampled point), the ledger (orchestrator.sweep.ledger: the one source
-of statuses, written the moment a trial finishes) and experiment.yaml. Nothing here talks to
+of statuses and of a finished trial's curve, written the moment a trial finishes) and
+experiment.yaml. Each is checked as it is read (groktune.readback): damage is one line naming
+the file and key (exit 2), and nothing is written, so a good trials.parquet or curves.parquet
+is never replaced by what could not be read. Nothing here talks to
 Ray, and no status is guessed from Ray's experiment_state-*.json files. A trial the ledger
 holds but whose result.json lags (Tune copies it to the folder periodically) still gets its row,
 from the ledgered final result; a replay of an orphan (see orchestrator.sweep.ledger) and an
@@ -31,13 +34,15 @@ status and steps_to_target are the median member's; member_steps_to_target is th
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
-from groktune.errors import UserError
+from groktune.errors import DamagedFile, UserError
 from groktune.layout import (
     ABANDONED,
     CURVES,
@@ -46,15 +51,15 @@ from groktune.layout import (
     TRIALS,
     TUNE_PARAMS,
     TUNE_RESULT,
-    losses_finite,
-    sweep_status,
     write_atomic_with,
 )
+from groktune.errors import ConfigError
+from groktune.readback import EVAL_RECORD, check_point, read_json_lines, read_json_object
 from orchestrator.config.experiment import load_config, with_values
+from orchestrator.sweep.ledger import REPLAY_KEY, lineage, read_ledger
+from orchestrator.search.space import CONTINUOUS, PER_VALUE, parse_space
 from orchestrator.sweep.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY, split_pack
 from orchestrator.config.trial import searched_values, task_label, trial_seed
-from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
-from trials.evalplan import StopRule
 
 # Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.
 NOT_CURVES = {
@@ -69,17 +74,15 @@ NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "
 
 
 def read_results(trial_dir: Path) -> list[dict]:
-    """The JSON lines of one trial's result.json; a torn last line (a live writer) is skipped."""
+    """The JSON lines of one trial's result.json; a torn last line (a live writer) is skipped.
+
+    Raises:
+        DamagedFile: a record before the last is not JSON, or a key has the wrong type.
+    """
     path = trial_dir / TUNE_RESULT
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    return rows
+    return read_json_lines(path, EVAL_RECORD, torn_tail=True)
 
 
 def trial_dirs(path: Path) -> list[Path]:
@@ -107,23 +110,6 @@ def ray_statuses(path: Path) -> dict[str, str]:
     return {}
 
 
-def lineage(rows: list[dict]) -> list[dict]:
-    """The eval records of the history the trial ended with, in step order.
-
-    A trial that restarts from a checkpoint (a retry, a resumed sweep, a PBT exploit) reports
-    steps it had reported before; whatever came after the restart point in the file replaces
-    the older records from that step on. The adapter's closing report repeats the last step.
-    """
-    kept: list[dict] = []
-    for r in rows:
-        if "step" not in r:
-            continue
-        while kept and kept[-1]["step"] >= r["step"]:
-            kept.pop()
-        kept.append(r)
-    return kept
-
-
 def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
     """One row per eval of the trial's final history (see `lineage`)."""
     evals = [{k: v for k, v in r.items() if k not in NOT_CURVES} for r in lineage(rows)]
@@ -134,7 +120,8 @@ def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
     return frame[["trial_id", "step", *[c for c in frame.columns if c not in ("trial_id", "step")]]]
 
 
-def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None) -> dict:
+def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None,
+              source: str | Path = TUNE_PARAMS, ledger_steps: int | None | str = "") -> dict:
     """One trials.parquet row from a trial's reports, its sampled point and the experiment config.
 
     Args:
@@ -143,11 +130,14 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
         point: its sampled point.
         cfg: the experiment config.
         ledger_status: its ledger status, None while it is not finished.
+        source: the file the point came from, named when it does not fit the search space.
+        ledger_steps: the ledger's steps_to_target of a finished trial ("" when its record
+            has none: records from before the ledger kept it).
     Returns:
         The row as a dict.
     """
     search = cfg.search
-    values = searched_values(point, search.space)
+    values = point_values(point, search.space, source)
     row: dict = {"trial_id": trial_id, **values, "seed": trial_seed(point, search.seeds)}
     try:
         # Without the search section: re-checking the whole space per trial made a grid sweep's
@@ -158,14 +148,10 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     evals = lineage(rows)
     last = rows[-1] if evals and "step" in rows[-1] else (evals[-1] if evals else {})
     row["status"] = trial_status(last, ledger_status)
-    stt = last.get("steps_to_target")
+    stt = ledger_steps if ledger_status in FINAL_STATUSES and ledger_steps != "" else last.get("steps_to_target")
     row["steps_to_target"] = int(stt) if isinstance(stt, (int, float)) and math.isfinite(stt) else None
     if "member_steps_to_target" in last:  # a population trial
         row["member_steps_to_target"] = last["member_steps_to_target"]
-    if row["status"] == "pruned" and evals and evals[-1]["step"] >= cfg.train.steps:
-        # Stopped by the scheduler at its very last eval (a rung that falls on the budget): the
-        # trainer had finished, so its own rule gives the status.
-        row["status"], row["steps_to_target"] = outcome_from_curve(evals, cfg.train)
     for key, value in last.items():
         if key not in NOT_CURVES | NOT_FINAL and key != "step" and _is_scalar(value):
             row[f"final_{key}"] = value
@@ -179,6 +165,20 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     row["restarts"] = sum(1 for r in rows if r.get("iterations_since_restore") == 1 and r.get("training_iteration", 1) > 1
                           and REPLAY_KEY not in r)  # a ledger replay is not a restart: nothing trains
     return row
+
+
+def point_values(point: dict, space: dict, source: str | Path) -> dict:
+    """searched_values of a point read back from a file; DamagedFile when a value cannot be one
+    the space samples (a string for a range, a missing key a per-value range needs)."""
+    dists = parse_space(space)
+    for key, value in point.items():
+        kind = dists[key].kind if key in dists else None
+        if kind in CONTINUOUS + PER_VALUE and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DamagedFile(f"{source}: {key}: got {value!r:.40}, expected a number (search.space samples {kind})")
+    try:
+        return searched_values(point, space)
+    except (ValueError, TypeError, KeyError) as err:
+        raise DamagedFile(f"{source}: the sampled point does not fit search.space ({err})") from None
 
 
 def trial_nodes(rows: list[dict], last: dict) -> dict:
@@ -200,18 +200,6 @@ def trial_status(last: dict, ledger_status: str | None) -> str:
     return "running" if last else "pending"
 
 
-def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
-    """(status, steps_to_target) by the trainer's StopRule replayed over a finished curve."""
-    rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
-    stop = None
-    for r in evals:
-        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
-        if stop is not None:
-            break
-    status = sweep_status(rule.final_status(stop))
-    return status, (rule.event if status == "grokked" else None)
-
-
 def _is_scalar(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -220,17 +208,32 @@ def load_experiment_config(path: Path):
     """The experiment config saved in a sweep folder; UserError when it is not one."""
     if not (path / EXPERIMENT).exists():
         raise UserError(f"{path}: not a groktune sweep folder ({EXPERIMENT} not found)")
-    return load_config(path / EXPERIMENT)
+    return load_named(path / EXPERIMENT)
+
+
+def load_named(file: Path):
+    """load_config(file), its errors naming the file (a key's type error alone does not)."""
+    try:
+        return load_config(file)
+    except ConfigError as err:
+        message = str(err)
+        if message.startswith(str(file)):
+            raise
+        raise DamagedFile(f"{file}: {message}") from None
 
 
 def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves, trials) DataFrames from the experiment folder, without writing anything; `cfg`:
-    its experiment config when the caller has loaded it already (loading checks the whole space)."""
+    its experiment config when the caller has loaded it already (loading checks the whole space).
+
+    Raises:
+        UserError: not a sweep folder; DamagedFile (a UserError) naming the first damaged file.
+    """
     path = Path(path)
     cfg = cfg if cfg is not None else load_experiment_config(path)
     ledger = read_ledger(path)
     curves, trials = [], []
-    for trial_id, rows, point in _trials(path, ledger):
+    for trial_id, rows, point, source in _trials(path, ledger, cfg.search.space):
         record = ledger.get(trial_id) or {}
         if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
             continue  # never to finish, or a replay of another trial's record: that trial has the row
@@ -240,7 +243,8 @@ def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame
                 trials.append(trial_row(point_id, point_rows, one, cfg, status))
             continue
         curves.append(curves_frame(trial_id, rows))
-        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status")))
+        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status"), source,
+                                record.get("steps_to_target", "")))
     curve_frame = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) \
         else pd.DataFrame(columns=["trial_id", "step"])
     trial_frame = pd.DataFrame(trials)
@@ -249,17 +253,33 @@ def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame
     return curve_frame, trial_frame
 
 
-def _trials(path: Path, ledger: dict[str, dict]):
-    """(trial_id, rows, point) of every trial folder and every ledgered trial without one."""
+def _trials(path: Path, ledger: dict[str, dict], space: dict):
+    """(trial_id, rows, point, source of the point) of every trial folder and every ledgered
+    trial without one.
+
+    A finished trial's rows are its ledger record's curve (what its result.json held when it
+    finished): a later driver may have rewritten result.json (orchestrator.sweep.ledger).
+    """
     seen = set()
     for tdir in trial_dirs(path):
         rows = read_results(tdir)
         trial_id = _trial_id(tdir, rows)
         seen.add(trial_id)
-        yield trial_id, _with_ledgered(rows, ledger.get(trial_id)), _point(tdir, rows)
+        point, source = _point(tdir, rows, space)
+        yield trial_id, _with_ledgered(_ledgered_curve(rows, ledger.get(trial_id)), ledger.get(trial_id)), point, source
     for trial_id, record in ledger.items():
         if trial_id not in seen:
-            yield trial_id, _with_ledgered([], record), record.get("config") or {}
+            source = path / "ledger" / f"{trial_id}.json"
+            rows = _ledgered_curve([], record)
+            yield trial_id, _with_ledgered(rows, record), record.get("config") or {}, source
+
+
+def _ledgered_curve(rows: list[dict], record: dict | None) -> list[dict]:
+    """The finished trial's curve as its ledger record keeps it, else `rows` (no record yet, or
+    a record from before records kept curves)."""
+    if record and record.get("status") in FINAL_STATUSES and record.get("curve"):
+        return list(record["curve"])
+    return rows
 
 
 def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
@@ -273,15 +293,16 @@ def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
     return [*rows, final]
 
 
-def _point(tdir: Path, rows: list[dict]) -> dict:
-    """The trial's sampled point: its latest reported config (PBT changes it), else params.json."""
+def _point(tdir: Path, rows: list[dict], space: dict) -> tuple[dict, Path]:
+    """(the trial's sampled point, the file it came from): its latest reported config (PBT
+    changes it), else params.json. Damage is DamagedFile."""
+    params = tdir / TUNE_PARAMS
+    point = check_point(params, read_json_object(params))  # checked even when a report carries the config
+    point_values(point, space, params)
     for r in reversed(rows):
         if isinstance(r.get("config"), dict):
-            return r["config"]
-    try:
-        return json.loads((tdir / TUNE_PARAMS).read_text())
-    except (OSError, ValueError):
-        return {}
+            return check_point(tdir / TUNE_RESULT, r["config"]), tdir / TUNE_RESULT
+    return point, params
 
 
 def _trial_id(tdir: Path, rows: list[dict]) -> str:
@@ -292,12 +313,30 @@ def _trial_id(tdir: Path, rows: list[dict]) -> str:
 
 
 def collect(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rebuild STORAGE/NAME/curves.parquet and trials.parquet (atomically); return both frames."""
+    """Rebuild STORAGE/NAME/curves.parquet and trials.parquet (atomically); return both frames.
+
+    Every file is read and checked before either table is written: damage raises DamagedFile
+    and leaves both tables as they were.
+    """
     path = Path(path)
     curves, trials = build_tables(path)
-    for frame, name in ((curves, CURVES), (trials, TRIALS)):
-        write_atomic_with(path / name, lambda f, frame=frame: frame.to_parquet(f, index=False))
+    encoded = {name: _parquet_bytes(path, frame, name) for frame, name in ((curves, CURVES), (trials, TRIALS))}
+    for name, data in encoded.items():  # both encoded first: a table that cannot be written changes neither
+        write_atomic_with(path / name, lambda f, data=data: f.write(data))
     return curves, trials
+
+
+def _parquet_bytes(path: Path, frame: pd.DataFrame, name: str) -> bytes:
+    """The frame as Parquet bytes; a column of mixed types (a value of the wrong type in some
+    trial's files that no check named) is a UserError naming the table and column."""
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer, index=False)
+    except (pa.ArrowException, ValueError, TypeError) as err:
+        detail = " ".join(str(err).split())[:160]
+        raise DamagedFile(f"{path}: cannot write {name}: a column holds values of different types in "
+                          f"different trials' files ({detail})") from None
+    return buffer.getvalue()
 
 
 def summary(trials: pd.DataFrame, space_keys: list[str]) -> str:
@@ -327,4 +366,4 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-__all__ = ["CURVES", "TRIALS", "best_trial", "build_tables", "collect", "ray_statuses", "summary"]
+__all__ = ["CURVES", "TRIALS", "best_trial", "build_tables", "collect", "lineage", "ray_statuses", "summary"]

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from groktune.errors import UserError
+from groktune.errors import DamagedFile, UserError
 from groktune.layout import FINAL_STATUSES, HEARTBEAT, LIVE_STATUSES
+from groktune.readback import HEARTBEAT_DATA, check_schema, read_json_object
 from orchestrator.search.algos import expected_trials
 from orchestrator.sweep.results import best_trial, build_tables, load_experiment_config, summary
 
@@ -210,7 +211,12 @@ def driver_state(path: Path) -> dict:
     beat = path / HEARTBEAT
     if not beat.exists():
         return {"state": "not started", "pid": None, "host": None, "heartbeat_age_s": None, "resources_in_use": {}}
-    data = read_json_mapping(beat)  # corrupt: one line, exit 2
+    data = read_json_object(beat, HEARTBEAT_DATA)  # damaged: one line naming it, exit 2
+    res = check_schema(beat, data.get("resources") or {}, {"total": "dict", "available": "dict"}, where="resources.")
+    for part in ("total", "available"):
+        for key, value in (res.get(part) or {}).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise DamagedFile(f"{beat}: resources.{part}.{key}: got {value!r:.40}, expected a number")
     age = time.time() - float(data.get("updated", 0) or 0)
     if data.get("finished"):
         state = "finished"
@@ -218,7 +224,6 @@ def driver_state(path: Path) -> dict:
         state = "stopped"
     else:
         state = "running"
-    res = data.get("resources") or {}
     total, free = res.get("total", {}), res.get("available", {})
     used = {k: [total[k] - free.get(k, 0), total[k]] for k in ("CPU", "GPU") if k in total} if state == "running" else {}
     return {"state": state, "pid": data.get("pid"), "host": data.get("host"), "heartbeat_age_s": round(age, 1),

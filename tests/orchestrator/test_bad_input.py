@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from orchestrator.cli.main import main
-from tests.orchestrator.bad_input_world import build_world, make_run, partial_checkpoints, vocab_checkpoint
+from tests.orchestrator.bad_input_world import (RUN_DAMAGES, SWEEP_DAMAGES, build_world, make_run, partial_checkpoints,
+                                                vocab_checkpoint)
 
 NO_CUDA = not torch.cuda.is_available()
 
@@ -288,6 +289,31 @@ CASES += [
     ("slurm:no-search", ["slurm", "submit", "plain.yaml", "--dry-run"], "search: missing"),
 ]
 
+# Files groktune reads back, damaged: type-corrupted values (strings for numbers, lists for
+# objects), missing keys, truncation, text that is not JSON (tests/orchestrator/bad_input_world.py).
+COMMANDS = {"S": lambda d: ["status", d], "C": lambda d: ["collect", d], "R": lambda d: ["report", d, "--out", "rep"]}
+CASES += [(f"damaged-sweep:{name}:{COMMANDS[c]('x')[0]}", COMMANDS[c](f"dmg-{name}"), needle)
+          for name, (_, commands, needle) in SWEEP_DAMAGES.items() for c in commands]
+CASES += [(f"damaged-run:{name}", ["report", f"rdmg-{name}", "--out", "rep"], needle)
+          for name, (_, needle) in RUN_DAMAGES.items()]
+CASES += [
+    ("damaged-run:probe-strings", ["report", "rdmg-probe-strings", "--out", "rep"], "weights.npz: step: got an array of <U1"),
+    ("damaged-run:probe-truncated", ["report", "rdmg-probe-truncated", "--out", "rep"],
+     "weights.npz: not a readable probe file"),
+    ("damaged-run:resume-ckpt-is-folder", ["train", "plain.yaml", "--resume", "--out", "ckpt-dir"],
+     "checkpoints/checkpoint.pt is not a regular file"),
+    ("damaged-run:ckpt-is-folder-no-resume", ["train", "plain.yaml", "--out", "ckpt-dir"],
+     "checkpoints/checkpoint.pt is not a regular file"),
+    ("damaged-run:resume-checkpoints-is-file", ["train", "plain.yaml", "--resume", "--out", "ckpt-dirs"],
+     "ckpt-dirs/checkpoints is not a folder"),
+    ("damaged-run:resume-metrics-step", ["train", "plain.yaml", "--resume", "--out", "ckpt-metrics"],
+     "metrics.jsonl: line 1: step: got \"abc\""),
+    ("damaged-run:resume-metrics-list", ["train", "plain.yaml", "--resume", "--out", "ckpt-metrics-list"],
+     "metrics.jsonl: line 2 is not a JSON object"),
+    ("damaged-sweep:resume-ledger", ["sweep", "cfg.yaml", "--resume", "--storage", ".", "--name", "dmg-ledger-all-list"],
+     "ledger/a1b2c_00000.json: expected a JSON object"),
+]
+
 ENV_CASES = [  # environment checks: only meaningful where the device is absent
     ("env:cuda-index", tset("train.device=cuda:7"), "train.device: got 'cuda:7', but no CUDA device"),
     ("env:cuda", tset("train.device=cuda"), "train.device: got 'cuda', but no CUDA device is available"),
@@ -308,8 +334,10 @@ def world(tmp_path_factory):
     return {"root": root, "run": run, "vocab": vocab, "snapshot": snapshot(root)}
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root: its contents (files) and modification time."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None, p.lstat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))}
 
 
 def check_case(monkeypatch, capsys, world, argv, needle):
@@ -330,6 +358,7 @@ def check_case(monkeypatch, capsys, world, argv, needle):
             shutil.rmtree(root)
             root.mkdir()
             build_world(root, world["run"], world["vocab"])
+            world["snapshot"] = snapshot(root)  # the rebuilt world's times, for the next case
     assert sorted(set(after) - set(before)) == [], "created"
     assert sorted(set(before) - set(after)) == [], "removed"
     assert [k for k in before if before[k] != after[k]] == [], "changed"

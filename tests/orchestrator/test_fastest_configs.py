@@ -29,7 +29,7 @@ def test_the_search_config_validates_against_its_experiment():
     assert two.search.metric == ["grok_score", "cpu_time_s"]
 
 
-def test_the_found_config_is_the_issue_setting():
+def test_the_found_config_is_x_times_y_mod_97_at_half_train_to_95_percent():
     cfg = load_config(FOUND)
     assert cfg.search is None
     assert (cfg.task.op, cfg.task.p, cfg.task.train_fraction, cfg.train.target_val_acc) == ("x*y", 97, 0.5, 0.95)

@@ -152,3 +152,77 @@ def test_reconcile_finds_orphans_abandons_unknown_folders_and_releases_claims(tm
     assert not (path / LEDGER / "orphan.claim").exists()
     ledger = read_ledger(path)
     assert ledger["half"]["status"] == ABANDONED and ledger["known"]["status"] == "budget"
+
+
+def curve_rows(n, tid="a"):
+    return [{**final(10 * (i + 1), "budget" if i == n - 1 else None), "trial_id": tid} for i in range(n)]
+
+
+def staged_trial(tmp_path, tid="a"):
+    """What restore_curve reads of a Tune Trial: its id, point and staging folder."""
+    from types import SimpleNamespace
+
+    staging = tmp_path / "staging" / f"trial_{tid}"
+    staging.mkdir(parents=True)
+    return SimpleNamespace(trial_id=tid, config={"optim.lr": 1e-3}, local_path=str(staging))
+
+
+def test_a_replayed_finished_trial_gets_its_whole_curve_back(tmp_path):
+    from orchestrator.sweep.ledger import restore_curve
+
+    path = sweep_folder(tmp_path, ["a"])
+    rows = curve_rows(5)
+    write_record(path, "a", "budget", {"optim.lr": 1e-3}, rows[-1], rows)
+    trial = staged_trial(tmp_path)
+    staged = tmp_path / "staging" / "trial_a" / "result.json"
+    assert restore_curve(path, trial)  # nothing staged (restored without a checkpoint)
+    assert [json.loads(line)["step"] for line in staged.read_text().splitlines()] == [10, 20, 30, 40, 50]
+    assert not restore_curve(path, trial)  # whole already: left as it is
+    staged.write_text(json.dumps({**rows[-1], "config": {}}) + "\n")  # the one line a replay once left
+    assert restore_curve(path, trial)
+    assert len(staged.read_text().splitlines()) == 5
+
+
+def test_reconcile_restores_a_lagging_result_json_of_a_finished_trial(tmp_path):
+    path = sweep_folder(tmp_path, ["a"])
+    rows = curve_rows(6)
+    write_record(path, "a", "budget", {"optim.lr": 1e-3}, rows[-1], rows)
+    tdir = path / "trial_a"
+    tdir.mkdir()
+    (tdir / "params.json").write_text(json.dumps({"optim.lr": 1e-3}))
+    (tdir / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))  # Tune's copy lagged
+    reconcile(path)
+    assert [json.loads(line)["step"] for line in (tdir / "result.json").read_text().splitlines()] == [10, 20, 30, 40, 50, 60]
+    curves, _ = build_tables(path)
+    assert list(curves["step"]) == [10, 20, 30, 40, 50, 60]
+
+
+def test_tables_take_a_finished_curve_from_the_ledger_not_a_rewritten_result_json(tmp_path):
+    path = sweep_folder(tmp_path, [])
+    rows = curve_rows(4)
+    write_record(path, "a", "budget", {"optim.lr": 1e-3}, rows[-1], rows)
+    tdir = path / "trial_a"
+    tdir.mkdir()
+    (tdir / "params.json").write_text(json.dumps({"optim.lr": 1e-3}))
+    (tdir / "result.json").write_text(json.dumps({**rows[-1], REPLAY_KEY: "a"}) + "\n")  # one line left
+    curves, trials = build_tables(path)
+    assert list(curves["step"]) == [10, 20, 30, 40] and trials.loc[0, "status"] == "budget"
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("not json", "a.json: not valid JSON"),
+    ("[1, 2]", "a.json: expected a JSON object, got a list"),
+    ('{"trial_id": "a", "status": "budget", "config": {}, "result": {"step": "abc"}}', "a.json: result.step: got \"abc\""),
+    ('{"trial_id": "a", "status": "budget", "config": {}}', "a.json: result: missing"),
+    ('{"trial_id": "a", "status": "budget", "config": {}, "result": {}, "curve": [{"val_acc": [1]}]}',
+     "a.json: curve[0].val_acc: got [1], expected a number"),
+])
+def test_a_damaged_record_is_named_not_skipped(tmp_path, text, needle):
+    path = sweep_folder(tmp_path, [])
+    (path / LEDGER).mkdir()
+    (path / LEDGER / "a.json").write_text(text)
+    with pytest.raises(UserError, match=None) as err:
+        read_ledger(path)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError):
+        build_tables(path)  # never a table with the trial shown as running

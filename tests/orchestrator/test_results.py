@@ -7,7 +7,7 @@ import pytest
 
 from groktune.errors import UserError
 from orchestrator.config.experiment import config_from_dict, dump_config
-from orchestrator.sweep.ledger import write_record
+from orchestrator.sweep.ledger import closing_outcome, read_ledger, write_record
 from orchestrator.sweep.results import build_tables, collect, lineage, summary
 from orchestrator.sweep.status import describe
 from tests.conftest import TINY, deep_merge
@@ -108,8 +108,12 @@ def test_a_trial_stopped_at_its_last_eval_keeps_the_trainers_status(tmp_path):
     steps = TINY["train"]["steps"]
     # target_patience 0 (TINY): the event still needs groktune.events.DEFAULT_PATIENCE (3) evals
     rows = [record(1), record(steps // 3, val_acc=1.0), record(steps // 2, val_acc=1.0), record(steps, val_acc=1.0)]
-    path = make_sweep(tmp_path, {"aaa": ({"optim.lr": 1e-3}, rows), "bbb": ({"optim.lr": 1e-3}, rows[:3])},
-                      ledger={"aaa": "pruned", "bbb": "pruned"})
+    path = make_sweep(tmp_path, {"aaa": ({"optim.lr": 1e-3}, rows), "bbb": ({"optim.lr": 1e-3}, rows[:3])})
+    train = config_from_dict(TINY).train
+    for tid, curve in (("aaa", rows), ("bbb", rows[:3])):  # as the LedgerCallback records them
+        status, steps_to_target = closing_outcome(curve[-1], False, curve, train)
+        write_record(path, tid, status, {"optim.lr": 1e-3}, curve[-1], curve, steps_to_target)
+    assert read_ledger(path)["aaa"]["status"] == "grokked"  # the ledger decides; collect only reads it
     _, trials = build_tables(path)
     t = trials.set_index("trial_id")
     assert t.loc["aaa", "status"] == "grokked" and t.loc["aaa", "steps_to_target"] == steps // 3

@@ -1,5 +1,12 @@
 """Crash consistency of a sweep: SIGKILL the driver at random moments, --resume each time.
 
+Nothing finished is lost: no status, and no eval of a finished trial's learning curve. Every
+finished trial's curve after the kills (curves.parquet, and the trial's own result.json) equals,
+eval for eval, the curve it had when it finished (its ledger record as first seen after a kill),
+holds every eval its plan made up to its last step, and (grid + FIFO) equals the same point's
+curve in an uninterrupted sweep. The "completion" kills land just after a trial finished, while
+others finish.
+
 Slow tier: a real local Ray, real training of tiny models (x+y mod 11), through the real CLI.
 
 Why grid search + FIFO: the comparison with an uninterrupted sweep must be meaningful. A grid's
@@ -22,8 +29,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from groktune.layout import SCHEDULER_STATE
+from groktune.layout import FINAL_STATUSES, SCHEDULER_STATE
+from orchestrator.config.experiment import load_config
 from orchestrator.sweep.ledger import REPLAY_KEY, count_starts, read_ledger
+from orchestrator.sweep.results import lineage, read_results
+from trials.evalplan import eval_steps
 from tests.orchestrator.rayprocs import members, session_root, still_alive
 from tests.orchestrator.test_cmd_sweep import ROOT, groktune, write_config
 
@@ -92,6 +102,62 @@ def kill_at_random_moment(cfg: Path, storage: Path, exp: Path, phase: str, rng: 
     return not finished
 
 
+# What a learning curve is, for comparing two copies of it (wall and CPU times differ by run).
+CURVE_KEYS = ("step", "train_loss", "train_acc", "val_loss", "val_acc", "param_norm", "grad_norm", "grok_score")
+
+
+def curve_of(rows) -> list[tuple]:
+    """A trial's curve as comparable tuples, one per eval of the history it ended with (NaN as a string)."""
+    return [tuple("nan" if isinstance(v, float) and v != v else v for v in (r.get(k) for k in CURVE_KEYS))
+            for r in lineage(list(rows))]
+
+
+def parquet_curves(exp: Path) -> dict[str, list[tuple]]:
+    curves = pd.read_parquet(exp / "curves.parquet")
+    return {tid: curve_of(g.to_dict("records")) for tid, g in curves.groupby("trial_id")}
+
+
+def check_curves(cfg: Path, exp: Path, seen: dict, reference: dict | None = None) -> int:
+    """Every finished trial's curve after the kills equals its curve when it finished.
+
+    Args:
+        seen: {trial_id: (ledger record when first seen, starts)}; the record's curve is what the
+            trial's result.json held the moment it finished. Trials that finished after the last
+            kill are checked against their record too.
+        reference: {(lr, seed): curve} of an uninterrupted sweep (grid + FIFO), or None.
+    Returns:
+        How many finished trials were compared.
+    """
+    train = load_config(cfg).train
+    got = parquet_curves(exp)
+    points = pd.read_parquet(exp / "trials.parquet").set_index("trial_id")
+    compared = 0
+    # Trials first seen finished after a kill, then every other one (its one record, never rewritten).
+    records = {tid: rec for tid, (rec, _) in seen.items()}
+    records.update({tid: rec for tid, rec in read_ledger(exp).items() if tid not in records})
+    for tid, rec in records.items():
+        if rec["status"] not in FINAL_STATUSES or rec["replay_of"] not in (None, tid):
+            continue
+        want = curve_of(rec["curve"])
+        assert want, tid
+        last = want[-1][0]
+        assert [c[0] for c in want] == [s for s in eval_steps(train, train.steps) if s <= last], tid  # no eval missing
+        assert got.get(tid) == want, (tid, len(got.get(tid, [])), len(want))  # curves.parquet: eval for eval
+        own = exp / f"trial_{tid}"
+        if own.is_dir():
+            assert curve_of(read_results(own)) == want, tid  # the trial's own result.json, not shortened
+        if reference is not None:
+            key = (float(points.loc[tid, "optim.lr"]), int(points.loc[tid, "seed"]))
+            assert [c[:5] for c in want] == [c[:5] for c in reference[key]], (tid, key)
+        compared += 1
+    return compared
+
+
+def point_curves(exp: Path) -> dict:
+    trials = pd.read_parquet(exp / "trials.parquet").set_index("trial_id")
+    return {(float(trials.loc[t, "optim.lr"]), int(trials.loc[t, "seed"])): c for t, c in parquet_curves(exp).items()}
+
+
 def point_statuses(exp: Path) -> dict:
     trials = pd.read_parquet(exp / "trials.parquet")
     return {(float(r["optim.lr"]), int(r["seed"])): r["status"] for _, r in trials.iterrows()}
@@ -143,12 +209,15 @@ def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
     want = point_statuses(tmp_path / "ref" / "clitest")
     assert len(want) == len(GRID) * len(SEEDS)
+    reference = point_curves(tmp_path / "ref" / "clitest")
 
     kills, seen = kill_repeatedly(cfg, tmp_path / "res", 20261130, tmp_path / "drivers.log")
     assert kills >= 5, (tmp_path / "drivers.log").read_text()[-3000:]
     finish_and_check(cfg, tmp_path / "res", seen, len(want))
     assert point_statuses(tmp_path / "res" / "clitest") == want  # the same outcome as uninterrupted
-    print(f"grid + FIFO: {kills} kills")
+    compared = check_curves(cfg, tmp_path / "res" / "clitest", seen, reference)
+    assert compared > 0
+    print(f"grid + FIFO: {kills} kills; {compared} finished trials' curves unchanged")
 
 
 @pytest.mark.slow
@@ -174,4 +243,6 @@ def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_pa
     reached = {t for t, r in ledger.items() if r["replay_of"] in (None, t) and r["status"] != "abandoned"
                and r["result"].get("step", 0) >= first_rung[0]}
     assert reached <= set(first_rung[1]), (reached, asha)  # each result at the rung is remembered
-    print(f"TPE + ASHA: {kills} kills; statuses {statuses}")
+    compared = check_curves(cfg, tmp_path / "res" / "clitest", seen)
+    assert compared > 0
+    print(f"TPE + ASHA: {kills} kills; statuses {statuses}; {compared} finished trials' curves unchanged")
