@@ -82,7 +82,10 @@ class _Group:
         self.device, self.autocast = first.device, first.autocast
         self.base = first.model  # its structure and buffers; its own parameters are not read here
         self.base.share_prefixes = False  # torch.unique: vmap cannot batch it
-        self.math = attention == "math" or (attention == "auto" and self.device.type == "cpu")
+        # "auto": the math backend on every device. CPU SDPA has no batching rule, and the GPU
+        # check (benchmarks/README.md, H200) saw a vmapped population fail in the fused kernels'
+        # backward (LSE alignment); "native" keeps the device's default kernels.
+        self.math = attention in ("auto", "math")
         self.names = [n for n, _ in self.base.named_parameters()]
         self.params = {n: torch.stack([dict(r.model.named_parameters())[n].detach() for r in runs]).requires_grad_()
                        for n in self.names}  # (K, *shape) each

@@ -89,7 +89,8 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         cfgs: ExperimentConfigs that pass check_population.
         report: called at every eval with the members' records (see PopulationEval) and `save`.
         vectorize: one of trials.choices.VECTORIZE: auto (vmap on CUDA, loop elsewhere), loop, vmap.
-        attention: with vmap, "auto" (math backend on CPU, default kernels elsewhere), "math" or "native".
+        attention: with vmap, "auto" or "math" (SDPA's math backend, batched by vmap everywhere) or
+            "native" (the device's default kernels).
         resume_from: a checkpoint (file or folder) that `save` wrote for the same configs.
     Returns:
         PopulationResult: per-member TrainResults (as train() would return them) and the median
