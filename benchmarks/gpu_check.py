@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.config.experiment import load_config  # noqa: E402
-from trials.population import train_population  # noqa: E402
+from trials.train import train_population  # noqa: E402
 from trials.train import train  # noqa: E402
 
 MODES = {

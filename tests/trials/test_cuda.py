@@ -15,7 +15,7 @@ import torch
 from tests.conftest import TINY, deep_merge
 from orchestrator.config.experiment import config_from_dict
 from trials.checkpoint import load_checkpoint, rng_state
-from trials.population import train_population
+from trials.train import train_population
 from trials.setup import build_run
 from trials.train import train
 
