@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from groktune.errors import UserError
 from tests.cluster.rayhead import free_port, stop_head, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +119,6 @@ def test_a_join_that_cannot_work_says_why_within_10_s(tmp_path):
 # --- fast: the checks that need no Ray cluster -----------------------------------------------------
 
 def test_check_join_names_the_cause_without_ray():
-    from groktune.errors import UserError
     from orchestrator.session.join import check_join
 
     for address, why in {"head-without-port": "expected HOST:PORT", "head:port": "expected HOST:PORT",
