@@ -137,6 +137,7 @@ def finish_and_check(cfg: Path, storage: Path, seen: dict, expected: int) -> dic
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
     cfg = crash_config(tmp_path)
     reference = groktune("sweep", cfg, "--storage", tmp_path / "ref")
@@ -152,6 +153,7 @@ def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
     """The issue's measured case: TPE + ASHA (searcher and scheduler state must come back). The
     outcome may differ from an uninterrupted sweep's (ASHA's cut-offs depend on arrival order),
