@@ -42,6 +42,9 @@ SLURM_DIR = "slurm"
 # per-report log, unrelated to a run folder's RESULT).
 TUNE_PARAMS = "params.json"
 TUNE_RESULT = "result.json"
+# In an embedded Ray session's private dir: the processes its watchdog (orchestrator.raywatch) has
+# seen below the driver and will stop with the session, rewritten whenever it sees a new one.
+WATCHDOG_PIDS = "watchdog-pids.json"
 
 # Report folder (groktune report --out DIR).
 REPORT_HTML = "report.html"

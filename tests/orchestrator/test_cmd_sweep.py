@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from groktune.layout import FINAL_STATUSES
+from tests.orchestrator.rayprocs import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = set(FINAL_STATUSES)  # the one definition (groktune.layout)
@@ -255,6 +256,17 @@ def _poll(exp: Path, want, timeout: float):
     raise AssertionError("sweep did not reach the wanted state in time")
 
 
+def tune_snapshot(exp: Path) -> dict[str, str]:
+    """{trial_id: status} in Tune's latest snapshot of the experiment ({} before the first, or mid-write)."""
+    files = sorted(exp.glob("experiment_state-*.json"))
+    try:
+        data = json.loads(files[-1].read_text()) if files else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+    trials = [json.loads(t) if isinstance(t, str) else t for t, _ in data.get("trial_data", [])]
+    return {t["trial_id"]: t["status"] for t in trials}
+
+
 @pytest.mark.slow
 def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
     cfg = write_config(tmp_path, train={**BASE["train"], "steps": 1200, "target_patience": 0},
@@ -268,7 +280,10 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
     try:
         before = _poll(exp, lambda t: t["status"].isin(FINAL).sum() >= 1 and (t["status"] == "running").any()
                        and (t["final_step"] >= 200).any(), timeout=400)
-        time.sleep(3)  # let Tune snapshot its state with the finished trial in it
+        done = set(before[before["status"].isin(FINAL)]["trial_id"])
+        # Tune's snapshot holds a trial the ledger has finished: the resume starts from that state.
+        snapped = wait_for(lambda: {t for t, s in tune_snapshot(exp).items() if s == "TERMINATED"} & done, 60)
+        assert snapped, f"Tune never snapshotted the finished trials {done}: {tune_snapshot(exp)}"
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
     finally:

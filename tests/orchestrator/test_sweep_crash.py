@@ -47,9 +47,12 @@ def total_starts(exp: Path) -> int:
     return sum(len(f.read_text().splitlines()) for f in (exp / "ledger").glob("*.starts")) if exp.exists() else 0
 
 
-def wait_for(cond, driver, timeout=90.0) -> None:
+def wait_for(cond, driver, phase: str, timeout=90.0) -> None:
+    """Poll until `cond()` holds or the driver has ended (the sweep finished first); a driver still
+    running at the timeout fails the test: the phase to kill in was never reached."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and driver.poll() is None and not cond():
+    while driver.poll() is None and not cond():
+        assert time.monotonic() < deadline, f"the driver never reached {phase} in {timeout:.0f} s"
         time.sleep(0.05)
 
 
@@ -69,10 +72,10 @@ def kill_at_random_moment(cfg: Path, storage: Path, exp: Path, phase: str, rng: 
         if phase == "startup":
             time.sleep(rng.uniform(0.5, 8.0))
         elif phase == "mid-trial":
-            wait_for(lambda: total_starts(exp) > starts0, driver)
+            wait_for(lambda: total_starts(exp) > starts0, driver, "a trial's start")
             time.sleep(rng.uniform(0.2, 2.5))
         else:  # just after the driver learned that a trial finished
-            wait_for(lambda: exp.exists() and len(read_ledger(exp)) > ledgered0, driver)
+            wait_for(lambda: exp.exists() and len(read_ledger(exp)) > ledgered0, driver, "a trial's end")
             time.sleep(rng.uniform(0.0, 0.4))
         finished = driver.poll() is not None
         recorded = members(driver.pid)
