@@ -7,8 +7,9 @@ workers are not all in that group and outlive a SIGKILLed driver (issue 12). Thi
 started in a session of its own (so Ray's reaper and a terminal's Ctrl-C do not take it down
 first) with a pipe on stdin whose only writer is the driver: EOF on stdin means the driver has
 closed it (a normal stop) or has died (any signal). Until then it records, twice a second, the
-driver's descendants (listed in ROOT/WATCHDOG_PIDS, for a check from outside); then it stops exactly the processes of this Ray session and removes ROOT
-(the session's private temp dir: Ray's session dir and the token file).
+driver's descendants (listed in ROOT/WATCHDOG_PIDS, for a check from outside); then it stops
+exactly the processes of this Ray session and removes ROOT (the session's private temp dir: Ray's
+session dir and the token file).
 
 A process belongs to the session when it carries MARKER=ROOT in its environment (Ray passes
 the driver's environment on to gcs_server, the raylet and the workers), or when a snapshot saw it
