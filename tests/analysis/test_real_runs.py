@@ -149,12 +149,14 @@ def runs(tmp_path_factory):
 
 @pytest.mark.slow
 def test_detected_generalisation_matches_the_trainers_stop_rule(runs):
+    statuses = []
     for run in sorted((runs / "runs").iterdir()):
         result = json.loads((run / "result.json").read_text())
         curves = load(run).curves
         ev = detect_grokking(curves["step"], curves["train_acc"], curves["val_acc"],
                              threshold=0.95, patience=3)
         # One rule on both sides: at the target for `patience` evals in a row (StopRule).
+        statuses.append(result["status"])
         if result["status"] == "grokked":
             assert ev.generalized_step == result["steps_to_target"]
         else:
@@ -162,6 +164,8 @@ def test_detected_generalisation_matches_the_trainers_stop_rule(runs):
         assert ev.memorized_step is not None  # x+y mod 23 is memorised within a few hundred steps
         if ev.generalized_step is not None:
             assert ev.delay == ev.generalized_step - ev.memorized_step
+    # The grokked branch (equality with the trainer's steps_to_target) was taken: both runs grok.
+    assert "grokked" in statuses and len(statuses) == 2, statuses
 
 
 @pytest.mark.slow
