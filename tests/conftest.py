@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings
 
 from orchestrator.config import config_from_dict
+from tests import shared_sweep
 from tests.allowed_skips import allowed
 
 # CI runs a fixed draw of every property test (reproducible; a red CI is a real regression).
@@ -90,3 +91,12 @@ def deep_merge(base: dict, extra: dict) -> dict:
 def tiny_cfg():
     """Factory: tiny_cfg(train={"steps": 10}) -> a validated ExperimentConfig."""
     return lambda **extra: config_from_dict(deep_merge(TINY, extra))
+
+
+@pytest.fixture(scope="session")
+def tpe_asha_sweep(tmp_path_factory) -> shared_sweep.SharedSweep:
+    """A finished real TPE + ASHA sweep (tests/shared_sweep.py), run once for the whole session.
+    Read it; to change it, work on `tpe_asha_sweep.copy_to(tmp_path)`."""
+    sweep = shared_sweep.run(tmp_path_factory.mktemp("tpe_asha"))
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    return sweep

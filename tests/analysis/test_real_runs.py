@@ -183,21 +183,17 @@ def test_report_on_a_real_run_and_a_folder_of_runs(runs):
 
 
 @pytest.mark.slow
-def test_report_on_a_real_small_sweep(tmp_path):
-    """The demo sweep, cut down (3 trials of 400 steps), then `groktune report` on its folder."""
-    proc = groktune("sweep", "configs/demo_sweep.yaml", "--storage", tmp_path, "--name", "demo",
-                    "--set", "search.num_samples=3", "--set", "train.steps=400",
-                    "--set", "search.grace_period=100", timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    sweep = tmp_path / "demo"
+def test_report_on_a_real_small_sweep(real_sweep_report, tmp_path):
+    """`groktune report` on the session's real small sweep (tests/analysis/real_sweep.py: 4 trials)."""
+    sweep, _ = real_sweep_report
     res = load(sweep)
-    assert res.kind == "sweep" and len(res.trials) == 3
-    assert res.searched == ["optim.lr", "optim.weight_decay", "train.batch_size", "task.train_fraction"]
+    assert res.kind == "sweep" and len(res.trials) == 4
+    assert res.searched == ["optim.lr", "train.batch_size"]
     proc = groktune("report", sweep, "--out", tmp_path / "report")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "report"
-    assert len(pd.read_csv(out / "summary.csv")) == 3
+    assert len(pd.read_csv(out / "summary.csv")) == 4
     md = (out / "report.md").read_text()
-    assert "Too few trials for importances" in md  # 3 trials: a note, not an error
+    assert "Too few trials for importances" in md  # 4 trials: a note, not an error
     assert (out / "figures" / "phase_diagram.png").is_file()
     assert (out / "figures" / "steps_map.png").is_file()
