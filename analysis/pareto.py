@@ -8,7 +8,7 @@ beats on every objective at once, drawn and tabled in the report.
 A trial is on the front when no other trial is at least as good on every objective and strictly
 better on one (Deb 2001's non-domination). Equal points do not dominate each other, so ties stay
 on the front together. The objectives are the sweep's own `search.metric` / `search.mode` lists
-(orchestrator.multi_objective), read from the saved config; each is compared on the trial's
+(orchestrator.search.multi_objective), read from the saved config; each is compared on the trial's
 final value (`final_<metric>` in trials.parquet: the value the searcher was told). Direction
 goes through analysis.direction.as_cost, the one place that knows min from max.
 

@@ -23,7 +23,7 @@ def main(config_path: str, storage: str, name: str) -> None:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from orchestrator.config import load_config, with_values
+    from orchestrator.config.experiment import load_config, with_values
     from trials.train import train
 
     exp = load_config(config_path)

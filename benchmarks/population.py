@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.config import load_config, with_values  # noqa: E402
+from orchestrator.config.experiment import load_config, with_values  # noqa: E402
 from trials.population import train_population  # noqa: E402
 from trials.train import train  # noqa: E402
 

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from groktune.layout import losses_finite  # noqa: E402
-from orchestrator.config import load_config, with_values  # noqa: E402
-from orchestrator.objective import scores_for_curve  # noqa: E402
+from orchestrator.config.experiment import load_config, with_values  # noqa: E402
+from orchestrator.sweep.objective import scores_for_curve  # noqa: E402
 from trials.evalplan import StopRule  # noqa: E402
 
 CONFIG = ROOT / "configs" / "demo_sweep.yaml"

@@ -2,7 +2,7 @@
 
     python benchmarks/sweep_overhead.py --steps 300 --trials 4 --concurrency 2 --checkpoint-every 0,20 --reuse-actors 0,1
 
-Runs small real sweeps through `orchestrator.sweep.run_sweep` (what `groktune sweep` runs) on an
+Runs small real sweeps through `orchestrator.sweep.driver.run_sweep` (what `groktune sweep` runs) on an
 embedded local Ray started with num_cpus = concurrency (1 CPU and 1 torch thread per trial, no
 dashboard): configs/modmul_grokfast.yaml with train.steps reduced, target_patience 0 (no early
 stop), an empty search space (every trial is the same fixed point, so all do the same work) and
@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 
-from orchestrator.config import ExperimentConfig, config_from_dict, config_to_dict, load_config
+from orchestrator.config.experiment import ExperimentConfig, config_from_dict, config_to_dict, load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proc_cpu import machine_busy, process_cpu, read_stat  # noqa: E402
@@ -172,8 +172,8 @@ def sweep_config(path: Path, steps: int, trials: int, concurrency: int, checkpoi
 
 def trial_config(cfg: ExperimentConfig) -> ExperimentConfig:
     """Exactly what the trainable builds for the (empty) sampled point."""
-    from orchestrator.sweep_algos import checkpoint_every
-    from orchestrator.trial_config import maker_for
+    from orchestrator.search.algos import checkpoint_every
+    from orchestrator.config.trial import maker_for
 
     return maker_for(cfg, {"train.checkpoint_every": checkpoint_every(cfg.search, cfg.train.checkpoint_every)})({})
 
@@ -227,8 +227,8 @@ def make_clock():
 
 
 def run_one_sweep(cfg: ExperimentConfig, storage: Path, concurrency: int) -> dict:
-    from orchestrator.raysession import start_ray
-    from orchestrator.sweep import run_sweep
+    from orchestrator.session.start import start_ray
+    from orchestrator.sweep.driver import run_sweep
 
     clock = make_clock()
     t = time.perf_counter()
@@ -242,7 +242,7 @@ def run_one_sweep(cfg: ExperimentConfig, storage: Path, concurrency: int) -> dic
 
 def trial_facts(path: Path, trial_id: str) -> dict:
     """From the trial's result.json: Ray's clock, the trainer's clock, checkpoints, the step fit."""
-    from orchestrator.results import read_results
+    from orchestrator.sweep.results import read_results
 
     rows = read_results(path / f"trial_{trial_id}")
     evals = [r for r in rows if "status" not in r]  # the closing report repeats the last eval

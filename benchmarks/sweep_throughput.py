@@ -111,7 +111,7 @@ def alone_seconds(config: Path, repeats: int) -> float:
 
     import torch
 
-    from orchestrator.config import load_config, with_values
+    from orchestrator.config.experiment import load_config, with_values
     from trials.train import train
 
     torch.set_num_threads(1)
@@ -126,7 +126,7 @@ def alone_seconds(config: Path, repeats: int) -> float:
 
 def groktune_cmd(config: Path, storage: Path, name: str, overrides: list[str]) -> list[str]:
     sets = [arg for kv in overrides for arg in ("--set", kv)]
-    return [sys.executable, "-m", "orchestrator.cli", "sweep", str(config), "--storage", str(storage),
+    return [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(config), "--storage", str(storage),
             "--name", name, *sets]
 
 

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_grokfast import run_baseline  # noqa: E402
 
-from orchestrator.config import load_config, with_values  # noqa: E402
+from orchestrator.config.experiment import load_config, with_values  # noqa: E402
 from tasks import build_task  # noqa: E402
 from trials.train import train  # noqa: E402
 

@@ -5,6 +5,6 @@
     cluster.k8s     K8sConfig -> a KubeRay RayJob (apiVersion ray.io/v1) running the sweep
     cluster.runtime the small steps those scripts run inside a job (wait-nodes, can-resume)
 
-The CLI is orchestrator/cmd_slurm.py (`groktune slurm submit|status`) and
-orchestrator/cmd_k8s.py (`groktune k8s render`).
+The CLI is orchestrator/cli/slurm.py (`groktune slurm submit|status`) and
+orchestrator/cli/k8s.py (`groktune k8s render`).
 """

@@ -8,7 +8,7 @@ reason to move the onset. An earlier version let a later dip of `patience` evals
 event and so reported the start of the *last* streak (2,790 on a run that generalised at 950).
 
 Who uses it: the trainer's stop rule (trials.evalplan.StopRule) and population members fold
-their evals into an `EventTracker` online; `orchestrator.objective.ScoreState` does the same for
+their evals into an `EventTracker` online; `orchestrator.sweep.objective.ScoreState` does the same for
 grok_score; `analysis.grokking` and `analysis.probes` call `first_event`, which folds the same
 tracker over a saved curve. One rule, so the trainer, the score and the report agree.
 

@@ -31,10 +31,10 @@ TRIALS = "trials.parquet"
 # Not *.json: on a resume Tune copies every top-level *.json / *.pkl of the sweep folder into its
 # staging dir and copies them back, stale, at each snapshot (ray 2.60, sync_down_experiment_state).
 HEARTBEAT = "driver.heartbeat"
-# The sweep's ledger (orchestrator.ledger): LEDGER/<trial_id>.json is written atomically the
+# The sweep's ledger (orchestrator.sweep.ledger): LEDGER/<trial_id>.json is written atomically the
 # moment the driver learns that a trial finished; it is the one source of truth for statuses.
 LEDGER = "ledger"
-# ASHA's rungs and stop decisions (orchestrator.durable_asha): Ray's snapshot leaves them out.
+# ASHA's rungs and stop decisions (orchestrator.search.durable_asha): Ray's snapshot leaves them out.
 SCHEDULER_STATE = "scheduler.state"
 # A Slurm job's script, config and logs (`groktune slurm submit`), inside the sweep folder it runs.
 SLURM_DIR = "slurm"
@@ -42,8 +42,9 @@ SLURM_DIR = "slurm"
 # per-report log, unrelated to a run folder's RESULT).
 TUNE_PARAMS = "params.json"
 TUNE_RESULT = "result.json"
-# In an embedded Ray session's private dir: the processes its watchdog (orchestrator.raywatch) has
-# seen below the driver and will stop with the session, rewritten whenever it sees a new one.
+# In an embedded Ray session's private dir: the processes its watchdog
+# (orchestrator.session.watchdog) has seen below the driver and will stop with the session,
+# rewritten whenever it sees a new one.
 WATCHDOG_PIDS = "watchdog-pids.json"
 
 # Report folder (groktune report --out DIR).

@@ -7,7 +7,7 @@
     write_outputs(out, settings, collect(plans), meta)
 
 Each run is exactly `groktune train <config> --set seed=K [--set <grid key>=<value>]
-[--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.cmd_train), so a
+[--set train.steps=N] --out DIR/runs/<setting>[/<point>]/seed<K>` (orchestrator.cli.train), so a
 cell of the table can be rerun by hand and its folder read by `groktune report`. Runs are
 separate processes' worth of work done one after another in this process: on a CPU a population
 (trials.population) is not faster than separate runs (benchmarks/README.md, "Vectorised
@@ -33,8 +33,8 @@ from analysis.probes import load_probes
 from analysis.runs import load_run
 from groktune.layout import RESULT, write_atomic
 from groktune.names import check_name
-from orchestrator.config import load_config, read_yaml
-from orchestrator.configtree import ConfigError
+from orchestrator.config.experiment import load_config, read_yaml
+from orchestrator.config.tree import ConfigError
 from orchestrator.errors import UserError
 
 INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.yaml"
@@ -176,9 +176,9 @@ def validate_plans(plans: list[RunPlan]) -> None:
 
 
 def run_one(plan: RunPlan, resume: bool) -> None:
-    """`groktune train` of one plan (orchestrator.cmd_train.run); with `resume`, a finished run is kept
+    """`groktune train` of one plan (orchestrator.cli.train.run); with `resume`, a finished run is kept
     and an interrupted one continued from its checkpoint."""
-    from orchestrator import cmd_train  # deferred: torch, imported only when something trains
+    from orchestrator.cli import train as cmd_train  # deferred: torch, imported only when something trains
 
     resume = resume and plan.out.is_dir() and any(plan.out.iterdir())
     args = argparse.Namespace(config=str(plan.config), overrides=list(plan.overrides), out=plan.out,

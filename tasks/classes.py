@@ -1,6 +1,6 @@
 """How many answer classes a task has, and so the accuracy of guessing (chance).
 
-The sweep's score (orchestrator.objective.grok_score) measures progress from chance; it takes
+The sweep's score (orchestrator.sweep.objective.grok_score) measures progress from chance; it takes
 it from here when per-class metrics are off, so a parity plateau at 0.5 +- noise is not read
 as progress (issue 11).
 """

@@ -1,4 +1,4 @@
-"""TaskConfig: which dataset to build. Owned by `tasks`; composed by orchestrator.config."""
+"""TaskConfig: which dataset to build. Owned by `tasks`; composed by orchestrator.config.experiment."""
 
 from __future__ import annotations
 

@@ -3,4 +3,4 @@
 
 class DataError(ValueError):
     """One-line message naming the path and the problem. A ValueError so callers that turn
-    ValueError into a user-facing error (orchestrator.configtree) handle it too."""
+    ValueError into a user-facing error (orchestrator.config.tree) handle it too."""

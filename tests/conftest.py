@@ -11,7 +11,7 @@ import os
 import pytest
 from hypothesis import settings
 
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 from tests import shared_sweep
 from tests.allowed_skips import allowed
 

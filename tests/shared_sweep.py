@@ -66,7 +66,7 @@ def run(tmp: Path) -> SharedSweep:
     cfg.write_text(yaml.safe_dump({**CONFIG, "search": {**CONFIG["search"], "optuna_storage": f"journal:{journal}"}}))
     exp = tmp / "res" / NAME
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage", str(exp.parent)],
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(exp.parent)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         running = poll_status_while_running(proc, exp)
@@ -87,7 +87,7 @@ def poll_status_while_running(proc: subprocess.Popen, exp: Path, timeout: float 
     let go. A check that raced a trial's end (status shows none running) just polls on.
     """
     # deferred: tests/conftest.py imports this module; only the session that runs the sweep needs it
-    from orchestrator.sweep_status import status_data
+    from orchestrator.sweep.status import status_data
 
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:

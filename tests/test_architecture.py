@@ -4,7 +4,7 @@ groktune <- tasks <- trials <- orchestrator; analysis and cluster import only gr
 Function-level imports count for the layering rules (they run too); only module-level imports
 (outside `if TYPE_CHECKING:`) count for circles, since those are the ones that break at import.
 An import inside a function carries a `# deferred: why` comment; no module outside
-orchestrator.sweep_algos' tables compares against a searcher or scheduler name.
+orchestrator.search.algos' tables compares against a searcher or scheduler name.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def test_the_checker_finds_what_it_looks_for():
     assert cycles(graph) == [["a.x", "a.y"]]
     assert reaches(graph, "a.x", "c") == ["a.x", "a.y", "b.z", "c.w"]
     assert reaches(graph, "b.z", "a") is None
-    assert "orchestrator.config" in import_graph(top_level_only=True)
+    assert "orchestrator.config.experiment" in import_graph(top_level_only=True)
 
 
 def test_nothing_below_orchestrator_reaches_it():
@@ -154,7 +154,7 @@ def test_trials_imports_no_ray():
     graph = import_graph(top_level_only=False)
     bad = [m for m, ts in graph.items() if _package(m) == "trials" and any(_package(t) == "ray" for t in ts)]
     assert bad == []
-    assert any(_package(t) == "ray" for t in graph["orchestrator.tune_adapter"])  # the adapter moved, not vanished
+    assert any(_package(t) == "ray" for t in graph["orchestrator.sweep.adapter"])  # the adapter moved, not vanished
 
 
 def test_no_import_circles():
@@ -209,10 +209,10 @@ def test_imports_inside_functions_say_why_they_are_deferred():
 
 
 def test_no_module_tests_a_searcher_or_scheduler_name():
-    """What a searcher or scheduler needs is a field of its spec in orchestrator.sweep_algos
+    """What a searcher or scheduler needs is a field of its spec in orchestrator.search.algos
     (SEARCHERS, SCHEDULERS), never `algorithm == "pbt"` elsewhere."""
-    from orchestrator.space import DISTRIBUTIONS
-    from orchestrator.sweep_algos import SCHEDULERS, SEARCHERS
+    from orchestrator.search.space import DISTRIBUTIONS
+    from orchestrator.search.algos import SCHEDULERS, SEARCHERS
 
     names = (set(SEARCHERS) | set(SCHEDULERS)) - set(DISTRIBUTIONS)  # "grid" is a distribution too
     assert {"tpe", "pbt", "asha"} <= names

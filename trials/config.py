@@ -1,4 +1,4 @@
-"""Model, optimisation and training-loop configs. Owned by `trials`; composed by orchestrator.config.
+"""Model, optimisation and training-loop configs. Owned by `trials`; composed by orchestrator.config.experiment.
 
 Each dataclass checks itself in `validate()`, raising ValueError("field: message") so the
 orchestrator can prefix the section and print one line.

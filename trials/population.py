@@ -13,7 +13,7 @@ tensor and trained with torch.func (trials.population_model) and a per-member op
 (trials.population_optim). Every eval calls report(PopulationEval, save) once: one record per
 live member in train()'s format plus "member" (the member's index in `cfgs`), every member's
 latest record and the fraction grokked so far; `PopulationEval.median_record()` folds them into
-one record (what a sweep reports for a trial of K seeds, orchestrator.tune_adapter).
+one record (what a sweep reports for a trial of K seeds, orchestrator.sweep.adapter).
 
 Equality with separate runs (tests/trials/test_population.py): the stacked optimizer and filters
 round exactly as trials.optim and trials.filters do, so with vectorize="loop" (the default, as

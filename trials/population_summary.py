@@ -4,7 +4,7 @@
     result.median_steps_to_target     # median over members, non-grokked members as +inf
     result.status                     # the median member's status
 
-Pure: records and TrainResults in, values out. A sweep trial of K seeds (orchestrator.tune_adapter)
+Pure: records and TrainResults in, values out. A sweep trial of K seeds (orchestrator.sweep.adapter)
 reports the median record at every eval and the result's status and median at the end.
 """
 

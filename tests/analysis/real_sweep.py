@@ -35,7 +35,7 @@ def run_sweep(tmp: Path) -> Path:
     cfg = tmp / "sweep.yaml"
     cfg.write_text(yaml.safe_dump(CONFIG))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage",
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage",
                            str(tmp / "res")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""`groktune report` (orchestrator/cmd_report.py): outputs, and one line + exit 2 on bad input."""
+"""`groktune report` (orchestrator/cli/report.py): outputs, and one line + exit 2 on bad input."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from tests.analysis.synth import write_run
 
 
 def groktune(*args):
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -101,7 +101,7 @@ def test_hindsight_restricted_loss_matches_the_trainer_computation():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A real `groktune train` run dir of the tiny config with every probe on."""
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     root = tmp_path_factory.mktemp("probes")
     cfg = root / "cfg.yaml"

@@ -25,7 +25,7 @@ import yaml
 
 from analysis import detect_grokking, load
 from groktune.events import DEFAULT_PATIENCE, event_patience
-from orchestrator.objective import scores_for_curve
+from orchestrator.sweep.objective import scores_for_curve
 from trials.evalplan import StopRule
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.json"))
@@ -132,7 +132,7 @@ train: {steps: 3000, batch_size: 128, target_val_acc: 0.95, target_patience: 3, 
 
 
 def groktune(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
 
 

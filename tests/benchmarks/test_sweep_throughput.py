@@ -20,7 +20,7 @@ spec.loader.exec_module(st)
 
 
 def test_the_small_trials_sweep_is_a_valid_experiment(tmp_path):
-    from orchestrator.config import load_config
+    from orchestrator.config.experiment import load_config
 
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(st.tiny_experiment(trials=37, steps=150)))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from orchestrator.config import load_config
-from orchestrator.results import FINAL_STATUSES
+from orchestrator.config.experiment import load_config
+from orchestrator.sweep.results import FINAL_STATUSES
 from tests.cluster.local_slurm import LocalSlurm, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ TRIALS = load_config(CONFIG).search.num_samples
 
 def groktune(slurm: LocalSlurm, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """The groktune CLI as a subprocess talking to this Slurm; with check, exit 0 asserted."""
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, env=slurm.env,
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], cwd=ROOT, env=slurm.env,
                           capture_output=True, text=True, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr

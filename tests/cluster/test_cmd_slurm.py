@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny_sweep.yaml")
 

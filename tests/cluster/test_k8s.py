@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from cluster.k8s.rayjob import KUBERAY_VERSION
-from orchestrator.cli import main
-from orchestrator.config import config_from_dict, load_config
+from orchestrator.cli.main import main
+from orchestrator.config.experiment import config_from_dict, load_config
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "tiny_sweep.yaml")
 SCHEMA = Path(__file__).with_name("schemas") / "rayjob-v1.schema.json"

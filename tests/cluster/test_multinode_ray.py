@@ -34,8 +34,8 @@ import pandas as pd
 import pytest
 
 from groktune.layout import FINAL_STATUSES, LEDGER, TRIALS
-from orchestrator.ledger import count_starts
-from orchestrator.tune_adapter import STATE_FILE
+from orchestrator.sweep.ledger import count_starts
+from orchestrator.sweep.adapter import STATE_FILE
 from tests.cluster.rayhead import free_port, kill_node, node_id_of, processes_of, start_node, stop_head
 from tests.orchestrator.test_join_cluster import clean_env
 
@@ -146,7 +146,7 @@ def test_a_sweep_on_three_nodes_survives_a_killed_worker(three_nodes, tmp_path):
     exp = tmp_path / "res" / NAME
     t0 = time.monotonic()
     log = open(tmp_path / "sweep.log", "w")
-    sweep = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(CONFIG), *SWEEP,
+    sweep = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(CONFIG), *SWEEP,
                               "--storage", str(tmp_path / "res"), "--address", cluster.address],
                              cwd=ROOT, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
     try:

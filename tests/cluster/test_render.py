@@ -17,7 +17,7 @@ from cluster.slurm.render import (
     render_script,
     time_limit_seconds,
 )
-from orchestrator.configtree import ConfigError, from_dict, validate_tree
+from orchestrator.config.tree import ConfigError, from_dict, validate_tree
 
 
 def job(tmp_path: Path, storage: str = "results") -> SweepJob:

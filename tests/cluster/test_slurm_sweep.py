@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.results import ray_statuses
+from orchestrator.sweep.results import ray_statuses
 from tests.cluster.local_slurm import free_port
 from tests.cluster.slurm_jobs import (
     CONFIG, JOB_TIMEOUT, TRIALS, assert_no_ray_left, check_results, free_port_opts, groktune, job_log, wait_done,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cluster.slurm.render import PORT_BASE, PORT_BLOCK, PORT_BLOCKS
-from orchestrator.ledger import count_starts, read_ledger
+from orchestrator.sweep.ledger import count_starts, read_ledger
 from tests.cluster.slurm_jobs import (
     JOB_TIMEOUT, assert_no_ray_left, check_results, job_log, log_excerpt, submit, wait_done, wait_log,
 )

@@ -10,8 +10,8 @@ import tasks
 from analysis.runs import load_run
 from groktune import layout
 from groktune.layout import OPS_SEPARATOR, losses_finite, task_label, write_atomic, write_atomic_with
-from orchestrator.config import config_from_dict, dump_config
-from orchestrator.trial_config import task_label as config_task_label
+from orchestrator.config.experiment import config_from_dict, dump_config
+from orchestrator.config.trial import task_label as config_task_label
 
 
 @pytest.mark.parametrize("task, label", [

@@ -11,10 +11,10 @@ import sys
 
 
 def failing(name: str, key: str, value: str, at: int):
-    """The trainable `name` of orchestrator.tune_adapter, raising at step `at` for config[key] == value."""
+    """The trainable `name` of orchestrator.sweep.adapter, raising at step `at` for config[key] == value."""
 
     def trainable(config, **kwargs):
-        from orchestrator import tune_adapter
+        from orchestrator.sweep import adapter as tune_adapter
 
         reporter = tune_adapter._Reporter
         if not getattr(reporter, "_fail_always", False):  # once per worker process
@@ -38,8 +38,8 @@ def failing(name: str, key: str, value: str, at: int):
 
 def main(argv: list[str]) -> int:
     """Wrap both trainables with the KEY=VALUE@STEP spec argv[0], then run the CLI on argv[1:]."""
-    from orchestrator import tune_adapter
-    from orchestrator.cli import main as cli
+    from orchestrator.sweep import adapter as tune_adapter
+    from orchestrator.cli.main import main as cli
 
     point, at = argv[0].rsplit("@", 1)
     key, value = point.split("=", 1)

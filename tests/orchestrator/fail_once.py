@@ -26,7 +26,7 @@ def fail_once(flag: str, at: int, step: int) -> None:
 
 
 def failing(name: str, spec: str):
-    """The trainable `name` of orchestrator.tune_adapter with every report checked by fail_once.
+    """The trainable `name` of orchestrator.sweep.adapter with every report checked by fail_once.
 
     It looks `name` up in the trial's worker process, where the module is freshly imported
     (unwrapped), so the production function is pickled by reference as usual.
@@ -34,7 +34,7 @@ def failing(name: str, spec: str):
     flag, at = spec.rsplit("@", 1)
 
     def trainable(config, **kwargs):
-        from orchestrator import tune_adapter
+        from orchestrator.sweep import adapter as tune_adapter
 
         reporter = tune_adapter._Reporter
         if not getattr(reporter, "_fail_once", False):  # once per worker process
@@ -52,8 +52,8 @@ def failing(name: str, spec: str):
 
 def main(argv: list[str]) -> int:
     """Wrap both trainables with the FLAGFILE@STEP spec argv[0], then run the CLI on argv[1:]."""
-    from orchestrator import tune_adapter
-    from orchestrator.cli import main as cli
+    from orchestrator.sweep import adapter as tune_adapter
+    from orchestrator.cli.main import main as cli
 
     spec = argv[0]
     for name in ("trainable", "population_trainable"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import yaml
 
-from orchestrator.raywatch import MARKER
+from orchestrator.session.watchdog import MARKER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def start_sweep(tmp_path: Path, env: dict | None = None, **train) -> tuple[subpr
     path.write_text(yaml.safe_dump(cfg))
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "sweep", str(path), "--storage", str(tmp_path / "res")],
+        [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(path), "--storage", str(tmp_path / "res")],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
     return driver, tmp_path / "res" / cfg["name"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from tests.orchestrator.bad_input_world import build_world, make_run, partial_checkpoints, vocab_checkpoint
 
 NO_CUDA = not torch.cuda.is_available()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from orchestrator.bench import INDEX, load_index
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 TINY = {  # x+y mod 23: with ⊥Grad seed 0 generalises at ~200 full-batch steps, seed 1 not within 300
     "name": "tiny", "seed": 0,

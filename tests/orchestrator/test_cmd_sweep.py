@@ -35,7 +35,7 @@ BASE = {
     "train": {"steps": 300, "batch_size": 128, "eval_every": 50, "checkpoint_every": 100,
               "per_class_metrics": False},
     # checkpoint_every: exactly every 100 steps (unset, a sweep checkpoints at most every 20 s of
-    # a trial, orchestrator.sweep.checkpoint_policy); the retry and resume tests count on those steps.
+    # a trial, orchestrator.sweep.driver.checkpoint_policy); the retry and resume tests count on those steps.
     "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 2, "checkpoint_every": 100},
 }
 
@@ -55,7 +55,7 @@ def write_config(tmp_path, name="sweep.yaml", **sections):
 def groktune(*args, env=None, timeout=600, fail_once=None, **kw):
     """The CLI in a subprocess; fail_once="FLAGFILE@STEP" runs it through tests/orchestrator/fail_once.py."""
     full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
-    entry = ["orchestrator.cli"] if fail_once is None else ["tests.orchestrator.fail_once", str(fail_once)]
+    entry = ["orchestrator.cli.main"] if fail_once is None else ["tests.orchestrator.fail_once", str(fail_once)]
     return subprocess.run([sys.executable, "-m", *entry, *map(str, args)], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout, **kw)
 
@@ -64,7 +64,7 @@ def groktune(*args, env=None, timeout=600, fail_once=None, **kw):
 
 PROBE = """
 import contextlib, io, json, sys
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 out = []
 for argv in json.loads(sys.argv[1]):
     err = io.StringIO()
@@ -114,7 +114,7 @@ def test_unknown_algorithm_via_the_console_script(tmp_path):
 
 
 def test_config_without_search_and_bad_folders_exit_2(tmp_path, capsys):
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     data = {k: v for k, v in BASE.items() if k != "search"}
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump(data))
@@ -129,7 +129,7 @@ def test_config_without_search_and_bad_folders_exit_2(tmp_path, capsys):
 
 def test_resume_of_a_folder_stopped_before_any_tune_state_says_so(tmp_path, capsys):
     """A driver killed during start-up leaves experiment.yaml and tuner.pkl but no Tune state."""
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     stuck = tmp_path / "res" / "clitest"
     stuck.mkdir(parents=True)
@@ -203,7 +203,7 @@ def test_tpe_asha_sweep_writes_both_tables(tpe_asha_sweep, tmp_path):
         tdir = next(exp.glob(f"*{tid}*"))
         steps = {r["step"] for r in read_result_lines(tdir) if "step" in r}
         assert rows == len(steps)  # one row per eval
-        # TensorBoard: one run per trial in the sweep's tensorboard/ (orchestrator.sweep_callbacks)
+        # TensorBoard: one run per trial in the sweep's tensorboard/ (orchestrator.sweep.callbacks)
         assert list((exp / "tensorboard").glob(f"trial_{tid}_*/events.out.tfevents.*"))
     assert (exp / "experiment.yaml").exists()
     assert "optim.lr" in yaml.safe_load((exp / "experiment.yaml").read_text())["search"]["space"]
@@ -241,7 +241,7 @@ def test_failed_trial_retries_from_checkpoint_and_divergence_does_not_stop_the_s
 
 
 def _poll(exp: Path, want, timeout: float):
-    from orchestrator.results import build_tables
+    from orchestrator.sweep.results import build_tables
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -274,7 +274,7 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
                                "scheduler": "fifo"})
     exp = tmp_path / "res" / "clitest"
     log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage",
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage",
                                str(tmp_path / "res")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     try:
@@ -292,7 +292,7 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
         except ProcessLookupError:
             pass
         log.close()
-    from orchestrator.results import build_tables
+    from orchestrator.sweep.results import build_tables
 
     _, before = build_tables(exp)
     finished = before[before["status"].isin(FINAL)]["trial_id"].tolist()
@@ -324,8 +324,8 @@ def test_a_population_sweep_reports_the_median_of_separate_member_runs(tmp_path)
     population checkpoint; collect rebuilds the same tables."""
     import statistics
 
-    from orchestrator.config import load_config
-    from orchestrator.trial_config import maker_for
+    from orchestrator.config.experiment import load_config
+    from orchestrator.config.trial import maker_for
     from trials.population import median_steps_to_target
     from trials.train import train
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from tests.conftest import TINY, deep_merge
 
 
@@ -109,7 +109,7 @@ def test_resume_with_another_model_is_refused(tmp_path, capsys):
 
 def _cli(*args, **kw):
     env = {**os.environ, "CI": "1"}
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *map(str, args)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", *map(str, args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

@@ -1,8 +1,8 @@
-"""orchestrator/config.py: config_from_dict leaves the caller's data alone (issue 13)."""
+"""orchestrator/config/experiment.py: config_from_dict leaves the caller's data alone (issue 13)."""
 
 import copy
 
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 
 
 def test_config_from_dict_does_not_write_overrides_into_the_callers_dict():

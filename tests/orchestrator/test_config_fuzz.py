@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from groktune.errors import UserError
 from groktune.yamlio import load_yaml_text
-from orchestrator.cli import USER_ERRORS
-from orchestrator.config import ExperimentConfig, config_from_dict, config_to_dict
-from orchestrator.configtree import ConfigError, parse_override
+from orchestrator.cli.main import USER_ERRORS
+from orchestrator.config.experiment import ExperimentConfig, config_from_dict, config_to_dict
+from orchestrator.config.tree import ConfigError, parse_override
 from tests.conftest import TINY, deep_merge
 
 VALID = deep_merge(TINY, {"search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]},
@@ -144,7 +144,7 @@ dists = st.one_of(
 @given(st.dictionaries(st.sampled_from(LEAF_KEYS + ["nonsense.key"]), dists, min_size=1, max_size=3),
        st.sampled_from(["tpe", "random", "grid"]))
 def test_random_search_spaces_validate_or_fail_in_one_line(space, algorithm):
-    from orchestrator.space import parse_space, snap
+    from orchestrator.search.space import parse_space, snap
 
     data = deep_merge(VALID, {"search": {"space": space, "algorithm": algorithm}})
     data["search"]["space"] = space

@@ -1,4 +1,4 @@
-"""orchestrator/console.py: the sweep's progress line, and the demo sweep's console as a person sees it.
+"""orchestrator/sweep/console.py: the sweep's progress line, and the demo sweep's console as a person sees it.
 
 Fast tier: the pure line formatter and ETA maths; the printer's throttling with an explicit clock.
 Slow tier: `groktune sweep configs/demo_sweep.yaml` as a subprocess (stdout not a TTY) prints at
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.console import (
+from orchestrator.sweep.console import (
     PLAIN_EVERY_S,
     PLAIN_IDLE_S,
     LinePrinter,
@@ -92,9 +92,9 @@ def test_tty_output_rewrites_one_line_in_place_and_messages_do_not_break_it():
 # --- fast: flags and the callback's pickling -------------------------------------------------
 
 def test_flags_pick_the_verbosity():
-    from orchestrator.cli import build_parser, main
-    from orchestrator.cmd_sweep import verbosity
-    from orchestrator.console import NORMAL, QUIET, VERBOSE
+    from orchestrator.cli.main import build_parser, main
+    from orchestrator.cli.sweep import verbosity
+    from orchestrator.sweep.console import NORMAL, QUIET, VERBOSE
 
     parse = build_parser().parse_args
     assert [verbosity(parse(["sweep", "c.yaml", *flags])) for flags in ([], ["-v"], ["-vv"], ["--quiet"])] == \
@@ -103,7 +103,7 @@ def test_flags_pick_the_verbosity():
 
 
 def test_progress_callback_pickles_without_its_stream():
-    from orchestrator.sweep_callbacks import Progress
+    from orchestrator.sweep.callbacks import Progress
 
     restored = pickle.loads(pickle.dumps(Progress(16, stream=sys.stdout)))  # as into tuner.pkl
     assert restored.total == 16 and restored.stream is None and restored.printer.stream is sys.stdout
@@ -114,7 +114,7 @@ def test_progress_callback_pickles_without_its_stream():
 @pytest.mark.slow
 def test_demo_sweep_console_fits_in_30_lines_without_warnings(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "sweep", "configs/demo_sweep.yaml", "--storage", str(tmp_path),
+        [sys.executable, "-m", "orchestrator.cli.main", "sweep", "configs/demo_sweep.yaml", "--storage", str(tmp_path),
          "--name", "console"],
         cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     output = proc.stdout + proc.stderr

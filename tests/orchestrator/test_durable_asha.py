@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from ray.tune.schedulers import TrialScheduler
 
-from orchestrator.durable_asha import DurableASHA
+from orchestrator.search.durable_asha import DurableASHA
 
 
 def make(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_config
+from orchestrator.config.experiment import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SEARCH = ROOT / "configs" / "fastest_modmul97.yaml"
@@ -38,7 +38,7 @@ def test_the_found_config_is_the_issue_setting():
 @pytest.mark.slow
 def test_the_found_config_trains_a_few_steps(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "train", str(FOUND), "--set", "train.steps=20",
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "train", str(FOUND), "--set", "train.steps=20",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "result.json").read_text())

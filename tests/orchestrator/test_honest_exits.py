@@ -1,7 +1,7 @@
 """Honest exits of `groktune sweep` (issue 14, item 5).
 
 Fast tier: GPUs per trial on a machine without one is one line and exit 2 before Ray is even
-imported; with a cluster address the check is the cluster's (orchestrator.sweep.check_resources).
+imported; with a cluster address the check is the cluster's (orchestrator.sweep.driver.check_resources).
 Slow tier: a real sweep in which one grid point fails at every start (tests/orchestrator/fail_always.py)
 retries it, records it `error`, lets the other trial finish, and exits 1 with one line naming
 how many trials errored and where their error logs are.
@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
-from orchestrator.cmd_sweep import check_gpus
-from orchestrator.ledger import count_starts
+from orchestrator.cli.sweep import check_gpus
+from orchestrator.sweep.ledger import count_starts
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -34,7 +34,7 @@ CONFIG = {
                "max_failures": 1},
 }
 
-PROBE = ("import sys; from orchestrator.cli import main; rc = main(sys.argv[1:]); "
+PROBE = ("import sys; from orchestrator.cli.main import main; rc = main(sys.argv[1:]); "
          "print('RAY' if 'ray' in sys.modules else 'NORAY'); sys.exit(rc)")
 
 

@@ -77,7 +77,7 @@ def ray_head(request, tmp_path):
 
 def sweep(tmp_path: Path, address: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "sweep", str(CONFIG), *SMALL,
+        [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(CONFIG), *SMALL,
          "--storage", str(tmp_path / "res"), "--address", address],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -119,7 +119,7 @@ def test_a_join_that_cannot_work_says_why_within_10_s(tmp_path):
 
 def test_check_join_names_the_cause_without_ray():
     from orchestrator.errors import UserError
-    from orchestrator.rayjoin import check_join
+    from orchestrator.session.join import check_join
 
     for address, why in {"head-without-port": "expected HOST:PORT", "head:port": "expected HOST:PORT",
                          f"127.0.0.1:{free_port()}": "nothing accepts connections"}.items():
@@ -131,7 +131,7 @@ def test_check_join_names_the_cause_without_ray():
 
 def test_token_mode_with_no_token_is_refused_before_ray_tries(tmp_path, monkeypatch):
     from orchestrator.errors import UserError
-    from orchestrator.rayjoin import check_join
+    from orchestrator.session.join import check_join
 
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("RAY_AUTH_MODE", "token")

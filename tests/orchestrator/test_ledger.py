@@ -1,4 +1,4 @@
-"""The sweep ledger and the folder rules around it (orchestrator.ledger, orchestrator.sweep_folder).
+"""The sweep ledger and the folder rules around it (orchestrator.sweep.ledger, orchestrator.sweep.folder).
 
 Fast tier: plain files laid out as Tune and the ledger write them; no Ray is started.
 """
@@ -9,9 +9,9 @@ import pickle
 import pytest
 
 from groktune.layout import ABANDONED, LEDGER
-from orchestrator.config import config_from_dict, dump_config
+from orchestrator.config.experiment import config_from_dict, dump_config
 from orchestrator.errors import UserError
-from orchestrator.ledger import (
+from orchestrator.sweep.ledger import (
     REPLAY_KEY,
     count_starts,
     final_status,
@@ -20,8 +20,8 @@ from orchestrator.ledger import (
     replay_for,
     write_record,
 )
-from orchestrator.results import build_tables
-from orchestrator.sweep_folder import check_fresh, check_resume, newest_state, reconcile, resumable
+from orchestrator.sweep.results import build_tables
+from orchestrator.sweep.folder import check_fresh, check_resume, newest_state, reconcile, resumable
 from tests.conftest import TINY, deep_merge
 
 SPACE = {"optim.lr": {"loguniform": [1e-4, 1e-2]}}

@@ -1,4 +1,4 @@
-"""orchestrator/multi_objective.py and its wiring: search.metric / search.mode as lists.
+"""orchestrator/search/multi_objective.py and its wiring: search.metric / search.mode as lists.
 
 Fast tier: what validation accepts and refuses (one line, before Ray), the TuneConfig / searcher
 split of the objectives, and the NSGA-II searcher's construction.
@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from orchestrator.config import load_config
-from orchestrator.configtree import ConfigError
-from orchestrator.multi_objective import objectives, searcher_objective, tune_objective
+from orchestrator.config.experiment import load_config
+from orchestrator.config.tree import ConfigError
+from orchestrator.search.multi_objective import objectives, searcher_objective, tune_objective
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "demo_sweep.yaml"
@@ -77,7 +77,7 @@ def test_refused_in_one_line(overrides, needle):
 
 def test_cli_refuses_asha_with_several_metrics_before_ray(tmp_path):
     """Exit 2, one line, no Ray imported, nothing written."""
-    probe = ("import sys; from orchestrator.cli import main; "
+    probe = ("import sys; from orchestrator.cli.main import main; "
              f"rc = main(['sweep', {str(CONFIG)!r}, '--storage', {str(tmp_path / 'res')!r}, "
              "'--set', 'search.metric=[grok_score, val_acc]', '--set', 'search.mode=[min, max]']); "
              "print(rc, 'ray' in sys.modules)")
@@ -89,8 +89,8 @@ def test_cli_refuses_asha_with_several_metrics_before_ray(tmp_path):
 
 
 def test_nsga2_builds_an_optuna_searcher_with_both_objectives():
-    from orchestrator.optuna_searcher import StepOptunaSearch
-    from orchestrator.sweep_algos import build_searcher
+    from orchestrator.search.optuna_searcher import StepOptunaSearch
+    from orchestrator.search.algos import build_searcher
 
     cfg = load_config(CONFIG, MULTI + ["search.algorithm=nsga2"])
     searcher = build_searcher(cfg.search, 0, "study")
@@ -130,7 +130,7 @@ def test_a_real_multi_objective_sweep_and_its_pareto_front(tmp_path):
     cfg.write_text(yaml.safe_dump(data))
     storage = tmp_path / "res"
     env_run = dict(cwd=ROOT, capture_output=True, text=True, timeout=900)
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage", str(storage),
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(storage),
                            "--quiet"], **env_run)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     trials = pd.read_parquet(storage / "mo_sweep" / "trials.parquet")
@@ -151,7 +151,7 @@ def test_a_real_multi_objective_sweep_and_its_pareto_front(tmp_path):
     assert np.allclose(sorted(tuple(t.values) for t in study.best_trials), ours)
 
     out = tmp_path / "report"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "report", str(storage / "mo_sweep"),
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "report", str(storage / "mo_sweep"),
                            "--out", str(out)], **env_run)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "figures" / "pareto_front.png").stat().st_size > 1000

@@ -5,7 +5,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.objective import QUANTUM, ScoreState, grok_score, progress, scores_for_curve
+from orchestrator.sweep.objective import QUANTUM, ScoreState, grok_score, progress, scores_for_curve
 
 B = 1000
 TARGET = 0.99

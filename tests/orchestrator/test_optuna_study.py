@@ -1,4 +1,4 @@
-"""orchestrator/optuna_storage.py and orchestrator/optuna_searcher.py against real Optuna.
+"""orchestrator/storage/optuna_study.py and orchestrator/search/optuna_searcher.py against real Optuna.
 
 Fast tier: which `search.optuna_storage` values are accepted (and the one-line refusal through
 the CLI, before Ray is imported); a journal file and a sqlite URL really hold a study another
@@ -18,7 +18,7 @@ import yaml
 from optuna.trial import TrialState
 
 from orchestrator.errors import UserError
-from orchestrator.optuna_storage import check_storage, open_storage
+from orchestrator.storage.optuna_study import check_storage, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def test_a_bad_storage_is_one_line_exit_2_before_ray(tmp_path):
     cfg.write_text(yaml.safe_dump({
         "name": "s", "task": {"name": "modular", "op": "x+y", "p": 23},
         "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "optuna_storage": "study.db"}}))
-    probe = ("import sys; from orchestrator.cli import main; rc = main(sys.argv[1:]); "
+    probe = ("import sys; from orchestrator.cli.main import main; rc = main(sys.argv[1:]); "
              "print('RAY' if 'ray' in sys.modules else 'NORAY'); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", probe, "sweep", str(cfg), "--storage", str(tmp_path / "res")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -92,7 +92,7 @@ def test_an_unopenable_storage_is_a_user_error(tmp_path):
 def searcher():
     from ray import tune
 
-    from orchestrator.optuna_searcher import StepOptunaSearch
+    from orchestrator.search.optuna_searcher import StepOptunaSearch
 
     search = StepOptunaSearch(sampler=optuna.samplers.TPESampler(seed=0), study_name="t")
     search.set_search_properties("grok_score", "min", {"optim.lr": tune.loguniform(1e-4, 1e-2)})

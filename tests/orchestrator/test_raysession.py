@@ -1,4 +1,4 @@
-"""orchestrator/raysession.py with a real embedded Ray (slow): token auth on with a private
+"""orchestrator/session/start.py with a real embedded Ray (slow): token auth on with a private
 per-sweep token, joining that cluster works with the token and is refused without it, and
 stop_ray leaves nothing behind and puts the environment back (issue 12, items 4 and 5)."""
 
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JOIN = """
 import sys
 import ray
-from orchestrator.raysession import start_ray, stop_ray
+from orchestrator.session.start import start_ray, stop_ray
 start_ray(sys.argv[1])
 print("CPU", ray.cluster_resources()["CPU"], flush=True)
 stop_ray()
@@ -31,7 +31,7 @@ def join(address: str, env: dict) -> subprocess.CompletedProcess:
 def test_embedded_ray_uses_a_private_token_and_cleans_up():
     import ray
 
-    from orchestrator import raysession
+    from orchestrator.session import start as raysession
 
     home_token = Path.home() / ".ray" / "auth_token"
     before = home_token.stat().st_mtime_ns if home_token.exists() else None

@@ -1,4 +1,4 @@
-"""orchestrator/raywatch.py without Ray: a stand-in driver with tagged and untagged children.
+"""orchestrator/session/watchdog.py without Ray: a stand-in driver with tagged and untagged children.
 
 The driver starts the watchdog exactly as raysession does, then two children: one tagged with
 the session marker (which starts an untagged grandchild, as Ray's raylet starts its agents) and
@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from groktune.layout import WATCHDOG_PIDS
-from orchestrator.raywatch import MARKER
+from orchestrator.session.watchdog import MARKER
 from tests.orchestrator.rayprocs import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DRIVER = r"""
 import json, os, subprocess, sys, time
 root, mode, marker = sys.argv[1:4]
-watchdog = subprocess.Popen([sys.executable, "-m", "orchestrator.raywatch", root, str(os.getpid())],
+watchdog = subprocess.Popen([sys.executable, "-m", "orchestrator.session.watchdog", root, str(os.getpid())],
                             stdin=subprocess.PIPE, start_new_session=True)
 sleep = "import time; time.sleep(120)"
 # The tagged child starts a grandchild without the marker, as Ray's raylet starts its agents.
@@ -59,7 +59,7 @@ def run_driver(root: Path, mode: str):
 
 
 def watched(root: Path) -> list[int]:
-    """The pids the watchdog has recorded so far (orchestrator.raywatch.write_known)."""
+    """The pids the watchdog has recorded so far (orchestrator.session.watchdog.write_known)."""
     try:
         return json.loads((root / WATCHDOG_PIDS).read_text())
     except (OSError, json.JSONDecodeError):

@@ -5,11 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from orchestrator.config import config_from_dict, dump_config
+from orchestrator.config.experiment import config_from_dict, dump_config
 from orchestrator.errors import UserError
-from orchestrator.ledger import write_record
-from orchestrator.results import build_tables, collect, lineage, summary
-from orchestrator.sweep_status import describe
+from orchestrator.sweep.ledger import write_record
+from orchestrator.sweep.results import build_tables, collect, lineage, summary
+from orchestrator.sweep.status import describe
 from tests.conftest import TINY, deep_merge
 
 SPACE = {"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.d_model": {"quniform": [16, 32, 16]}}
@@ -26,7 +26,7 @@ def record(step, val_acc=0.1, **extra):
 
 def make_sweep(tmp_path, trials, ledger=None):
     """trials: {trial_id: (point, [records...])}; ledger: {trial_id: status} of finished trials,
-    recorded as orchestrator.ledger does (with the last record as the final result)."""
+    recorded as orchestrator.sweep.ledger does (with the last record as the final result)."""
     cfg = config_from_dict(deep_merge(TINY, {"search": {"space": SPACE}}))
     path = tmp_path / "exp"
     path.mkdir()

@@ -6,7 +6,7 @@ columns are checked on a folder laid out as Ray Tune writes it (tests/orchestrat
 
 import pandas as pd
 
-from orchestrator.results import collect
+from orchestrator.sweep.results import collect
 from tests.orchestrator.test_results import make_sweep, record
 
 A, B = "a" * 56, "b" * 56  # Ray node ids are 56 hex digits

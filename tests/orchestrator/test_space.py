@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.configtree import ConfigError
-from orchestrator.space import Dist, check_space, grid_size, parse_dist, parse_space, snap, snap_values
-from orchestrator.sweep_algos import expected_trials, num_samples
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.config.tree import ConfigError
+from orchestrator.search.space import Dist, check_space, grid_size, parse_dist, parse_space, snap, snap_values
+from orchestrator.search.algos import expected_trials, num_samples
 from tests.conftest import TINY, deep_merge
 
 
@@ -98,7 +98,7 @@ def test_snap_quantises_and_keeps_integers_integers():
 
 
 def test_sampled_point_becomes_a_trial_config():
-    from orchestrator.trial_config import TRIAL_INDEX, maker_for
+    from orchestrator.config.trial import TRIAL_INDEX, maker_for
 
     cfg = config_from_dict(with_search(
         space={"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.d_model": {"quniform": [16, 64, 16]}},
@@ -127,7 +127,7 @@ def test_a_population_trial_is_refused_where_populations_cannot_train(sections, 
 
 
 def test_a_population_trial_trains_its_point_once_per_member_seed():
-    from orchestrator.trial_config import maker_for
+    from orchestrator.config.trial import maker_for
 
     cfg = config_from_dict(with_search(space={"optim.lr": {"loguniform": [1e-4, 1e-2]}}, seeds=[7], seeds_per_trial=3))
     members = maker_for(cfg).members({"optim.lr": 2e-3})
@@ -156,8 +156,8 @@ def test_a_position_resolves_to_the_range_of_the_chosen_value(u):
 
 
 def test_a_trial_config_holds_the_resolved_value_and_every_sampler_sees_a_unit_interval():
-    from orchestrator.ray_space import mutations, to_ray
-    from orchestrator.trial_config import maker_for
+    from orchestrator.search.ray_space import mutations, to_ray
+    from orchestrator.config.trial import maker_for
 
     cfg = config_from_dict(with_search(space=PER_OPTIMIZER, num_samples=4))
     trial = maker_for(cfg)({"optim.name": "lion", "optim.lr": 0.5, "optim.weight_decay": 0.5})

@@ -1,4 +1,4 @@
-"""`groktune status DIR [--json] [--limit N]` (orchestrator/sweep_status.py, cmd_status.py).
+"""`groktune status DIR [--json] [--limit N]` (orchestrator/sweep/status.py, cmd_status.py).
 
 Fast tier, on a sweep folder written with the sweep's own writers (the ledger's write_record,
 the Heartbeat callback, Tune's result.json / params.json lines): one trial finished, one still
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from groktune.layout import EXPERIMENT, HEARTBEAT
-from orchestrator.config import config_from_dict, dump_config
-from orchestrator.ledger import write_record
-from orchestrator.sweep_status import describe, status_data
+from orchestrator.config.experiment import config_from_dict, dump_config
+from orchestrator.sweep.ledger import write_record
+from orchestrator.sweep.status import describe, status_data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +57,7 @@ def sweep(tmp_path) -> Path:
 
 
 def beat(exp: Path, finished: bool, pid: int | None = None) -> None:
-    from orchestrator.sweep_callbacks import Heartbeat  # the sweep's own writer
+    from orchestrator.sweep.callbacks import Heartbeat  # the sweep's own writer
 
     Heartbeat(str(exp)).write([], finished=finished)
     if pid is not None:  # the same heartbeat, from a driver that has died
@@ -66,7 +66,7 @@ def beat(exp: Path, finished: bool, pid: int | None = None) -> None:
 
 
 def status(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", "status", *map(str, args)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "status", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -116,7 +116,7 @@ def test_finished_and_dead_drivers(sweep):
     ("bad_limit", "--limit: got -1"),
 ])
 def test_bad_folders_are_one_line_exit_2(sweep, tmp_path, capsys, case, needle):
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     args = {"missing": [tmp_path / "nope"], "not_a_sweep": [tmp_path], "bad_limit": [sweep, "--limit", "-1"],
             "bad_heartbeat": [sweep, "--json"]}[case]

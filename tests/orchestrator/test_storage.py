@@ -1,4 +1,4 @@
-"""--storage as a folder, file:// URI or bucket URI (orchestrator.storage): the fast checks.
+"""--storage as a folder, file:// URI or bucket URI (orchestrator.storage.location): the fast checks.
 
 The sweeps themselves (file:// end to end, an S3 bucket served by moto) are in
 tests/orchestrator/test_storage_sweep.py.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.errors import UserError
-from orchestrator.storage import (
+from orchestrator.storage.location import (
     STAGING_ENV,
     check_bucket,
     is_checkpoint,
@@ -113,7 +113,7 @@ def test_a_storage_folder_that_cannot_be_created_is_refused_before_ray_starts(wh
 
 
 def test_the_creatability_probe_leaves_nothing_behind(tmp_path):
-    from orchestrator.sweep import check_creatable
+    from orchestrator.sweep.driver import check_creatable
 
     target = tmp_path / "new" / "deeper" / "sweep"
     check_creatable(target)

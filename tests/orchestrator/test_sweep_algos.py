@@ -1,11 +1,11 @@
-"""The searcher and scheduler registries (orchestrator.sweep_algos): names come from the tables,
+"""The searcher and scheduler registries (orchestrator.search.algos): names come from the tables,
 an unknown name is refused (never FIFO), and each name builds the Ray class it stands for."""
 
 import pytest
 
 from orchestrator.errors import UserError
-from orchestrator.search_config import SearchConfig
-from orchestrator.sweep_algos import (
+from orchestrator.search.config import SearchConfig
+from orchestrator.search.algos import (
     SCHEDULERS,
     SEARCHERS,
     SchedulerSpec,
@@ -59,7 +59,7 @@ def test_each_name_builds_its_ray_scheduler(tmp_path):
         PopulationBasedTraining,
     )
 
-    from orchestrator.durable_asha import DurableASHA
+    from orchestrator.search.durable_asha import DurableASHA
 
     expected = {"asha": AsyncHyperBandScheduler, "hyperband": HyperBandScheduler, "fifo": FIFOScheduler,
                 "pbt": PopulationBasedTraining}

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from groktune.layout import SCHEDULER_STATE
-from orchestrator.ledger import REPLAY_KEY, count_starts, read_ledger
+from orchestrator.sweep.ledger import REPLAY_KEY, count_starts, read_ledger
 from tests.orchestrator.rayprocs import members, session_root, still_alive
 from tests.orchestrator.test_cmd_sweep import ROOT, groktune, write_config
 
@@ -60,9 +60,9 @@ def kill_at_random_moment(cfg: Path, storage: Path, exp: Path, phase: str, rng: 
     """Start the driver (resuming when the folder is resumable), kill it in `phase`; False if it
     finished first. After the kill, no process of its Ray session may be left (raysession's
     watchdog ends them)."""
-    from orchestrator.sweep_folder import resumable
+    from orchestrator.sweep.folder import resumable
 
-    args = [sys.executable, "-m", "orchestrator.cli", "sweep", str(cfg), "--storage", str(storage)]
+    args = [sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(storage)]
     if exp.exists() and resumable(exp):
         args.append("--resume")
     starts0, ledgered0 = total_starts(exp), len(read_ledger(exp)) if exp.exists() else 0

@@ -22,8 +22,8 @@ import pytest
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from orchestrator.config import config_from_dict
-from orchestrator.sweep_algos import TIME_ATTR, build_scheduler
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.search.algos import TIME_ATTR, build_scheduler
 from tests import shared_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def test_schedulers_count_optimizer_steps(name):
 
 
 def test_run_names_carry_the_searched_values():
-    from orchestrator.sweep_callbacks import run_name
+    from orchestrator.sweep.callbacks import run_name
 
     point = {"optim.lr": 0.003, "optim.weight_decay": 1.0, "task.op": "x*y", "seed": 2, "__trial_index__": 0}
     assert run_name("ab12_00003", point, ["optim.lr", "optim.weight_decay", "task.op"]) == \
@@ -71,7 +71,7 @@ def test_run_names_carry_the_searched_values():
 def test_tensorboard_writes_each_step_once_at_the_optimizer_step(tmp_path):
     from ray.tune.experiment import Trial
 
-    from orchestrator.sweep_callbacks import StepTensorBoard
+    from orchestrator.sweep.callbacks import StepTensorBoard
 
     board = StepTensorBoard(tmp_path, {"optim.lr": {"loguniform": [1e-4, 1e-2]}})
     trial = Trial("fn", config={"optim.lr": 0.003}, trial_id="ab12_00001", stub=True)
@@ -99,7 +99,7 @@ def test_tensorboard_names_a_run_by_the_values_the_trial_trained_with(tmp_path):
 
     from ray.tune.experiment import Trial
 
-    from orchestrator.sweep_callbacks import StepTensorBoard
+    from orchestrator.sweep.callbacks import StepTensorBoard
 
     space = {"optim.name": {"choice": ["adamw", "lion"]},
              "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1], "lion": [1e-5, 1e-3]}}}}
@@ -150,7 +150,7 @@ def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_t
     states = [t.state for t in study.trials]
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states, trials[["trial_id", "status"]]
 
-    final = json.loads(subprocess.run([sys.executable, "-m", "orchestrator.cli", "status", str(exp), "--json"],
+    final = json.loads(subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "status", str(exp), "--json"],
                                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120).stdout)
     assert final["status"] == "finished" and sum(final["counts"].values()) == 8
     assert {t["trial_id"] for t in final["trials"]} == set(trials["trial_id"])

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.objective import ScoreState
-from orchestrator.trial_config import maker_for
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.sweep.objective import ScoreState
+from orchestrator.config.trial import maker_for
 from tests.conftest import TINY, deep_merge
 from trials.checkpoint import load_checkpoint
 from trials.train import train
@@ -36,7 +36,7 @@ def sweep_cfg(**search):
 def run_tuner(cfg, storage, param_space, scheduler=None, num_samples=1, checkpoints=None):
     from ray import tune
 
-    from orchestrator.tune_adapter import EVERY_SAVE, population_trainable, trainable
+    from orchestrator.sweep.adapter import EVERY_SAVE, population_trainable, trainable
 
     checkpoints = checkpoints or EVERY_SAVE
     if cfg.search.seeds_per_trial > 1:
@@ -89,10 +89,10 @@ def test_every_eval_is_reported_with_score_and_resources_and_checkpoints_load_sa
 
 
 def test_a_rate_limited_policy_hands_tune_no_checkpoint_in_a_short_trial(ray_local, tmp_path):
-    """orchestrator.sweep.checkpoint_policy: a checkpoint only when something can read it, at most
+    """orchestrator.sweep.driver.checkpoint_policy: a checkpoint only when something can read it, at most
     one per period; a trial shorter than the period never checkpoints, not even when it closes."""
-    from orchestrator.sweep import CHECKPOINT_PERIOD_S, checkpoint_policy
-    from orchestrator.tune_adapter import CheckpointPolicy
+    from orchestrator.sweep.driver import CHECKPOINT_PERIOD_S, checkpoint_policy
+    from orchestrator.sweep.adapter import CheckpointPolicy
 
     def policy(**search):
         return checkpoint_policy(sweep_cfg(**search).search)

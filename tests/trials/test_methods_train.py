@@ -5,8 +5,8 @@ import copy
 
 import pytest
 
-from orchestrator.config import config_from_dict
-from orchestrator.configtree import ConfigError
+from orchestrator.config.experiment import config_from_dict
+from orchestrator.config.tree import ConfigError
 from tests.conftest import TINY, deep_merge
 from tests.trials.test_train import assert_resume_at_30_matches, collect
 

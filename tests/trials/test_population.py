@@ -23,7 +23,7 @@ import math
 import pytest
 
 from tests.conftest import TINY, deep_merge
-from orchestrator.config import config_from_dict
+from orchestrator.config.experiment import config_from_dict
 from trials.errors import SetupError
 from trials.population import PopulationResult, check_population, median_steps_to_target, train_population
 from trials.train import TrainResult, train
@@ -319,7 +319,7 @@ def test_members_that_all_stop_at_the_same_eval_end_the_population_cleanly(vecto
 def test_the_vectorize_default_is_the_configs():
     import inspect
 
-    from orchestrator.search_config import SearchConfig
+    from orchestrator.search.config import SearchConfig
     from trials.population_model import StackedModel
 
     default = SearchConfig().population_vectorize

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from orchestrator.config import ConfigError
+from orchestrator.config.experiment import ConfigError
 from trials.errors import SetupError
 from trials.probes import ProbeStore, probe_steps
 from trials.train import train

@@ -1,0 +1,273 @@
+"""Searchers and schedulers for a sweep, built from the `search:` section, by name.
+
+SEARCHERS and SCHEDULERS are the registries: name -> spec (a builder plus the facts the rest
+of the sweep asks about). SearchConfig.validate takes its allowed names from them, so an unknown
+name is refused before Ray starts and can never fall through to a default. Adding a scheduler is
+one builder function here plus one line in SCHEDULERS (ARCHITECTURE.md shows it).
+
+tpe and nsga2 also take several objectives (search.metric/mode as lists, FIFO only:
+orchestrator.search.multi_objective decides what is allowed from the multi_objective flags below).
+
+Time for every scheduler is the optimizer step (the reported `step`), so grace periods, rungs
+and PBT intervals are all in steps, whatever the eval schedule.
+
+    algorithm   searcher                                   seeds repeat via
+    tpe         OptunaSearch(TPESampler(seed))             Ray's Repeater (__trial_index__)
+    nsga2       OptunaSearch(NSGAIISampler(seed))          Ray's Repeater (__trial_index__)
+    random      BasicVariantGenerator(random_state=seed)   a "seed" grid dimension
+    grid        BasicVariantGenerator, every value once    a "seed" grid dimension
+    pbt         BasicVariantGenerator + PBT scheduler      a "seed" grid dimension
+
+Ray, Optuna and the Ray-based schedulers are imported inside the builders: validation imports
+this module, and a bad config must be refused before Ray is even imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from groktune.layout import SCHEDULER_STATE
+from orchestrator.errors import UserError
+from orchestrator.search.ray_space import mutations, to_ray
+from orchestrator.search.space import grid_size, parse_space
+
+TIME_ATTR = "step"
+
+
+def _variants(search: Any, seed: int, study_name: str):
+    from ray.tune.search.basic_variant import BasicVariantGenerator  # deferred: Ray, only to build
+
+    # Tune applies max_concurrent_trials only to a Searcher; this generator takes its own.
+    return BasicVariantGenerator(random_state=seed, max_concurrent=search.max_concurrent)
+
+
+def _tpe(search: Any, seed: int, study_name: str):
+    """Optuna TPE through orchestrator.search.optuna_searcher.StepOptunaSearch (intermediate values at
+    the optimizer step, PRUNED for stopped trials), in search.optuna_storage when given. TPE
+    takes one objective or several (search.metric as a list: orchestrator.search.multi_objective)."""
+    import optuna  # deferred: validation imports this module before Ray or Optuna
+
+    return _optuna(search, study_name, optuna.samplers.TPESampler(seed=seed))
+
+
+def _nsga2(search: Any, seed: int, study_name: str):
+    """Optuna NSGA-II (a genetic multi-objective sampler; also runs with one objective). Its first
+    generation (Optuna's population_size, 50) is sampled at random, so below ~100 trials TPE,
+    which models the front from its first ~10 trials on, is the better multi-objective choice."""
+    import optuna  # deferred: validation imports this module before Ray or Optuna
+
+    return _optuna(search, study_name, optuna.samplers.NSGAIISampler(seed=seed))
+
+
+def _optuna(search: Any, study_name: str, sampler: Any):
+    """StepOptunaSearch with `sampler`; with several objectives the metric and mode lists go to
+    the searcher (tune.TuneConfig gets None: orchestrator.search.multi_objective.tune_objective)."""
+    # deferred: Optuna, Ray and the modules that import them load only when a sweep is built
+    import optuna
+    from ray.tune.search import Repeater  # deferred: as above
+
+    from orchestrator.search.multi_objective import searcher_objective  # deferred: as above
+    from orchestrator.search.optuna_searcher import StepOptunaSearch  # deferred: imports Ray
+    from orchestrator.storage.optuna_study import open_storage  # deferred: as above
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(search.optuna_storage)  # UserError, one line, when it cannot be opened
+    searcher = StepOptunaSearch(sampler=sampler, storage=storage, study_name=study_name,
+                                **searcher_objective(search))
+    if len(search.seeds) > 1:  # one objective only (multi_objective.check_objectives)
+        searcher = Repeater(searcher, repeat=len(search.seeds), set_index=True)
+    return searcher
+
+
+@dataclass(frozen=True)
+class SearcherSpec:
+    """A search algorithm: how to build it and how it covers the space and the seeds."""
+
+    build: Callable[[Any, int, str], Any]
+    """(search, seed, study_name) -> the Tune search_alg."""
+    exhaustive: bool = False
+    """Every listed value once, as grid dimensions (num_samples ignored)."""
+    repeats_seeds: bool = False
+    """The searcher repeats each point once per seed (no "seed" grid dimension)."""
+    grid_dimensions: bool = True
+    """Takes `grid` dimensions (Tune's grid_search); a model-based sampler (TPE) cannot."""
+    needs_space: bool = False
+    """Refuses an empty space (it has nothing to model)."""
+    defers_to_scheduler: bool = False
+    """Only starts the trials; a scheduler with `needs_mutations` does the searching."""
+    multi_objective: bool = False
+    """Takes search.metric / search.mode as lists (orchestrator.search.multi_objective)."""
+
+
+SEARCHERS: dict[str, SearcherSpec] = {
+    "tpe": SearcherSpec(_tpe, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
+    "random": SearcherSpec(_variants, multi_objective=True),  # ignores the values: lists only name the front
+    "grid": SearcherSpec(_variants, exhaustive=True, multi_objective=True),
+    "pbt": SearcherSpec(_variants, defers_to_scheduler=True),  # the PBT scheduler does the searching
+    "nsga2": SearcherSpec(_nsga2, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
+}
+
+
+def _asha(search: Any, budget: int, state_dir: Path | None):
+    """ASHA; with the sweep folder, orchestrator.search.durable_asha.DurableASHA (rungs survive a kill)."""
+    from ray.tune.schedulers import AsyncHyperBandScheduler  # deferred: Ray, only to build
+
+    args = dict(time_attr=TIME_ATTR, max_t=budget, grace_period=min(search.grace_period, budget),
+                reduction_factor=search.reduction_factor, stop_last_trials=False)
+    if state_dir is None:
+        return AsyncHyperBandScheduler(**args)
+    from orchestrator.search.durable_asha import DurableASHA  # deferred: imports Ray at module level
+
+    return DurableASHA(str(Path(state_dir) / SCHEDULER_STATE), **args)
+
+
+def _hyperband(search: Any, budget: int, state_dir: Path | None):
+    from ray.tune.schedulers import HyperBandScheduler  # deferred: Ray, only to build
+
+    return HyperBandScheduler(time_attr=TIME_ATTR, max_t=budget, reduction_factor=search.reduction_factor,
+                              stop_last_trials=False)
+
+
+def _pbt(search: Any, budget: int, state_dir: Path | None):
+    from ray.tune.schedulers import PopulationBasedTraining  # deferred: Ray, only to build
+
+    return PopulationBasedTraining(time_attr=TIME_ATTR, perturbation_interval=search.perturbation_interval,
+                                   hyperparam_mutations=mutations(search.space), quantile_fraction=0.25)
+
+
+def _fifo(search: Any, budget: int, state_dir: Path | None):
+    from ray.tune.schedulers import FIFOScheduler  # deferred: Ray, only to build
+
+    return FIFOScheduler()
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A trial scheduler: how to build it and what the sweep must do for it."""
+
+    build: Callable[[Any, int, Path | None], Any]
+    """(search, step budget, sweep folder or None) -> the Tune scheduler."""
+    clones_checkpoints: bool = False
+    """Trials continue from other trials' checkpoints (PBT's exploit): checkpoint at least every
+    perturbation_interval and keep every checkpoint, since a clone may pick an older one. Only
+    optim/train keys may vary then: a clone must fit the task and model of the weights it takes."""
+    needs_mutations: bool = False
+    """Searches by mutating the space (PBT's hyperparam_mutations): goes with a searcher whose
+    spec `defers_to_scheduler`, and only with one."""
+    multi_objective: bool = False
+    """Never compares trials on the metric, so several metrics are fine (ASHA/HyperBand cut at
+    rungs and PBT exploits by one number; orchestrator.search.multi_objective)."""
+
+
+SCHEDULERS: dict[str, SchedulerSpec] = {
+    "asha": SchedulerSpec(_asha),
+    "hyperband": SchedulerSpec(_hyperband),
+    "fifo": SchedulerSpec(_fifo, multi_objective=True),
+    "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True),
+}
+
+
+def searcher_spec(search: Any) -> SearcherSpec:
+    """The SEARCHERS entry of search.algorithm; UserError for a name the table lacks."""
+    return _lookup(SEARCHERS, "algorithm", search.algorithm)
+
+
+def scheduler_spec(search: Any) -> SchedulerSpec:
+    """The SCHEDULERS entry of search.scheduler; UserError for a name the table lacks."""
+    return _lookup(SCHEDULERS, "scheduler", search.scheduler)
+
+
+def _lookup(table: dict, key: str, name: str):
+    # Validation refuses these names first; this keeps an unvalidated config from a default.
+    if name not in table:
+        raise UserError(f"search.{key}: got {name!r}, allowed: {', '.join(table)}")
+    return table[name]
+
+
+def param_space(search: Any) -> dict:
+    """The Tuner's param_space: Ray domains, grids, and the seed dimension where it is a grid."""
+    from ray import tune  # deferred: Ray, only to build
+
+    spec = searcher_spec(search)
+    space = dict(search.space)
+    if spec.exhaustive:  # every listed value once: choices become grid dimensions too
+        space = {k: {"grid": list(parse_space({k: v})[k].values)} for k, v in space.items()}
+    out = to_ray(space)
+    if not spec.repeats_seeds and len(search.seeds) > 1:
+        out["seed"] = tune.grid_search(list(search.seeds))
+    return out
+
+
+def num_samples(search: Any) -> int:
+    """Tune's num_samples: a grid sweep runs its grid once; TPE asks once per seed."""
+    spec = searcher_spec(search)
+    if spec.exhaustive:
+        return 1
+    if spec.repeats_seeds:
+        return search.num_samples * len(search.seeds)
+    return search.num_samples
+
+
+def expected_trials(search: Any) -> int:
+    """How many trials the sweep will create."""
+    spec = searcher_spec(search)
+    if spec.repeats_seeds:
+        return num_samples(search)
+    grid = grid_size({k: ({"grid": parse_space({k: v})[k].values} if spec.exhaustive else v)
+                      for k, v in search.space.items()})
+    return num_samples(search) * grid * (len(search.seeds) if len(search.seeds) > 1 else 1)
+
+
+def build_searcher(search: Any, seed: int, study_name: str):
+    """The search algorithm for TuneConfig(search_alg=...), from SEARCHERS."""
+    return searcher_spec(search).build(search, seed, study_name)
+
+
+def build_scheduler(search: Any, budget: int, state_dir: Any = None):
+    """The trial scheduler, from SCHEDULERS. ASHA and HyperBand keep trials that pass their last
+    rung (stop_last_trials=False) so that the trainer, not the scheduler, ends them and reports
+    their final status.
+
+    Args:
+        search: the SearchConfig.
+        budget: train.steps (the schedulers' max_t).
+        state_dir: the sweep folder: ASHA keeps its rungs there (orchestrator.search.durable_asha);
+            HyperBand and PBT state is Ray's own (lost on a resume).
+    Returns:
+        A Ray Tune TrialScheduler.
+    """
+    return scheduler_spec(search).build(search, budget, None if state_dir is None else Path(state_dir))
+
+
+def clones_checkpoints(search: Any) -> bool:
+    """Whether trials continue from other trials' checkpoints (PBT); see SchedulerSpec."""
+    return scheduler_spec(search).clones_checkpoints
+
+
+def checkpoint_every(search: Any, train_every: int) -> int:
+    """Trial checkpoint spacing in steps: search.checkpoint_every, else train's; PBT needs one
+    at least every perturbation interval so exploited trials clone recent weights."""
+    every = search.checkpoint_every or train_every
+    if clones_checkpoints(search):
+        every = min(every, search.perturbation_interval)
+    return every
+
+
+__all__ = [
+    "SCHEDULERS",
+    "SEARCHERS",
+    "TIME_ATTR",
+    "SchedulerSpec",
+    "SearcherSpec",
+    "build_scheduler",
+    "build_searcher",
+    "checkpoint_every",
+    "clones_checkpoints",
+    "expected_trials",
+    "num_samples",
+    "param_space",
+    "scheduler_spec",
+    "searcher_spec",
+]

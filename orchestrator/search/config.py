@@ -1,0 +1,181 @@
+"""SearchConfig: the `search:` section of an experiment YAML (used only by `groktune sweep`).
+
+    search:
+      space:
+        optim.lr: {loguniform: [1.0e-4, 1.0e-2]}
+        optim.weight_decay: {uniform: [0.0, 2.0]}
+        train.batch_size: {choice: [128, 256, 512]}
+        model.d_model: {quniform: [32, 128, 32]}
+        task.op: {grid: ["x+y", "x*y"]}
+      algorithm: tpe        # tpe | random | grid | pbt      (orchestrator.search.algos.SEARCHERS)
+      scheduler: asha       # asha | hyperband | fifo | pbt  (orchestrator.search.algos.SCHEDULERS)
+      seeds_per_trial: 3    # each trial trains seeds s, s+1000, s+2000 as one population; reports the median
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.search.multi_objective import check_objectives
+from orchestrator.storage.optuna_study import check_storage
+from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from orchestrator.search.algos import SCHEDULERS, SEARCHERS
+from trials.choices import VECTORIZE
+from trials.errors import SetupError
+
+MAX_SEEDS = 1000
+# (field, low, high): sizes and budgets refused before anything is started. The highs are far
+# beyond any real sweep; they keep a typo (num_samples: 1e9) from queueing a billion trials.
+LIMITS = (
+    ("num_samples", 1, 1_000_000),
+    ("grace_period", 1, 1_000_000_000),
+    ("reduction_factor", 2, 1000),
+    ("perturbation_interval", 1, 1_000_000_000),
+    ("cpus_per_trial", 0, 1024),
+    ("gpus_per_trial", 0, 64),
+    ("seeds_per_trial", 1, 1000),
+    ("max_failures", 0, 1000),
+    ("max_concurrent", 0, 100_000),
+    ("checkpoint_every", 0, 1_000_000_000),
+)
+
+
+@dataclass
+class SearchConfig:
+    space: dict[str, Any] = field(default_factory=dict)
+    """Dotted config key -> {distribution: arguments}; distributions as in orchestrator.search.space.DISTRIBUTIONS."""
+    algorithm: str = "tpe"
+    """tpe (Optuna, seeded) | random | grid (every combination once; num_samples ignored) | pbt |
+    nsga2 (Optuna's NSGA-II, for several objectives)"""
+    scheduler: str = "asha"
+    """asha | hyperband | fifo | pbt (pbt goes with algorithm pbt; both perturb optim/train keys only)"""
+    metric: str | list[str] = "grok_score"
+    """What the scheduler and searcher optimise; see orchestrator.sweep.objective.grok_score (lower is better).
+    A list (with mode a list of equal length) is a multi-objective search: orchestrator.search.multi_objective."""
+    mode: str | list[str] = "min"
+    num_samples: int = 12
+    """Configurations sampled (each run once per seed; grid dimensions multiply it)."""
+    max_concurrent: int = 0
+    """Trials running at once; 0 = as many as the resources allow."""
+    reuse_actors: bool = True
+    """Run the next trial in a finished trial's worker process instead of starting a new one:
+    the worker's start-up and imports (torch, the first optimizer's torch._dynamo import) are
+    paid once per worker, not per trial (~3 s per trial on a 2-core CPU: benchmarks/README.md
+    "Sweep overhead" and "Sweep throughput"). The price: a trial's peak_memory_mb on CPU is its
+    worker's peak so far, and memory a trial leaves behind stays with the worker; false gives
+    each trial a fresh process."""
+    grace_period: int = 200
+    """ASHA/HyperBand: optimizer steps before a trial can first be stopped."""
+    reduction_factor: int = 3
+    perturbation_interval: int = 500
+    """PBT: optimizer steps between exploit/explore rounds."""
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    """Fractions pack trials: 0.25 runs four trials on one GPU."""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    """Each sampled config is trained once per seed (the experiment seed is replaced)."""
+    seeds_per_trial: int = 1
+    """K > 1: every trial trains its sampled config with K seeds, seed + 1000 i for i < K, as one
+    population in one process (trials.population) and reports the members' median; its
+    steps_to_target is the median member's. Needs a single entry in `seeds`."""
+    population_vectorize: str = VECTORIZE[0]
+    """With seeds_per_trial > 1: loop (one forward per member; each member's curve is bitwise its
+    separate run's, and on CPU as fast as vmap or faster at grokfast size, benchmarks/README.md
+    "Vectorised populations") | vmap (batched kernels for all members: faster for very small
+    models and, unmeasured, on GPUs; equal to separate runs up to float rounding)."""
+    max_failures: int = 2
+    """Retries of a failed trial, each from its last checkpoint."""
+    checkpoint_every: int = 0
+    """Steps between trial checkpoints; 0 uses train.checkpoint_every."""
+    optuna_storage: str = ""
+    """Where the TPE study lives, so optuna-dashboard can follow it live: an RDB URL
+    (sqlite:///study.db) or a JournalStorage file (journal:PATH, or a path ending in .log /
+    .journal); empty keeps it in memory. orchestrator.storage.optuna_study."""
+    tracking: list[str] = field(default_factory=list)
+    """Extra loggers: mlflow, wandb (used only when installed)."""
+
+    def validate(self) -> None:
+        for name, allowed in (
+            ("algorithm", tuple(SEARCHERS)),  # the registries: a name they lack is refused here
+            ("scheduler", tuple(SCHEDULERS)),
+            ("population_vectorize", VECTORIZE),
+        ):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"{name}: got {value!r}, allowed: {', '.join(allowed)}")
+        for name, low, high in LIMITS:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"{name}: got {value:g}, must be in [{low:g}, {high:g}]")
+        if self.cpus_per_trial <= 0:
+            raise ValueError(f"cpus_per_trial: got {self.cpus_per_trial}, must be > 0")
+        if not self.seeds:
+            raise ValueError("seeds: empty list; give at least one seed")
+        if len(self.seeds) > MAX_SEEDS:
+            raise ValueError(f"seeds: {len(self.seeds)} seeds, at most {MAX_SEEDS}")
+        for seed in self.seeds:
+            if not 0 <= seed <= 2**31 - 1:
+                raise ValueError(f"seeds: got {seed}, each must be in [0, {2**31 - 1}]")
+        check_storage(self.optuna_storage)  # RDB URL or journal file; one line otherwise
+        if self.seeds_per_trial > 1 and len(self.seeds) > 1:
+            raise ValueError(f"seeds_per_trial: got {self.seeds_per_trial} with {len(self.seeds)} seeds; "
+                             f"give one seed (each trial trains seed + 1000 i for i < seeds_per_trial)")
+        for name in self.tracking:
+            if name not in ("mlflow", "wandb"):
+                raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
+        check_space(self.space)
+        check_algorithm(self.space, self.algorithm, self.scheduler)
+        check_objectives(self)  # metric/mode, one or several (issue 16)
+
+    def check_against(self, cfg: Any) -> None:
+        """Cross-check the space against the experiment config (every key must exist), and a
+        population trial (seeds_per_trial > 1) against what trials.population supports."""
+        check_keys_exist(self.space, cfg)
+        if self.seeds_per_trial > 1:
+            from trials.population import check_population  # deferred: torch, needed only for populations
+
+            try:
+                check_population([cfg])
+            except SetupError as err:
+                reason = str(err).removeprefix("population: ")
+                raise ValueError(f"search.seeds_per_trial: got {self.seeds_per_trial} (one population per trial), "
+                                 f"but {reason}, or set search.seeds_per_trial: 1") from None
+
+
+def _names(table: dict, flag: str) -> str:
+    """The table's names whose spec has `flag` set, as "a, b or c"."""
+    names = [name for name, spec in table.items() if getattr(spec, flag)]
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def check_algorithm(space: dict, algorithm: str, scheduler: str) -> None:
+    """Combinations of a space, a searcher and a scheduler that cannot run; ValueError one-liners.
+
+    Every rule asks a property of the SEARCHERS / SCHEDULERS entry (orchestrator.search.algos),
+    never a name, so a new searcher or scheduler states its needs in its own table line.
+
+    Args:
+        space: search.space (already checked by check_space).
+        algorithm: a SEARCHERS key; scheduler: a SCHEDULERS key (both already validated).
+    """
+    searcher, sched = SEARCHERS[algorithm], SCHEDULERS[scheduler]
+    if searcher.defers_to_scheduler != sched.needs_mutations:
+        pair = algorithm if searcher.defers_to_scheduler else scheduler
+        raise ValueError(f"algorithm: {algorithm} with scheduler {scheduler}; {pair} needs algorithm: "
+                         f"{_names(SEARCHERS, 'defers_to_scheduler')} and scheduler: "
+                         f"{_names(SCHEDULERS, 'needs_mutations')} together")
+    dists = parse_space(space)
+    for key, d in dists.items():
+        if d.kind == "grid" and not searcher.grid_dimensions:
+            raise ValueError(f"space.{key}: grid needs algorithm {_names(SEARCHERS, 'grid_dimensions')} "
+                             f"({algorithm} samples; use choice)")
+        if searcher.exhaustive and d.kind not in DISCRETE:
+            raise ValueError(f"space.{key}: algorithm {algorithm} needs grid or choice values, got {d.kind}")
+        if key == "train.steps":
+            raise ValueError("space.train.steps: the step budget is fixed per sweep; set train.steps outside the space")
+        if sched.clones_checkpoints and key.split(".")[0] in ("task", "model"):
+            raise ValueError(f"space.{key}: {scheduler} can only perturb optim/train keys "
+                             f"(checkpoints are cloned between trials of one task and model)")
+    if searcher.needs_space and not dists:
+        raise ValueError(f"space: empty; {algorithm} needs at least one distribution")

@@ -1,0 +1,1 @@
+"""groktune orchestrator: storage."""

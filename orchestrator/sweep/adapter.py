@@ -1,0 +1,247 @@
+"""The Ray Tune function trainables: `train(cfg, report)` with its records sent to `tune.report`.
+
+Orchestration, not training: it imports Ray, so it lives here and trials/ stays Ray-free. `trainable` is handed, through
+`tune.with_parameters`, a `make_config(tune_config) -> ExperimentConfig` and a `scorer` class
+(orchestrator.sweep.objective's ScoreState), so the trial config and the objective stay with the
+orchestrator. `population_trainable` (search.seeds_per_trial > 1) is handed
+`make_members(tune_config) -> [ExperimentConfig]` instead and trains them as one population
+(trials.population); it reports the members' median record, scored the same way.
+
+Per eval it reports the trainer's record plus the score, the device, CPU time and peak memory;
+when the trainer offers a checkpoint and the sweep's CheckpointPolicy wants it, it is written to
+a temp folder with the score state and handed to Ray (`tune.Checkpoint.from_directory`). On start it restores from
+`tune.get_checkpoint()`: a retried trial continues from its last checkpoint, and a PBT trial
+cloned from another continues from that trial's weights under its own (perturbed) config —
+the learning rate is applied every step from the config, so a new lr takes effect at once.
+After training it reports the final record once more with `status` and `steps_to_target`
+(and a checkpoint marked finished), so a trial Ray starts again after a driver crash returns at
+once instead of training past its end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import ray
+import torch
+from ray import tune
+
+from groktune.events import event_patience
+from groktune.layout import sweep_status
+from tasks import chance_level
+from trials.population import train_population
+from trials.setup import pick_device
+from trials.train import train
+
+STATE_FILE = "tune_state.json"
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Which of the saves the trainer offers become Tune checkpoints (orchestrator.sweep.driver builds it).
+
+    The trainer offers a save every train.checkpoint_every steps and at its end. A Tune checkpoint
+    is not free: the worker writes it, Ray copies it into the trial's folder and the driver books
+    it (~0.2 s each on a busy 2-core machine, benchmarks/README.md "Sweep overhead"; 16 per trial
+    cost 3 s per trial there), and a trial that checkpoints CheckpointConfig.num_to_keep times
+    between two experiment snapshots forces an extra snapshot (Ray's "Experiment state
+    snapshotting ... may become a bottleneck" warning). So a sweep hands on only what something
+    can use, at a period in seconds; the last step's save always goes with the closing report.
+    """
+
+    enabled: bool = True
+    """False: no checkpoints at all (no failure retries and no PBT: nothing would read them)."""
+    min_interval_s: float = 0.0
+    """Hand on a save only this long after the trial's start or its previous checkpoint (a
+    failure then loses at most about this much work); 0: every save offered."""
+
+
+EVERY_SAVE = CheckpointPolicy()
+
+
+def trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type,
+              checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
+    """Run one trial; `config` is the sampled point (dotted keys, maybe "seed"); `checkpoints`
+    says which offered saves become Tune checkpoints."""
+    cfg = make_config(config)
+
+    def fit(report: _Reporter, resume_from: Path | None) -> dict:
+        # Probe arrays (when probes are on) go to the trial's own folder in the experiment dir.
+        result = train(cfg, report, resume_from=resume_from, artifacts_dir=tune.get_context().get_trial_dir())
+        return {"status": result.status, "steps_to_target": result.steps_to_target}
+
+    _run_trial(cfg, scorer, fit, checkpoints)
+
+
+def population_trainable(config: dict, *, make_members: Callable[[dict], list], scorer: type,
+                         vectorize: str, checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
+    """Run one trial as a population: the sampled point once per member seed, in this process.
+
+    Reports the members' median record (PopulationEval.median_record) per eval with its score,
+    `members_live`, `grokked_fraction` and `failure_rate` (1 - grokked_fraction; so far, the last
+    eval's is the final one), and each
+    member's latest `member_val_acc` / `member_train_acc` (lists in `member_seeds` order); the closing
+    report's status and steps_to_target are the median member's, with each member's steps to
+    target by seed in `member_steps_to_target` (JSON text: Tune results are flat scalars).
+    """
+    cfgs = make_members(config)
+    seeds = json.dumps([int(c.seed) for c in cfgs])
+
+    def fit(report: _Reporter, resume_from: Path | None) -> dict:
+        def on_eval(evaluation, save=None) -> None:
+            record = evaluation.median_record()
+            record.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction,
+                          # an objective of multi-objective sweeps (orchestrator.search.multi_objective)
+                          failure_rate=1.0 - evaluation.grokked_fraction,
+                          # Each member's own curve, so the analysis finds every seed's event with
+                          # the one event rule and draws the spread across seeds, also for a trial
+                          # the scheduler stops before its closing report.
+                          member_seeds=seeds, member_val_acc=[float(r["val_acc"]) for r in evaluation.latest],
+                          member_train_acc=[float(r["train_acc"]) for r in evaluation.latest])
+            report(record, save)
+
+        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from)
+        by_seed = {str(c.seed): r.steps_to_target for c, r in zip(cfgs, result.members)}
+        return {"status": result.status, "steps_to_target": result.median_steps_to_target,
+                "member_steps_to_target": json.dumps(by_seed)}
+
+    _run_trial(cfgs[0], scorer, fit, checkpoints)
+
+
+def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], dict],
+               checkpoints: CheckpointPolicy) -> None:
+    """Restore from Tune's checkpoint, train with `fit(report, resume_from) -> outcome`, then send
+    the closing report: the last eval's metrics updated with the outcome."""
+    work = Path(tempfile.mkdtemp(prefix="groktune-trial-"))
+    try:
+        resume_from, saved = _restore(work / "restored")
+        if saved.get("finished"):
+            tune.report(saved["finished"])  # finished before a driver crash: nothing to redo
+            return
+        # The score's event rule and chance come from this trial's config, not the checkpoint.
+        state = scorer.from_dict(saved.get("score", {}), chance=chance_level(cfg.task),
+                                 patience=event_patience(cfg.train.target_patience))
+        meter = _Meter(float(saved.get("cpu_time_s", 0.0)), str(_device_name(cfg)))
+        report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)), checkpoints)
+        report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end
+        outcome = fit(report, resume_from)
+        final = dict(report.last_metrics)
+        final.update(outcome, resumed_from_step=report.resumed_from_step)
+        final["status"] = sweep_status(final["status"])
+        report.send(final, report.last_save if report.closing_checkpoint() else None, finished=final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _restore(target: Path) -> tuple[Path | None, dict]:
+    """Copy Tune's checkpoint (if any) to `target`; return (trainer checkpoint dir, adapter state)."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None, {}
+    checkpoint.to_directory(str(target))
+    saved = json.loads((target / STATE_FILE).read_text()) if (target / STATE_FILE).exists() else {}
+    has_weights = any(target.glob("*.pt"))
+    return (target if has_weights else None), saved
+
+
+class _Meter:
+    """CPU time (summed over restarts), peak memory and Ray node of this trial's process."""
+
+    def __init__(self, cpu_before: float, device: str):
+        self.cpu_before = cpu_before
+        self.cpu_start = time.process_time()
+        self.device = device
+        # Ray's own result has node_ip and hostname, the same for every node of one machine;
+        # the node id tells the nodes apart (trials.parquet's node_id, issue 15).
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def snapshot(self) -> dict:
+        cpu = self.cpu_before + time.process_time() - self.cpu_start
+        if self.device.startswith("cuda"):
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return {"device": self.device, "cpu_time_s": cpu, "peak_memory_mb": peak, "node_id": self.node_id}
+
+
+class _Reporter:
+    """The `report(record, save)` handed to train()."""
+
+    def __init__(self, cfg: Any, state: Any, meter: _Meter, work: Path, resumed_from_step: int,
+                 policy: CheckpointPolicy = EVERY_SAVE):
+        self.cfg, self.state, self.meter, self.work, self.policy = cfg, state, meter, work, policy
+        self.resumed_from_step = resumed_from_step  # the checkpoint's step, 0 on a fresh start
+        self.last_metrics: dict = {}
+        self.last_save = None
+        self.last_checkpoint = time.monotonic()  # the trial's start, then its latest checkpoint
+        self.checkpointed = resumed_from_step > 0  # Tune holds a checkpoint of this trial
+
+    def __call__(self, record: dict, save=None) -> None:
+        tc = self.cfg.train
+        score = self.state.update(record, tc.target_val_acc, tc.steps)
+        metrics = {k: _plain(v) for k, v in record.items()}
+        metrics.update(self.meter.snapshot(), grok_score=score, resumed_from_step=self.resumed_from_step)
+        self.last_metrics, self.last_save = metrics, save
+        self.send(metrics, save if self.hands_on(save, int(record["step"])) else None)
+
+    def hands_on(self, save, step: int) -> bool:
+        """Whether the save offered at `step` becomes a Tune checkpoint now (CheckpointPolicy)."""
+        if save is None or not self.policy.enabled or step >= self.cfg.train.steps:
+            return False  # the last step's save goes with the closing report, not twice
+        return time.monotonic() - self.last_checkpoint >= self.policy.min_interval_s
+
+    def closing_checkpoint(self) -> bool:
+        """Whether the closing report carries the last save, marked finished: always when every
+        save is handed on; else only when Tune holds an older checkpoint of this trial, which a
+        restart would otherwise resume from (a short trial that never checkpointed has none)."""
+        return self.policy.enabled and (self.policy.min_interval_s == 0 or self.checkpointed)
+
+    def send(self, metrics: dict, save, finished: dict | None = None) -> None:
+        if save is None:
+            tune.report(metrics)
+            return
+        self.last_checkpoint, self.checkpointed = time.monotonic(), True
+        folder = Path(tempfile.mkdtemp(prefix="ckpt-", dir=self.work))
+        save(folder)
+        adapter_state = {
+            "score": self.state.state_dict(),
+            "cpu_time_s": metrics.get("cpu_time_s", 0.0),
+            "resumed_from_step": metrics["step"],
+            "last_metrics": metrics,
+            "finished": finished,
+        }
+        (folder / STATE_FILE).write_text(json.dumps(adapter_state, default=_plain))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+        shutil.rmtree(folder, ignore_errors=True)  # Ray has copied it into the trial's storage
+
+
+def _device_name(cfg: Any) -> str:
+    try:
+        return str(pick_device(cfg.train.device))
+    except Exception:  # noqa: BLE001 - train() raises the real error a moment later
+        return cfg.train.device
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly metric values (Ray writes result.json; NaN/inf kept as floats)."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+__all__ = ["EVERY_SAVE", "STATE_FILE", "CheckpointPolicy", "population_trainable", "trainable"]

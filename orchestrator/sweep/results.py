@@ -1,0 +1,316 @@
+"""curves.parquet and trials.parquet from the sweep's files — also while a sweep is running.
+
+Reads only plain files in the experiment folder: each trial's result.json (one JSON line per
+report), its params.json (the sampled point), the ledger (orchestrator.sweep.ledger: the one source
+of statuses, written the moment a trial finishes) and experiment.yaml. Nothing here talks to
+Ray, and no status is guessed from Ray's experiment_state-*.json files. A trial the ledger
+holds but whose result.json lags (Tune copies it to the folder periodically) still gets its row,
+from the ledgered final result; a replay of an orphan (see orchestrator.sweep.ledger) and an
+abandoned trial get none.
+
+curves.parquet: trial_id, step and every scalar metric, one row per eval (a record repeated
+after a retry from a checkpoint, or the adapter's closing report, counts once: the last copy
+wins); val_acc_per_class stays as a list column.
+
+trials.parquet: one row per trial — trial_id; one column per searched key, named by the dotted
+key ("optim.lr"); seed; task (e.g. "modular:x*y"); status grokked|budget|diverged|pruned|error
+from the ledger (a trial not in it yet: running once it reported, else pending); steps_to_target (nullable int);
+final_<metric> for every scalar metric of the last eval; wall_time; device; hostname, node_ip,
+node_id (the Ray node of the last report) and nodes (every node id it ran on); peak_memory_mb;
+cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
+
+A population trial (search.seeds_per_trial > 1) reports its members' median record, so its curves
+are the median curves (plus members_live and grokked_fraction), seed is the first member's, and
+status and steps_to_target are the median member's; member_steps_to_target is the JSON text
+{"<seed>": steps or null, ...} of every member (steps_to_target rounds an even K's median down).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from groktune.layout import (
+    ABANDONED,
+    CURVES,
+    EXPERIMENT,
+    FINAL_STATUSES,
+    TRIALS,
+    TUNE_PARAMS,
+    TUNE_RESULT,
+    losses_finite,
+    sweep_status,
+    write_atomic_with,
+)
+from orchestrator.config.experiment import load_config, with_values
+from orchestrator.errors import UserError
+from orchestrator.sweep.ledger import REPLAY_KEY, read_ledger
+from orchestrator.config.trial import searched_values, task_label, trial_seed
+from trials.evalplan import StopRule
+
+# Ray's bookkeeping keys and per-trial facts kept out of the per-eval curves.
+NOT_CURVES = {
+    "config", "date", "hostname", "node_ip", "pid", "timestamp", "time_this_iter_s", "time_total_s",
+    "time_since_restore", "done", "checkpoint_dir_name", "should_checkpoint", "experiment_tag",
+    "status", "steps_to_target", "device", "experiment_id", "member_steps_to_target", REPLAY_KEY, "node_id",
+}
+# Per-trial columns of their own in trials.parquet, or Ray's counters: no final_<key> copy.
+NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "training_iteration",
+             "iterations_since_restore"}
+
+
+def read_results(trial_dir: Path) -> list[dict]:
+    """The JSON lines of one trial's result.json; a torn last line (a live writer) is skipped."""
+    path = trial_dir / TUNE_RESULT
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+def trial_dirs(path: Path) -> list[Path]:
+    return sorted(p.parent for p in path.glob(f"*/{TUNE_PARAMS}"))
+
+
+def ray_statuses(path: Path) -> dict[str, str]:
+    """trial_id -> Ray's trial status in the experiment state Tune would restore from ({} if none).
+
+    Diagnostics only (e.g. what Tune's restore will see): statuses come from the ledger. The
+    newest file is the greatest name, as Tune picks it; modification times lie (Tune rewrites
+    every session's file when it copies its staging folder).
+    """
+    files = sorted(path.glob("experiment_state-*.json"))
+    for state_file in reversed(files):
+        try:
+            state = json.loads(state_file.read_text())
+            out = {}
+            for trial_json, _ in state.get("trial_data", []):
+                trial = json.loads(trial_json)
+                out[str(trial["trial_id"])] = str(trial["status"])
+            return out
+        except (ValueError, KeyError, TypeError):
+            continue  # being rewritten, or a newer layout: fall back to an older file
+    return {}
+
+
+def lineage(rows: list[dict]) -> list[dict]:
+    """The eval records of the history the trial ended with, in step order.
+
+    A trial that restarts from a checkpoint (a retry, a resumed sweep, a PBT exploit) reports
+    steps it had reported before; whatever came after the restart point in the file replaces
+    the older records from that step on. The adapter's closing report repeats the last step.
+    """
+    kept: list[dict] = []
+    for r in rows:
+        if "step" not in r:
+            continue
+        while kept and kept[-1]["step"] >= r["step"]:
+            kept.pop()
+        kept.append(r)
+    return kept
+
+
+def curves_frame(trial_id: str, rows: list[dict]) -> pd.DataFrame:
+    """One row per eval of the trial's final history (see `lineage`)."""
+    evals = [{k: v for k, v in r.items() if k not in NOT_CURVES} for r in lineage(rows)]
+    if not evals:
+        return pd.DataFrame()
+    frame = pd.DataFrame(evals)
+    frame["trial_id"] = trial_id
+    return frame[["trial_id", "step", *[c for c in frame.columns if c not in ("trial_id", "step")]]]
+
+
+def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: str | None) -> dict:
+    """One trials.parquet row from a trial's reports, its sampled point and the experiment config.
+
+    Args:
+        trial_id: the trial.
+        rows: its result.json records (the ledgered final result appended when result.json lags).
+        point: its sampled point.
+        cfg: the experiment config.
+        ledger_status: its ledger status, None while it is not finished.
+    Returns:
+        The row as a dict.
+    """
+    search = cfg.search
+    values = searched_values(point, search.space)
+    row: dict = {"trial_id": trial_id, **values, "seed": trial_seed(point, search.seeds)}
+    try:
+        row["task"] = task_label(with_values(cfg, values))
+    except Exception:  # noqa: BLE001 - an invalid sampled point errors in the trial; label from base
+        row["task"] = task_label(cfg)
+    evals = lineage(rows)
+    last = rows[-1] if evals and "step" in rows[-1] else (evals[-1] if evals else {})
+    row["status"] = trial_status(last, ledger_status)
+    stt = last.get("steps_to_target")
+    row["steps_to_target"] = int(stt) if isinstance(stt, (int, float)) and math.isfinite(stt) else None
+    if "member_steps_to_target" in last:  # a population trial
+        row["member_steps_to_target"] = last["member_steps_to_target"]
+    if row["status"] == "pruned" and evals and evals[-1]["step"] >= cfg.train.steps:
+        # Stopped by the scheduler at its very last eval (a rung that falls on the budget): the
+        # trainer had finished, so its own rule gives the status.
+        row["status"], row["steps_to_target"] = outcome_from_curve(evals, cfg.train)
+    for key, value in last.items():
+        if key not in NOT_CURVES | NOT_FINAL and key != "step" and _is_scalar(value):
+            row[f"final_{key}"] = value
+    row["final_step"] = last.get("step")
+    row["wall_time"] = last.get("wall_time")
+    row["device"] = last.get("device")
+    row.update(trial_nodes(rows, last))
+    row["peak_memory_mb"] = max((r.get("peak_memory_mb") or 0.0 for r in evals), default=None)
+    row["cpu_time_s"] = last.get("cpu_time_s")
+    # Starts from a checkpoint: failure retries, resumed sweeps, PBT exploits.
+    row["restarts"] = sum(1 for r in rows if r.get("iterations_since_restore") == 1 and r.get("training_iteration", 1) > 1
+                          and REPLAY_KEY not in r)  # a ledger replay is not a restart: nothing trains
+    return row
+
+
+def trial_nodes(rows: list[dict], last: dict) -> dict:
+    """Where a trial ran: hostname, node_ip and Ray node_id of its last report, and `nodes`, every
+    node id it reported from in order (two after a retry on another node, issue 15).
+
+    Ray's own hostname and node_ip are the same for every node of one machine; the adapter's
+    node_id (orchestrator.sweep.adapter) tells them apart.
+    """
+    nodes = list(dict.fromkeys(str(r["node_id"]) for r in rows if r.get("node_id")))
+    return {"hostname": last.get("hostname"), "node_ip": last.get("node_ip"), "node_id": last.get("node_id"),
+            "nodes": ",".join(nodes) or None}
+
+
+def trial_status(last: dict, ledger_status: str | None) -> str:
+    """The ledger's status; a trial not in the ledger is running once it reported, else pending."""
+    if ledger_status in FINAL_STATUSES:
+        return ledger_status
+    return "running" if last else "pending"
+
+
+def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
+    """(status, steps_to_target) by the trainer's StopRule replayed over a finished curve."""
+    rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
+    stop = None
+    for r in evals:
+        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
+        if stop is not None:
+            break
+    status = sweep_status(rule.final_status(stop))
+    return status, (rule.event if status == "grokked" else None)
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_experiment_config(path: Path):
+    """The experiment config saved in a sweep folder; UserError when it is not one."""
+    if not (path / EXPERIMENT).exists():
+        raise UserError(f"{path}: not a groktune sweep folder ({EXPERIMENT} not found)")
+    return load_config(path / EXPERIMENT)
+
+
+def build_tables(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, trials) DataFrames from the experiment folder, without writing anything."""
+    path = Path(path)
+    cfg = load_experiment_config(path)
+    ledger = read_ledger(path)
+    curves, trials = [], []
+    for trial_id, rows, point in _trials(path, ledger):
+        record = ledger.get(trial_id) or {}
+        if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
+            continue  # never to finish, or a replay of another trial's record: that trial has the row
+        curves.append(curves_frame(trial_id, rows))
+        trials.append(trial_row(trial_id, rows, point, cfg, record.get("status")))
+    curve_frame = pd.concat([c for c in curves if len(c)], ignore_index=True) if any(len(c) for c in curves) \
+        else pd.DataFrame(columns=["trial_id", "step"])
+    trial_frame = pd.DataFrame(trials)
+    if len(trial_frame):
+        trial_frame["steps_to_target"] = trial_frame["steps_to_target"].astype("Int64")
+    return curve_frame, trial_frame
+
+
+def _trials(path: Path, ledger: dict[str, dict]):
+    """(trial_id, rows, point) of every trial folder and every ledgered trial without one."""
+    seen = set()
+    for tdir in trial_dirs(path):
+        rows = read_results(tdir)
+        trial_id = _trial_id(tdir, rows)
+        seen.add(trial_id)
+        yield trial_id, _with_ledgered(rows, ledger.get(trial_id)), _point(tdir, rows)
+    for trial_id, record in ledger.items():
+        if trial_id not in seen:
+            yield trial_id, _with_ledgered([], record), record.get("config") or {}
+
+
+def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
+    """rows, plus the ledgered final result when result.json lags behind it (a driver kill)."""
+    final = (record or {}).get("result") or {}
+    if "step" not in final:
+        return rows
+    steps = [r["step"] for r in rows if "step" in r]
+    if steps and steps[-1] >= final["step"] and ("status" not in final or "status" in rows[-1]):
+        return rows
+    return [*rows, final]
+
+
+def _point(tdir: Path, rows: list[dict]) -> dict:
+    """The trial's sampled point: its latest reported config (PBT changes it), else params.json."""
+    for r in reversed(rows):
+        if isinstance(r.get("config"), dict):
+            return r["config"]
+    try:
+        return json.loads((tdir / TUNE_PARAMS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _trial_id(tdir: Path, rows: list[dict]) -> str:
+    for r in rows:
+        if "trial_id" in r:
+            return str(r["trial_id"])
+    return tdir.name.removeprefix("trial_")
+
+
+def collect(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rebuild STORAGE/NAME/curves.parquet and trials.parquet (atomically); return both frames."""
+    path = Path(path)
+    curves, trials = build_tables(path)
+    for frame, name in ((curves, CURVES), (trials, TRIALS)):
+        write_atomic_with(path / name, lambda f, frame=frame: frame.to_parquet(f, index=False))
+    return curves, trials
+
+
+def summary(trials: pd.DataFrame, space_keys: list[str]) -> str:
+    """A few lines: counts by status and the best trial (earliest steps_to_target, else best score)."""
+    if not len(trials):
+        return "no trials yet"
+    counts = trials["status"].value_counts()
+    lines = [f"{len(trials)} trials: " + ", ".join(f"{counts[s]} {s}" for s in counts.index)]
+    best = best_trial(trials)
+    if best is not None:
+        values = ", ".join(f"{k}={_fmt(best[k])}" for k in [*space_keys, "seed"] if k in best)
+        reached = f"steps to target {int(best['steps_to_target'])}" if pd.notna(best["steps_to_target"]) \
+            else f"not grokked (val_acc {_fmt(best.get('final_val_acc'))})"
+        lines.append(f"best: {best['trial_id']} {reached}; {values}")
+    return "\n".join(lines)
+
+
+def best_trial(trials: pd.DataFrame):
+    if "steps_to_target" in trials and trials["steps_to_target"].notna().any():
+        return trials.loc[trials["steps_to_target"].astype("float").idxmin()]
+    if "final_grok_score" in trials and trials["final_grok_score"].notna().any():
+        return trials.loc[trials["final_grok_score"].astype("float").idxmin()]
+    return None
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+__all__ = ["CURVES", "TRIALS", "best_trial", "build_tables", "collect", "ray_statuses", "summary"]
