@@ -51,7 +51,7 @@ class Document:
     subtitle: str = ""
     sections: list[Section] = field(default_factory=list)
     headline: str = ""
-    """One or two sentences printed first, above the contents (issue 11, item 5)."""
+    """One or two sentences printed first, above the contents."""
 
     def figures(self) -> list[Figure]:
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]

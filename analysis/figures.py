@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.colors import LogNorm
 from matplotlib.ticker import NullFormatter
 
 from groktune.layout import FINAL_STATUSES, LIVE_STATUSES
@@ -16,7 +17,7 @@ from groktune.layout import FINAL_STATUSES, LIVE_STATUSES
 PHASE_COLORS = {"comprehension": "#2ca02c", "grokking": "#1f77b4", "memorization": "#ff7f0e",
                 "confusion": "#d62728", "pruned": "#8c564b", "diverged": "#e377c2",
                 "error": "#7f7f7f", "unfinished": "#bcbd22", "no data": "#9e9e9e"}
-# Trials that did not generalise, kept apart by how they ended (issue 11, item 4).
+# Trials that did not generalise, kept apart by how they ended.
 NEVER_STYLES = {"pruned": ("v", "#8c564b", "pruned (stopped by the scheduler)"),
                 "budget": ("^", "#d62728", "budget (ran out of steps)"),
                 "diverged": ("X", "#e377c2", "diverged"), "error": ("s", "#7f7f7f", "error"),
@@ -207,6 +208,47 @@ def _setup_axis(ax, which: str, key: str, labels, log: bool) -> None:
             getattr(ax, f"set_{which}ticks")(ticks, [f"{t:.2g}" for t in ticks], fontsize=8)
 
 
+def step_ticks(lo: float, hi: float, most: int = 7) -> list[float]:
+    """Round step counts (1, 2, 5 × 10^k) for a log colour bar from lo to hi, at most `most`.
+
+    Args:
+        lo, hi: the colour bar's range, 0 < lo <= hi.
+        most: the largest number of ticks returned.
+    Returns:
+        The ticks inside [lo, hi]; when fewer than two round values fit, three values spaced
+        evenly on the log scale, rounded to two significant digits.
+    """
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+                 for m in mantissas if lo <= m * 10.0 ** k <= hi]
+        if len(ticks) <= most:
+            break
+    else:  # a range so wide that even the decades are too many: every other decade
+        ticks = ticks[::2]
+    if len(ticks) >= 2:
+        return ticks
+    # under a decade with no round value inside: three values, two significant digits, kept inside
+    inside = [t for t in (float(f"{v:.2g}") for v in np.geomspace(lo, hi, 3)) if lo <= t <= hi]
+    return sorted(set(inside)) or [lo, hi]
+
+
+def steps_norm(steps: np.ndarray) -> LogNorm:
+    """A log colour scale over step counts (widened by half a step either side of a single value)."""
+    lo, hi = float(np.min(steps)), float(np.max(steps))
+    if hi <= lo * 1.01:
+        lo, hi = lo / 1.5, hi * 1.5
+    return LogNorm(vmin=lo, vmax=hi)
+
+
+def steps_colorbar(fig: Figure, mappable, ax, norm: LogNorm, label: str):
+    """A colour bar on a log scale whose ticks read in steps (200, 500, 1,000), not in log10."""
+    bar = fig.colorbar(mappable, ax=ax, label=label)
+    ticks = step_ticks(norm.vmin, norm.vmax)
+    bar.set_ticks(ticks, labels=[f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ticks])
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
+    return bar
+
+
 def steps_map(summary: pd.DataFrame, x: str, y: str, logs: dict[str, bool]) -> bytes:
     """Steps to generalise over two hyperparameters; trials that never did are grey crosses.
 
@@ -224,9 +266,11 @@ def steps_map(summary: pd.DataFrame, x: str, y: str, logs: dict[str, bool]) -> b
     steps = pd.to_numeric(summary["generalized_step"], errors="coerce").to_numpy(float)
     ok = np.isfinite(steps)
     if ok.any():
-        sc = ax.scatter(xs[ok], ys[ok], c=np.log10(np.maximum(steps[ok], 1)), cmap="viridis_r",
+        shown = np.maximum(steps[ok], 1)
+        norm = steps_norm(shown)
+        sc = ax.scatter(xs[ok], ys[ok], c=shown, norm=norm, cmap="viridis_r",
                         s=60, edgecolors="black", linewidths=0.4)
-        fig.colorbar(sc, ax=ax, label="log10 steps to generalise")
+        steps_colorbar(fig, sc, ax, norm, "steps to generalise")
     outcomes = (summary["outcome"].astype(str).to_numpy() if "outcome" in summary
                 else np.full(len(summary), "budget"))
     for kind, (marker, color, label) in NEVER_STYLES.items():

@@ -1,4 +1,4 @@
-"""The report's headline: one or two sentences on what made grokking fastest here (issue 11, item 5).
+"""The report's headline: one or two sentences on what made grokking fastest here.
 
 It names the best config (fastest by the Kaplan-Meier median over its seeds), its steps with
 every seed shown when there are several, how many trials generalised and how many the scheduler

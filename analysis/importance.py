@@ -5,7 +5,7 @@ whose objective is the grokking speed, log10(steps to generalise). A trial that 
 generalised gets log10(2 x the last step any trial reached): worse than every trial that did,
 and equal among themselves, since how long they would have needed is unknown.
 
-Issue 11, item 6: the numbers must not look more certain than they are. So
+The numbers must not look more certain than they are. So
 - the evaluator's warnings are recorded and shown in the report, never silenced;
 - when most trials tie (e.g. 12 of 16 never generalised) or the evaluator gives every parameter
   the same value (its quantiles selected the same trials), no numbers are given, only

@@ -1,4 +1,4 @@
-"""The Pareto front of a multi-objective sweep (issue 16, item 4): which trials no other trial
+"""The Pareto front of a multi-objective sweep: which trials no other trial
 beats on every objective at once, drawn and tabled in the report.
 
     front = pareto_mask(costs)             # costs (n, k), lower is better; NaN rows never on it
@@ -117,14 +117,13 @@ def pareto_figure(summary: pd.DataFrame, objectives: list[tuple[str, str]], fron
     return figures.to_png(fig)  # via the module: tests swap the renderer
 
 
-def pareto_section(ctx: Context) -> Section:
-    """The report section: the front's figure and table, or a sentence saying why there is none."""
+def pareto_section(ctx: Context) -> Section | None:
+    """The report section: the front's figure and table; None for a single-objective sweep or a run
+    (the report leaves the section out), a sentence when the trials lack an objective's value."""
     title = "Pareto front (multi-objective search)"
     objectives = sweep_objectives(ctx.results.config)
-    if len(objectives) < 2:
-        what = ", ".join(f"{m} ({d})" for m, d in objectives) or "none recorded"
-        return Section(title, [Text(f"One objective ({what}), so there is no front; give search.metric and "
-                                    "search.mode as lists for a multi-objective search.")])
+    if len(objectives) < 2:  # one objective (or a run, not a sweep): there is no front to draw
+        return None
     s = ctx.summary
     missing = [m for m, _ in objectives if f"final_{m}" not in s]
     if missing:

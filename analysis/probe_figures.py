@@ -200,7 +200,7 @@ def progress_measures(curve: pd.DataFrame, fourier: dict | None = None, onsets=N
     for ax in (acc, loss):
         ax.set_xscale("log")
         ax.set_xlabel("optimizer step")
-        legend_outside(ax)  # off the data (issue 11, item 10)
+        legend_outside(ax)  # off the data
     loss.set_yscale("log")
     acc.set_ylim(-0.02, 1.02)
     acc.set_ylabel("accuracy / share")

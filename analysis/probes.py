@@ -267,7 +267,8 @@ def pruning_summary(table: pd.DataFrame) -> dict:
 
 
 def probes_section(ctx, max_runs: int = 2):
-    """The report section on the probes (an analysis.sections builder: Context -> Section).
+    """The report section on the probes (an analysis.sections builder: Context -> Section, or None
+    when no trial recorded probes).
 
     The onset table covers every trial whose curves carry the fourier columns; figures are
     drawn for the first `max_runs` trials (best first) with probe files on disk.
@@ -277,10 +278,8 @@ def probes_section(ctx, max_runs: int = 2):
     probes = {tid: load_probes(dirs[tid]) for tid in ids if tid in dirs}
     runs = {tid: (ctx.curve(tid), probes.get(tid, {}).get("fourier")) for tid in ids
             if "fourier/restricted_loss" in ctx.curve(tid).dropna(axis=1, how="all") or "fourier" in probes.get(tid, {})}
-    if not runs and not probes:
-        return Section("Learning-dynamics probes", [Text(
-            "No probes were recorded; set probes.kinds (e.g. [weights, activations, attention, "
-            "fourier, per_class]) in the experiment config.")])
+    if not runs and not probes:  # no probes recorded (probes.kinds unset): the section does not apply
+        return None
     blocks = []
     if runs:
         table = prediction_table(runs, threshold=ctx.threshold, patience=ctx.patience)

@@ -81,7 +81,7 @@ def build_report(results, options: ReportOptions | None = None) -> tuple[Documen
     name = (results.config or {}).get("name") or Path(results.path).name
     doc = Document(title=f"Grokking-speed report: {name}",
                    subtitle=f"{results.kind} {results.path} · {len(summary)} trial(s)",
-                   sections=[build(ctx) for build in sections.BUILDERS],
+                   sections=[s for s in (build(ctx) for build in sections.BUILDERS) if s is not None],
                    headline=headline(summary, results.searched, threshold))
     return doc, summary
 

@@ -1,7 +1,10 @@
 """The sections of the grokking-speed report, each built from the analysed results.
 
-Every builder takes a Context (results, per-trial summary, options) and returns a Section; a
-section whose data is missing says so in a sentence rather than disappearing.
+Every builder takes a Context (results, per-trial summary, options) and returns a Section, or
+None when the section does not apply to these results (a phase diagram with fewer than two
+varying hyperparameters, parameter norms without a param_norm column, a Pareto front of one
+objective, probes nobody asked for): the report leaves it out rather than printing a paragraph
+about what is not there. A section that applies but whose data is missing says so in a sentence.
 """
 
 from __future__ import annotations
@@ -128,11 +131,10 @@ def learning_curves(ctx: Context) -> Section:
     return Section("Learning curves (best and typical trials)", blocks)
 
 
-def steps_over_params(ctx: Context) -> Section:
+def steps_over_params(ctx: Context) -> Section | None:
     keys = varying(ctx.summary, ctx.results.searched)
-    if not keys:
-        return Section("Steps to generalise over the searched hyperparameters",
-                       [Text("Nothing was searched (or nothing varied), so there is no map.")])
+    if not keys:  # nothing was searched (or nothing varied): no map to draw
+        return None
     blocks = []
     if ctx.pair:
         x, y = ctx.pair
@@ -163,11 +165,9 @@ def importances(ctx: Context) -> Section:
     return Section("Hyperparameter importances", blocks)
 
 
-def phase_diagram(ctx: Context) -> Section:
-    if not ctx.pair:
-        return Section("Phase diagram", [Text(
-            "A phase diagram needs two hyperparameters that vary across trials; these results "
-            "have fewer. Choose them with --phase-x/--phase-y on a sweep.")])
+def phase_diagram(ctx: Context) -> Section | None:
+    if not ctx.pair:  # fewer than two hyperparameters vary across the trials
+        return None
     x, y = ctx.pair
     counts = ctx.summary["phase"].value_counts()
     return Section("Phase diagram", [
@@ -207,10 +207,10 @@ def double_descent(ctx: Context) -> Section:
     return Section("Double descent", blocks)
 
 
-def norms(ctx: Context) -> Section:
+def norms(ctx: Context) -> Section | None:
     blocks = []
     if "param_norm" not in ctx.results.curves:
-        return Section("Parameter norms", [Text("The curves have no param_norm column.")])
+        return None
     for i, task in enumerate(ctx.tasks):
         picks = best_and_typical(ctx.summary[ctx.summary["task"] == task])
         curves = {f"{role} ({tid})": ctx.curve(tid) for role, tid in picks.items()}
@@ -253,8 +253,8 @@ def what_was_run(ctx: Context) -> Section:
     return Section("What was run", blocks)
 
 
-def probes(ctx: Context) -> Section:
-    """Learning-dynamics probes (analysis.probes)."""
+def probes(ctx: Context) -> Section | None:
+    """Learning-dynamics probes (analysis.probes); None when no trial recorded any."""
     return probes_section(ctx)
 
 

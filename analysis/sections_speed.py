@@ -1,5 +1,5 @@
 """Report sections on grokking speed as censored data: Kaplan-Meier curves per condition, the
-spread over seeds, and the collapses after generalising (issue 11, items 2, 4 and 7)."""
+spread over seeds, and the collapses after generalising."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A config is trained with several seeds in one of two ways: search.seeds (one tri
 same searched values) or search.seeds_per_trial (one population trial; trials.parquet holds each
 member's steps as JSON text {"<seed>": steps or null} in member_steps_to_target). Either way
 each seed is one unit here, and a seed that never generalised is censored at its trial's last
-step (issue 11, item 7: {0: 175, 1000: never, 2000: 236} must not read as just "236").
+step ({0: 175, 1000: never, 2000: 236} must not read as just "236").
 """
 
 from __future__ import annotations

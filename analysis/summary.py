@@ -23,7 +23,7 @@ FIRST_COLUMNS = ["trial_id", "task", "status", "outcome", "phase", "memorized_st
                  "last_step", "wall_time"]
 STEP_COLUMNS = ["memorized_step", "generalized_step", "delay", "last_step", "dd_first_min",
                 "dd_peak", "dd_second_min", "first_collapse_step"]
-# Outcomes kept apart in every table and figure (issue 11, item 4): a run that did not
+# Outcomes kept apart in every table and figure: a run that did not
 # generalise was stopped by the scheduler, ran out of budget, diverged, failed, or is unfinished.
 OUTCOMES = ("grokked", "pruned", "budget", "diverged", "error", "unfinished", "no data")
 VERDICT_OUTCOMES = ("grokked", "budget")
@@ -52,7 +52,7 @@ def outcome(status: str, generalized_step, has_curve: bool = True) -> str:
 
 
 def _collapse_columns(ev) -> dict:
-    """summary.csv's collapse columns from a GrokEvents (issue 11, item 2)."""
+    """summary.csv's collapse columns from a GrokEvents."""
     first = ev.collapses[0] if ev.collapses else None
     return {"n_collapses": ev.n_collapses, "collapse_period": ev.collapse_period,
             "at_target_share": ev.at_target_share,
@@ -158,7 +158,7 @@ def trial_summary(results, *, threshold: float = 0.99, patience: int = 3,
                          zip(merged["status"], merged.get("generalized_step", [None] * len(merged)),
                              has_curve)]
     # A run stopped before a verdict is not "confusion" or "memorization": it was never given
-    # the chance to generalise (issue 11, item 4). Its phase is how it stopped.
+    # the chance to generalise. Its phase is how it stopped.
     stopped = merged["outcome"].isin(("pruned", "diverged", "error", "unfinished"))
     merged.loc[stopped, "phase"] = merged.loc[stopped, "outcome"]
     merged = add_seed_columns(merged, results.searched)
@@ -198,7 +198,7 @@ def best_and_typical(summary: pd.DataFrame) -> dict[str, str]:
 
     The typical trial is the median-ranked one among those that ran to a verdict (generalised
     or used their budget): a trial the scheduler stopped at its first rung says little about
-    what a run of this sweep looks like (issue 11, item 10).
+    what a run of this sweep looks like.
 
     Returns:
         {"best": trial_id, "typical": trial_id}; "typical" is left out when it is the best or

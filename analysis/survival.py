@@ -2,8 +2,8 @@
 
 A run that never generalised did not take "no steps": it took more than the steps it ran. Its
 time is right-censored at its last step (pruned by the scheduler, out of budget, diverged).
-Taking the median over only the runs that generalised reports the fast minority as typical
-(issue 11, item 4), so every median of steps to generalise in the report comes from here.
+Taking the median over only the runs that generalised reports the fast minority as typical,
+so every median of steps to generalise in the report comes from here.
 
 The estimator is scipy.stats.ecdf on scipy.stats.CensoredData (Kaplan-Meier for right-censored
 data); the confidence band is scipy's pointwise log-log interval, and the interval of the median

@@ -1,6 +1,6 @@
 """How much of a sweep's CPU time trains? groktune's sweeps against their floor and plain Ray Tune.
 
-    python benchmarks/sweep_throughput.py                       # the full run (issue 14; ~25 min idle)
+    python benchmarks/sweep_throughput.py                       # the full run (~25 min on an idle 2-core machine)
     python benchmarks/sweep_throughput.py --trials 10 --demo-set search.num_samples=2   # a smoke run
 
 One run, side by side, every sweep a subprocess (its own Ray, started and stopped in it):

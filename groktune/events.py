@@ -1,4 +1,4 @@
-"""THE event rule of groktune, one implementation (issue 11): when a curve "got there".
+"""THE event rule of groktune, one implementation: when a curve "got there".
 
 An event is the first step at which a value reached the threshold (>= for mode "max", <= for
 "min"; NaN never reaches) and then held it for `patience` consecutive evals, the step of the

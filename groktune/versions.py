@@ -1,4 +1,4 @@
-"""Package versions written with the results (issue 11, item 10), so a report shows what produced
+"""Package versions written with the results, so a report shows what produced
 them rather than what happens to be installed when it is read.
 
 `groktune train` writes VERSIONS into the run folder and `groktune sweep` into the sweep folder;

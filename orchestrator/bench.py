@@ -1,4 +1,4 @@
-"""GrokBench (issue 16): run published grokking settings over seeds and write the comparison.
+"""GrokBench: run published grokking settings over seeds and write the comparison.
 
     settings = load_index(INDEX)                       # configs/bench/index.yaml
     plans = plan_runs(settings, ["grokfast_ema"], seeds=5, steps_scale=1.0, out=Path("bench"))
@@ -11,7 +11,7 @@ Each run is exactly `groktune train <config> --set seed=K [--set <grid key>=<val
 cell of the table can be rerun by hand and its folder read by `groktune report`. Runs are
 separate processes' worth of work done one after another in this process: on a CPU a population
 (trials.population) is not faster than separate runs (benchmarks/README.md, "Vectorised
-populations": 0.89-1.0x), and populations refuse the issue-16 methods (Lion, StableMax, ⊥Grad,
+populations": 0.89-1.0x), and populations refuse the newer grokking methods (Lion, StableMax, ⊥Grad,
 weight-norm clipping) anyway. The table and figures are computed from the saved run folders
 only (analysis.bench_table), never from in-memory results.
 """

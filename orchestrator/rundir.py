@@ -147,7 +147,7 @@ def create_run_dir(out: Path, config_text: str) -> None:
     """Make the run folder: metrics.jsonl (empty) first, then config.yaml, atomically each.
 
     Called only once the config and the environment are known good, so a failed start leaves
-    nothing behind (issue 12). RESTART truncates the interrupted run's metrics.
+    nothing behind. RESTART truncates the interrupted run's metrics.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)

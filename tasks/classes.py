@@ -2,7 +2,7 @@
 
 The sweep's score (orchestrator.sweep.objective.grok_score) measures progress from chance; it takes
 it from here when per-class metrics are off, so a parity plateau at 0.5 +- noise is not read
-as progress (issue 11).
+as progress.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The import rules of ARCHITECTURE.md, checked on the source with `ast` (only the sweep tables are imported).
 
-groktune <- tasks <- trials <- orchestrator; analysis and cluster import only groktune (issue 13).
+groktune <- tasks <- trials <- orchestrator; analysis and cluster import only groktune.
 Function-level imports count for the layering rules (they run too); only module-level imports
 (outside `if TYPE_CHECKING:`) count for circles, since those are the ones that break at import.
 An import inside a function carries a `# deferred: why` comment; no module outside
@@ -171,7 +171,7 @@ def test_production_code_has_no_test_hooks():
     assert hooks == []
 
 
-# --- imports inside functions carry their reason (issue 13) ------------------------------------
+# --- imports inside functions carry their reason ------------------------------------
 
 DEFERRED = "# deferred:"
 

@@ -3,8 +3,8 @@ population modes: one table each, torch-free.
 
 trials/config.py validates `optim.name`, `optim.schedule`, `model.arch`, `model.activation` and
 `model.norm` against these keys (orchestrator's search.population_vectorize against VECTORIZE),
-so an unknown name is refused at validation in one line and never falls through to a default
-(issue 13). The tables that build things are keyed by the same names:
+so an unknown name is refused at validation in one line and never falls through to a default.
+The tables that build things are keyed by the same names:
 
 - OPTIMIZERS (here: the update rules are plain data) drives both trials.optim.Optimizer (single
   runs) and trials.population_optim.PopulationOptimizer (populations), so the two paths cannot
@@ -16,7 +16,7 @@ so an unknown name is refused at validation in one line and never falls through 
 Adding an optimizer whose rule is an existing (update, decay) pair is one line in OPTIMIZERS; a
 new update family is that line (naming the family) plus one method in trials.optim.Optimizer and
 its entry in Optimizer.UPDATES, and either the same in trials.population_optim.PopulationOptimizer
-or nothing there: populations then refuse the name in one line (lion and muon, issue 16). Adding an activation or a norm
+or nothing there: populations then refuse the name in one line (lion and muon). Adding an activation or a norm
 is one name here plus one builder line in trials.model.
 """
 
@@ -81,7 +81,7 @@ weight to l2 norm <= c, or each whole matrix (Frobenius norm). The first is the 
 VECTORIZE = ("loop", "vmap")
 """How a population runs its members (trials.population_model.StackedModel). The first is the
 default: trials.population.train_population and the config's search.population_vectorize both
-take it from here, so they cannot disagree (issue 13)."""
+take it from here, so they cannot disagree."""
 
 assert all(r.decay in DECAYS for r in OPTIMIZERS.values())
 

@@ -50,8 +50,11 @@ class ModelConfig:
     arch: str = "transformer"
     """transformer | mlp"""
     n_layers: int = 2
+    """Transformer blocks (hidden layers of the MLP)."""
     d_model: int = 128
+    """Width of the token embeddings and the residual stream; divisible by n_heads."""
     n_heads: int = 4
+    """Attention heads per block."""
     d_ff: int = 512
     """Hidden width of the feed-forward block (and of the MLP model)."""
     positional: str = "learned"
@@ -61,14 +64,19 @@ class ModelConfig:
     activation: str = "gelu"
     """gelu | relu | swiglu"""
     dropout_emb: float = 0.0
+    """Dropout on the token (and position) embeddings."""
     dropout_attn: float = 0.0
+    """Dropout on the attention weights."""
     dropout_resid: float = 0.0
+    """Dropout on each block's output before it joins the residual stream."""
     dropout_ff: float = 0.0
+    """Dropout inside the feed-forward block."""
     init: str = "normal"
     """normal (std 0.02) | xavier"""
     init_scale: float = 1.0
     """Multiplier on every initial weight matrix (Liu et al. 2022: large init slows grokking)."""
     tie_embeddings: bool = False
+    """Share the input embedding matrix with the output head."""
 
     def validate(self) -> None:
         _choice("arch", self.arch, ARCHS)
@@ -124,6 +132,7 @@ class NoiseConfig:
     eta: float = 0.0
     """0 turns the noise off; the paper uses 0.01, 0.3 or 1.0."""
     gamma: float = 0.55
+    """Decay exponent of the noise variance over steps."""
 
     def validate(self) -> None:
         _positive("eta", self.eta, allow_zero=True)
@@ -135,10 +144,15 @@ class OptimConfig:
     name: str = "adamw"
     """adamw (decoupled weight decay) | adam (L2 added to the gradient) | sgd"""
     lr: float = 1e-3
+    """Peak learning rate (after warmup; the schedule scales it)."""
     weight_decay: float = 1.0
+    """Weight decay: decoupled for adamw and lion, an L2 term in the gradient for adam and sgd."""
     beta1: float = 0.9
+    """First-moment decay of Adam/AdamW (Lion: the update's interpolation factor)."""
     beta2: float = 0.98
+    """Second-moment decay of Adam/AdamW (Lion: the momentum decay)."""
     eps: float = 1e-8
+    """Adam/AdamW denominator epsilon."""
     momentum: float = 0.0
     """SGD momentum."""
     no_decay: list[str] = field(default_factory=lambda: ["bias", "norm"])
@@ -146,6 +160,7 @@ class OptimConfig:
     schedule: str = "constant"
     """constant | cosine | linear | inverse_sqrt | one_cycle (all but one_cycle after linear warmup)"""
     warmup_steps: int = 10
+    """Optimizer steps of linear warmup from 0 to lr."""
     min_lr_ratio: float = 0.0
     """Floor of cosine/linear decay as a fraction of lr."""
     one_cycle_pct: float = 0.3
@@ -153,6 +168,7 @@ class OptimConfig:
     grad_clip: float = 0.0
     """Clip the global L2 gradient norm to this value; 0 turns clipping off."""
     label_smoothing: float = 0.0
+    """Cross-entropy label smoothing (0 = none)."""
     loss: str = LOSSES[0]
     """cross_entropy | stablemax (StableMax cross-entropy, Prieto et al. 2025; no label smoothing)"""
     orthogonal_grad: bool = False
@@ -202,9 +218,11 @@ class TrainConfig:
     batch_size: int = 512
     """Examples per optimizer step (split over grad_accum micro-batches); 0 = full batch."""
     grad_accum: int = 1
+    """Micro-batches per optimizer step (batch_size is split over them)."""
     precision: str = "fp32"
     """fp32 | bf16 (autocast) | fp16 (autocast + grad scaler, CUDA only)"""
     activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass: less memory, more compute."""
     compile: bool = False
     """torch.compile the model (worth it on CUDA; slow to start on CPU). Turns off share_prefixes."""
     share_prefixes: bool = True
@@ -226,6 +244,7 @@ class TrainConfig:
     eval_dense_until: int = 100
     """Evaluate every `eval_dense_every` steps up to this step..."""
     eval_dense_every: int = 10
+    """Steps between evals up to eval_dense_until."""
     eval_log_ratio: float = 1.1
     """...then at steps growing by this ratio (log-spaced)..."""
     eval_every: int = 200

@@ -1,6 +1,6 @@
 """Upper bounds on sizes and budgets, checked when a config is validated, before any allocation.
 
-Issue 12: `train.steps: 1e12` filled memory building the eval plan and `d_model: 1e9` the
+Without them `train.steps: 1e12` filled memory building the eval plan and `d_model: 1e9` the
 model. The bounds are far above any grokking study and low enough that a typo fails at once
 instead of after an hour. trials.config applies them; no torch here.
 """

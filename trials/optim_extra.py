@@ -1,4 +1,4 @@
-"""The grokking methods beyond Adam and SGD that trials.optim.Optimizer runs (issue 16).
+"""The grokking methods beyond Adam and SGD that trials.optim.Optimizer runs.
 
 - ⊥Grad (Prieto et al. 2025, `optim.orthogonal_grad`): each parameter tensor's gradient loses its
   component along the tensor, g_perp = g - (g.w / (w.w + 1e-30)) w, and is rescaled back to

@@ -102,7 +102,7 @@ def check_population(cfgs: list) -> None:
         raise SetupError("population: train.precision fp16 is not supported; use fp32 or bf16")
     if getattr(getattr(cfg, "probes", None), "kinds", None):
         raise SetupError("population: probes are not supported; set probes.kinds: []")
-    reason = unsupported_methods(cfg.optim)  # issue-16 methods run in single runs only
+    reason = unsupported_methods(cfg.optim)  # Lion, Muon, StableMax, ⊥Grad, weight-norm clipping: single runs only
     if reason:
         raise SetupError(f"population: {reason}")
 

@@ -26,7 +26,7 @@ PER_MEMBER = ("lr", "weight_decay", "beta1", "beta2", "momentum")
 def unsupported_methods(optim) -> str | None:
     """Why a population cannot train with this OptimConfig, or None when it can.
 
-    The issue-16 methods (Lion, Muon, StableMax, ⊥Grad, weight-norm clipping) run in single runs
+    The newer grokking methods (Lion, Muon, StableMax, ⊥Grad, weight-norm clipping) run in single runs
     only; a population refuses them at validation time in one line instead of training something
     else.
 

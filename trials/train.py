@@ -127,7 +127,7 @@ def _train_step(run: Run, step: int, want_norms: bool) -> dict[str, Any] | None:
     run.grokfast.apply()
     run.noise.apply(step)
     stats = None
-    if want_norms:  # before clipping; total and per layer from one computation, so they agree (issue 13)
+    if want_norms:  # before clipping; total and per layer from one computation, so they agree
         named = [(n, p.grad) for n, p in run.named_params if p.grad is not None]
         total, per_layer = grouped_norms(named)
         stats = {"total": total, "per_layer": per_layer}

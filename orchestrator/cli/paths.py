@@ -2,7 +2,7 @@
 
 Every command that takes a folder, an output file or a name calls these first, so a missing
 folder, a file where a folder is needed (or the reverse), or a name that would leave its storage
-folder is refused the same way everywhere (issue 12).
+folder is refused the same way everywhere.
 """
 
 from __future__ import annotations

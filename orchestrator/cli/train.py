@@ -1,6 +1,6 @@
 """`groktune train CONFIG [--set K=V ...] [--out DIR] [--resume] [--force]`: one run into a run dir.
 
-All-or-nothing (issue 12): the config is validated and the environment checked (device,
+All-or-nothing: the config is validated and the environment checked (device,
 precision, the LM file) before the run folder is created or touched; existing user files are
 never overwritten; `--resume` checks the saved config.yaml against the config given.
 """

@@ -36,6 +36,7 @@ MAX_SEED = 2**31 - 1
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
+    """Names the run or sweep folder (`--name` overrides it): one path component of letters, digits and `_.-`."""
     seed: int = 0
     """Seeds the data split, the initialisation, batch draws, dropout and gradient noise."""
     task: TaskConfig = field(default_factory=TaskConfig)

@@ -52,7 +52,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 return coerce(value, arg, key)
             except ConfigError as err:
                 # An error about a key inside the value names that key; keep it rather than
-                # printing the whole section (issue 12: `search.space.optim.lr.loguniform`).
+                # printing the whole section (e.g. `search.space.optim.lr.loguniform`).
                 if nested is None and not str(err).startswith(f"{key}: got"):
                     nested = err
         if nested is not None:

@@ -54,6 +54,7 @@ class SearchConfig:
     """What the scheduler and searcher optimise; see orchestrator.sweep.objective.grok_score (lower is better).
     A list (with mode a list of equal length) is a multi-objective search: orchestrator.search.multi_objective."""
     mode: str | list[str] = "min"
+    """min | max for metric (a list of the same length for several objectives)."""
     num_samples: int = 12
     """Configurations sampled (each run once per seed; grid dimensions multiply it)."""
     max_concurrent: int = 0
@@ -68,9 +69,11 @@ class SearchConfig:
     grace_period: int = 200
     """ASHA/HyperBand: optimizer steps before a trial can first be stopped."""
     reduction_factor: int = 3
+    """ASHA/HyperBand: each rung keeps 1 / reduction_factor of the trials."""
     perturbation_interval: int = 500
     """PBT: optimizer steps between exploit/explore rounds."""
     cpus_per_trial: float = 1.0
+    """CPUs Ray reserves per trial; the trial's torch threads follow it."""
     gpus_per_trial: float = 0.0
     """Fractions pack trials: 0.25 runs four trials on one GPU."""
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -93,7 +96,9 @@ class SearchConfig:
     (sqlite:///study.db) or a JournalStorage file (journal:PATH, or a path ending in .log /
     .journal); empty keeps it in memory. orchestrator.storage.optuna_study."""
     tracking: list[str] = field(default_factory=list)
-    """Extra loggers: mlflow, wandb (used only when installed)."""
+    """Trackers that also get every trial's metrics at its optimizer steps: mlflow, wandb (each
+    skipped with a warning when not installed; configured by their own environment variables,
+    MLFLOW_TRACKING_URI, WANDB_MODE, ...: orchestrator.sweep.tracking)."""
 
     def validate(self) -> None:
         for name, allowed in (
@@ -126,7 +131,7 @@ class SearchConfig:
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
-        check_objectives(self)  # metric/mode, one or several (issue 16)
+        check_objectives(self)  # metric/mode, one or several
 
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a

@@ -1,4 +1,4 @@
-"""ASHA whose rungs and stop decisions survive a driver kill (issue 12).
+"""ASHA whose rungs and stop decisions survive a driver kill.
 
 Ray 2.60 leaves the scheduler out of its experiment snapshot (TuneController.__getstate__
 drops `_scheduler_alg`): Tuner.restore brings back the scheduler as it was pickled into

@@ -1,4 +1,4 @@
-"""Several objectives at once: `search.metric` / `search.mode` as lists (issue 16, item 4).
+"""Several objectives at once: `search.metric` / `search.mode` as lists.
 
     search:
       metric: [grok_score, failure_rate]   # steps to target (the score) and the share of seeds that failed

@@ -1,4 +1,4 @@
-"""Ray Tune's OptunaSearch on groktune's clock and statuses (issue 14, item 4).
+"""Ray Tune's OptunaSearch on groktune's clock and statuses.
 
 Ray's OptunaSearch (ray/tune/search/optuna/optuna_search.py, ray 2.60) reports intermediate
 values at Tune's `training_iteration` (1, 2, 3, ... one per report), and it tells the study

@@ -38,7 +38,7 @@ PER_VALUE = ("loguniform_per", "uniform_per")
 DISTRIBUTIONS = CONTINUOUS + DISCRETE + PER_VALUE
 LOG = ("loguniform", "qloguniform", "loguniform_per")
 # Keys whose every value must be > 0, whatever the distribution (a clearer message than the
-# generic config check, and the issue names it).
+# generic config check gives).
 POSITIVE_KEYS = ("optim.lr",)
 MAX_STEPS_OF_Q = 1e12
 """Largest |bound| / q of a quantised distribution."""

@@ -3,7 +3,7 @@
     python -m orchestrator.session.watchdog ROOT DRIVER_PID      (started by orchestrator.session.start)
 
 Ray's own reaper kills the driver's process group when the driver dies, but Ray's agents and
-workers are not all in that group and outlive a SIGKILLed driver (issue 12). This process is
+workers are not all in that group and outlive a SIGKILLed driver. This process is
 started in a session of its own (so Ray's reaper and a terminal's Ctrl-C do not take it down
 first) with a pipe on stdin whose only writer is the driver: EOF on stdin means the driver has
 closed it (a normal stop) or has died (any signal). Until then it records, twice a second, the

@@ -1,4 +1,4 @@
-"""Where a sweep's results go: `--storage` as a folder, a file:// URI or a bucket URI (issue 15).
+"""Where a sweep's results go: `--storage` as a folder, a file:// URI or a bucket URI.
 
 Two kinds of place, one rule each:
 
@@ -7,7 +7,7 @@ Two kinds of place, one rule each:
   system every node mounts at the same path (NFS, Lustre, ...), because each trial writes its
   checkpoints there from the node it runs on. Everything lives in STORAGE/NAME: Ray Tune's files
   and checkpoints and groktune's own (experiment.yaml, ledger/, driver.heartbeat, the tables),
-  so --resume and the crash consistency of issue 12 (atomic renames, exclusive claims,
+  so --resume and the sweep's crash consistency (atomic renames, exclusive claims,
   append-only start counts) hold there.
 - A bucket: any URI that pyarrow.fs opens (s3://, gs://, abfs://, hdfs://), which is what Ray
   Tune's RunConfig(storage_path=...) accepts. Ray Tune writes its experiment state, results

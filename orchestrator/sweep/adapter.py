@@ -160,7 +160,7 @@ class _Meter:
         self.cpu_start = time.process_time()
         self.device = device
         # Ray's own result has node_ip and hostname, the same for every node of one machine;
-        # the node id tells the nodes apart (trials.parquet's node_id, issue 15).
+        # the node id tells the nodes apart (trials.parquet's node_id).
         self.node_id = ray.get_runtime_context().get_node_id()
 
     def snapshot(self) -> dict:

@@ -6,13 +6,13 @@ own): every trial's scalars at the optimizer step (result["step"], not Tune's
 training_iteration), one run per trial named by its hyperparameters
 (`trial_1a2b3_00004_lr=0.003,weight_decay=1`), all in SWEEP/tensorboard/ (groktune.layout
 TENSORBOARD) instead of a temporary Ray folder, so `tensorboard --logdir SWEEP/tensorboard`
-follows a sweep live. MLflow and W&B callbacks are added when asked for in `search.tracking`
-and their packages are installed; asked for but missing, they are skipped with a warning.
+follows a sweep live. MLflow and W&B callbacks (orchestrator.sweep.tracking, also on the optimizer
+step) are added when asked for in `search.tracking` and their packages are installed; asked for
+but missing, they are skipped with a warning.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -34,6 +34,7 @@ from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial
 from orchestrator.session.start import cluster_resources
 from orchestrator.search.algos import TIME_ATTR
 from orchestrator.config.trial import searched_values
+from orchestrator.sweep.tracking import tracking_callbacks
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
 # report: a flush is an fsync, and per report it was the driver's largest cost in a sweep of
@@ -286,24 +287,6 @@ def logger_callbacks(search, experiment_dir: str | Path) -> list:
     """
     path = Path(experiment_dir)
     return [JsonLoggerCallback(), StepTensorBoard(path, search.space), *tracking_callbacks(search.tracking, path.name)]
-
-
-def tracking_callbacks(names: list[str], experiment_name: str) -> list:
-    """MLflow / W&B logger callbacks for the names asked for and installed."""
-    callbacks = []
-    for name in names:
-        if importlib.util.find_spec(name) is None:
-            print(f"groktune: warning: search.tracking {name}: package not installed; skipped", file=sys.stderr)
-            continue
-        if name == "mlflow":
-            from ray.air.integrations.mlflow import MLflowLoggerCallback  # deferred: optional package
-
-            callbacks.append(MLflowLoggerCallback(experiment_name=experiment_name))
-        elif name == "wandb":
-            from ray.air.integrations.wandb import WandbLoggerCallback  # deferred: optional package
-
-            callbacks.append(WandbLoggerCallback(project=experiment_name))
-    return callbacks
 
 
 __all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "Progress", "StepTensorBoard", "logger_callbacks", "run_name",

@@ -1,6 +1,6 @@
 """A sweep folder's state on disk: fresh, resumable or stuck, and its reconciliation on --resume.
 
-All-or-nothing (issue 12): `groktune sweep` creates STORAGE/NAME only after the config is valid,
+All-or-nothing: `groktune sweep` creates STORAGE/NAME only after the config is valid,
 Ray is up and the resources fit (orchestrator.sweep.driver), and removes it again when the sweep fails
 before Tune saved any state. A folder that holds experiment.yaml / tuner.pkl but no usable
 experiment state (a driver killed during start-up) holds nothing resumable: a rerun treats it

@@ -1,4 +1,4 @@
-"""The sweep ledger: a finished trial is on disk the moment the driver learns of it (issue 12).
+"""The sweep ledger: a finished trial is on disk the moment the driver learns of it.
 
 STORAGE/NAME/ledger/<trial_id>.json holds one finished trial: {trial_id, status, config (the
 sampled point), result (the last result Tune had), replay_of}. The LedgerCallback

@@ -175,7 +175,7 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
 
 def trial_nodes(rows: list[dict], last: dict) -> dict:
     """Where a trial ran: hostname, node_ip and Ray node_id of its last report, and `nodes`, every
-    node id it reported from in order (two after a retry on another node, issue 15).
+    node id it reported from in order (two after a retry on another node).
 
     Ray's own hostname and node_ip are the same for every node of one machine; the adapter's
     node_id (orchestrator.sweep.adapter) tells them apart.

@@ -80,7 +80,7 @@ def test_a_later_fall_never_moves_the_event_and_is_a_collapse():
     steps = np.arange(100)
     val = np.zeros(100)
     val[10:20] = 1.0  # reached and held for 10 evals...
-    val[20:40] = 0.5  # ...then lost for 20: a collapse, not a reason to move the onset (issue 11)
+    val[20:40] = 0.5  # ...then lost for 20: a collapse, not a reason to move the onset
     val[40:] = 1.0
     assert sustained_onset(steps, val, threshold=0.99) == 10
     ev = detect_grokking(steps, np.ones(100), val, threshold=0.99)

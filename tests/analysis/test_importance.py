@@ -61,7 +61,7 @@ def test_optuna_logging_level_is_restored():
 
 
 def test_degenerate_case_is_undetermined_never_equal_numbers():
-    """12 of 16 trials never generalised (issue 11: PED-ANOVA printed 0.25 for all four)."""
+    """12 of 16 trials never generalised (PED-ANOVA once printed 0.25 for all four)."""
     frame = trials(16, seed=3)
     gen = [None] * 12 + [400, 900, 2000, 5000]
     frame["generalized_step"] = pd.array(gen, dtype="Int64")

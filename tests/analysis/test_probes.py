@@ -135,7 +135,7 @@ def test_figures_draw_from_real_probe_files(run_dir):
 
 
 def test_figures_show_the_hindsight_key_frequencies(run_dir):
-    """Issue 11 item 8: the final embedding's key frequencies are named, and drawn, in the figures."""
+    """The final embedding's key frequencies are named, and drawn, in the figures."""
     from analysis.load import load
 
     fourier = load_probes(run_dir)["fourier"]

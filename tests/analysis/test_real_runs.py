@@ -4,7 +4,7 @@ Fast tests read the committed fixtures (tests/analysis/fixtures/*.json: x*y mod 
 EMA, and with AdamW wd 1 and no filter, early stop at the target off; each fixture stores the
 command that made it, see make_real_runs.py). Both runs grok, then fall below the target and
 recover every 200-300 steps (slingshots): the onset must be the first streak, every collapse must
-be found, and the trainer's stop rule, grok_score and detect_grokking must agree (issue 11).
+be found, and the trainer's stop rule, grok_score and detect_grokking must agree.
 
 Slow tests train small x+y mod 23 runs now: the trainer decides "grokked" with its own stop rule
 while training; the analysis, reading only the saved files, must find the same step, and the

@@ -1,5 +1,5 @@
 """analysis/safe_text.py: hostile names render as literal text in report.md and never run as
-formulas from summary.csv (issue 12, item 4)."""
+formulas from summary.csv."""
 
 import csv
 import io

@@ -114,7 +114,7 @@ def test_summary_respects_threshold(sweep):
 
 def test_median_to_generalise_counts_runs_that_never_did():
     """Three of five runs never generalised (censored at 1000): the median is not reached,
-    although the median over the two that did would be 150 (issue 11, item 4)."""
+    although the median over the two that did would be 150."""
     frame = pd.DataFrame({"generalized_step": pd.array([100, 200, None, None, None], dtype="Int64"),
                           "last_step": [100, 200, 1000, 1000, 1000]})
     assert censored_median(frame).startswith("not reached")

@@ -10,7 +10,7 @@ By hand (as root, with Debian's slurmctld slurmd slurm-client munge installed):
     python -m tests.cluster.local_slurm up [--nodes 2]   # prints `export SLURM_CONF=...`
     python -m tests.cluster.local_slurm down DIR
 
-What makes it work on machines without systemd or usable cgroups (issue 5):
+What makes it work on machines without systemd or usable cgroups:
 - proctrack/linuxproc + task/none and no cgroup.conf: with the cgroup plugins every job step
   fails while `sbatch --wait` still returns 0, so tests check outputs, not exit codes;
 - a private munged (own key 0400, socket dir 0711, pid and log files) named in

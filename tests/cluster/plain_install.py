@@ -1,6 +1,6 @@
 """A plain install (`pip install torch && pip install groktune`, no extras) can start the Ray head
-exactly as the Slurm job script does and run a sweep that joins it with --address (issue 15,
-item 5). Run it with the plain venv's python, from anywhere:
+exactly as the Slurm job script does and run a sweep that joins it with --address.
+Run it with the plain venv's python, from anywhere:
 
     /path/to/plain-venv/bin/python tests/cluster/plain_install.py [--keep WORKDIR]
 

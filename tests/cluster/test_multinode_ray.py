@@ -1,4 +1,4 @@
-"""A real three-node Ray cluster on this machine, one worker node killed mid-sweep (issue 15, item 2).
+"""A real three-node Ray cluster on this machine, one worker node killed mid-sweep.
 
 A head and two worker raylets started with plain `ray start` (token auth on, as Ray's defaults
 have it once ~/.ray/auth_token exists), each with 1 CPU, its own --temp-dir and a custom resource

@@ -1,5 +1,5 @@
 """A plain install (no extras: no grpcio, no tensorboard) starts the Ray head exactly as the Slurm
-job script does and a sweep joins it with --address (issue 15, item 5).
+job script does and a sweep joins it with --address.
 
 Runs tests/cluster/plain_install.py with the python of a venv built by
 `pip install torch==2.13.0 && pip install .` (.ci/run builds it; GROKTUNE_PLAIN_VENV names it,

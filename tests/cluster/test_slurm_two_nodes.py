@@ -2,8 +2,8 @@
 
 Two slurmd (node1, node2), each in its own network namespace (tests/cluster/local_slurm.py,
 tests/cluster/netns.py): the job's Ray head runs on node1, its Ray worker on node2 through srun,
-each with the node's own address and this job's ports. One sweep checks both things the issue
-asks for, to keep the suite short: its trials run on both nodes, and `scontrol requeue` of the
+each with the node's own address and this job's ports. One sweep checks both things a two-node job
+must do, to keep the suite short: its trials run on both nodes, and `scontrol requeue` of the
 running job (what a preempting scheduler does) brings it back, it resumes the sweep and finishes
 with no finished trial lost or trained again (the ledger's records and start counts, as in
 tests/orchestrator/test_sweep_crash.py).

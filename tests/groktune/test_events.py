@@ -120,7 +120,7 @@ def test_collapses_match_a_brute_force_scan(values, patience, threshold):
 @given(head=st.lists(acc_or_nan, min_size=0, max_size=40), tail=st.lists(acc_or_nan, min_size=0, max_size=40),
        patience=st.integers(1, 5), threshold=st.floats(0.3, 1.0))
 def test_a_tail_appended_after_the_event_never_changes_it(head, tail, patience, threshold):
-    """The property of issue 11: whatever follows an event (dips, collapses, NaN) never moves it."""
+    """The event rule's property: whatever follows an event (dips, collapses, NaN) never moves it."""
     steps = np.arange(len(head) + len(tail)) * 10 + 10
     before = first_event(steps[:len(head)], head, threshold=threshold, patience=patience)
     after = first_event(steps, head + tail, threshold=threshold, patience=patience)

@@ -1,4 +1,4 @@
-"""groktune/layout.py: task_label, losses_finite and the one atomic write (issue 13)."""
+"""groktune/layout.py: task_label, losses_finite and the one atomic write."""
 
 import math
 
@@ -78,7 +78,7 @@ def test_write_atomic_with_replaces_whole_or_not_at_all(tmp_path):
 
 
 # Files that still spell run-format names out; they belong to other work in flight, and the
-# lead replaces the literals with groktune.layout names after it lands (issue 13). Allowed here,
+# lead replaces the literals with groktune.layout names after it lands. Allowed here,
 # never required: delete an entry once its file is clean.
 NOT_YET_CLEAN = {"cluster/slurm/submit.py"}
 

@@ -1,4 +1,4 @@
-"""The bad-input table (issue 12 item 3): every case is exit 2, one line naming the key or path,
+"""The bad-input table: every case is exit 2, one line naming the key or path,
 no traceback, nothing created and nothing changed.
 
 Each case runs the CLI in-process (`orchestrator.cli.main`) with its cwd in a fresh copy of the

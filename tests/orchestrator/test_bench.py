@@ -1,4 +1,4 @@
-"""`groktune bench` end to end on a tiny test-only index, and its bad input (issue 16, item 2).
+"""`groktune bench` end to end on a tiny test-only index, and its bad input.
 
 The tiny settings really train (x+y mod 11, a small MLP, a few hundred full-batch steps); the
 table's numbers are checked against the runs' own metrics.jsonl with an independent reading of

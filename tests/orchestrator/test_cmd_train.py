@@ -77,7 +77,7 @@ def test_run_dir_contents_and_refusal_to_overwrite(tmp_path, capsys):
     assert result["status"] in ("budget", "grokked") and result["final_step"] == 20
     assert (out / "checkpoints" / "checkpoint.pt").is_file()
     assert any((out / "tensorboard").iterdir())
-    versions = json.loads((out / "versions.json").read_text())  # issue 11, item 10
+    versions = json.loads((out / "versions.json").read_text())  # what produced the results, for the report
     assert {"python", "torch", "ray", "optuna", "numpy", "pandas", "groktune"} <= set(versions)
     before = (out / "metrics.jsonl").read_text()
     assert main(["train", str(cfg), "--out", str(out)]) == 2
@@ -152,7 +152,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert ra["final"]["val_acc"] == rb["final"]["val_acc"] and ra["status"] == rb["status"]
 
 
-# --- run folders are all-or-nothing (issue 12 item 2) ---------------------------------------
+# --- run folders are all-or-nothing ---------------------------------------
 
 
 def test_failed_environment_check_creates_no_folder(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""orchestrator/config/experiment.py: config_from_dict leaves the caller's data alone (issue 13)."""
+"""orchestrator/config/experiment.py: config_from_dict leaves the caller's data alone."""
 
 import copy
 

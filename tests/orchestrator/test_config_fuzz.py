@@ -1,5 +1,5 @@
 """Property tests: no config input, however broken, produces anything but a valid config or a
-one-line user error (issue 12 item 3). Random mutations of a valid experiment config: wrong
+one-line user error. Random mutations of a valid experiment config: wrong
 types, huge, negative and non-finite numbers, random strings, nested junk, unknown keys, random
 `--set` overrides and random YAML text.
 """

@@ -1,4 +1,4 @@
-"""Honest exits of `groktune sweep` (issue 14, item 5).
+"""Honest exits of `groktune sweep`.
 
 Fast tier: GPUs per trial on a machine without one is one line and exit 2 before Ray is even
 imported; with a cluster address the check is the cluster's (orchestrator.sweep.driver.check_resources).

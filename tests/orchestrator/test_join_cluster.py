@@ -1,5 +1,5 @@
-"""`groktune sweep --address` against a cluster started with plain `ray start --head` (issue 15,
-item 1): with Ray 2.60's defaults (token auth on because ~/.ray/auth_token exists) and with auth
+"""`groktune sweep --address` against a cluster started with plain `ray start --head`:
+with Ray 2.60's defaults (token auth on because ~/.ray/auth_token exists) and with auth
 off (RAY_AUTH_MODE=disabled at `ray start`), nobody setting RAY_AUTH_MODE for the driver; and a
 join that cannot work says why in one line, exit 2, within 10 s.
 

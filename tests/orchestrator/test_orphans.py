@@ -1,4 +1,4 @@
-"""Ray's processes end with the driver and its temp files go, however the driver ends (issue 12).
+"""Ray's processes end with the driver and its temp files go, however the driver ends.
 
 Slow tier: a real `groktune sweep` subprocess with trials training; the driver is SIGKILLed,
 SIGTERMed or SIGINTed (Ctrl-C) while they run, or the sweep runs to its normal end. Within

@@ -1,6 +1,6 @@
 """orchestrator/session/start.py with a real embedded Ray (slow): token auth on with a private
 per-sweep token, joining that cluster works with the token and is refused without it, and
-stop_ray leaves nothing behind and puts the environment back (issue 12, items 4 and 5)."""
+stop_ray leaves nothing behind and puts the environment back."""
 
 import os
 import stat

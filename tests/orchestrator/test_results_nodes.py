@@ -1,4 +1,4 @@
-"""trials.parquet says where each trial ran (issue 15): hostname, node_ip, node_id and `nodes`.
+"""trials.parquet says where each trial ran: hostname, node_ip, node_id and `nodes`.
 
 The real thing, a trial moved from a killed node, is tests/cluster/test_multinode_ray.py; here the
 columns are checked on a folder laid out as Ray Tune writes it (tests/orchestrator/test_results.py).

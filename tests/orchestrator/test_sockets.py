@@ -1,6 +1,6 @@
-"""What listens where during a real sweep, checked against the README's statement (issue 12).
+"""What listens where during a real sweep, checked against what the docs state (docs/listening.md).
 
-README "What listens where": with the embedded cluster every TCP listener of the sweep's Ray
+docs/listening.md, "What listens where": with the embedded cluster every TCP listener of the sweep's Ray
 session (the driver, gcs_server, raylet, the trial workers, the RuntimeEnvAgent) is bound to
 loopback; nothing listens on another address, with no exception. The test runs `groktune sweep`
 as a subprocess, samples the listening sockets of the driver and all its descendants several
@@ -19,8 +19,9 @@ import pytest
 
 from tests.orchestrator import rayprocs
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-# The Ray processes the README's table names as listening (on loopback), besides the driver.
+ROOT = Path(__file__).resolve().parents[2]
+LISTENING = ROOT / "docs" / "listening.md"
+# The Ray processes the docs' table names as listening (on loopback), besides the driver.
 LISTENERS = {"gcs_server", "raylet", "ray::RuntimeEnvAgent"}
 
 
@@ -36,12 +37,15 @@ def test_is_loopback_tells_wildcards_and_routable_addresses_apart():
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.0.2.2", "::ffff:10.0.0.1", "fe80::1"]))
 
 
-def test_readme_states_what_listens_where():
-    text = README.read_text()
-    assert "## What listens where" in text
-    section = text.split("## What listens where", 1)[1].split("\n## ", 1)[0]
-    for name in ("gcs_server", "raylet", "RuntimeEnvAgent", "127.0.0.1", "RAY_AUTH_MODE=token", "0600"):
-        assert name in section, name
+def test_docs_state_what_listens_where():
+    text = LISTENING.read_text()
+    assert text.startswith("# What listens where")
+    table = text.split("| process | listens on | why |", 1)[1].split("\n\n", 1)[0]
+    for name in ("gcs_server", "raylet", "RuntimeEnvAgent", "127.0.0.1"):
+        assert name in table, name
+    for name in ("RAY_AUTH_MODE=token", "0600"):
+        assert name in text, name
+    assert "(docs/listening.md)" in (ROOT / "README.md").read_text()  # the front door points to it
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Real sweeps into a file:// URI and into an S3 bucket (issue 15, item 3), through the CLI.
+"""Real sweeps into a file:// URI and into an S3 bucket, through the CLI.
 
 - file:///PATH is the folder PATH: sweep, collect (by its URI), report and --resume all work.
 - s3://: a real S3 protocol server (moto's, on loopback, in this test process) stands in for

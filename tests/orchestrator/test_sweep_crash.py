@@ -1,4 +1,4 @@
-"""Crash consistency of a sweep (issue 12): SIGKILL the driver at random moments, --resume each time.
+"""Crash consistency of a sweep: SIGKILL the driver at random moments, --resume each time.
 
 Slow tier: a real local Ray, real training of tiny models (x+y mod 11), through the real CLI.
 
@@ -158,7 +158,7 @@ def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
 @pytest.mark.slow
 @pytest.mark.full
 def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
-    """The issue's measured case: TPE + ASHA (searcher and scheduler state must come back). The
+    """The measured case: TPE + ASHA (searcher and scheduler state must come back). The
     outcome may differ from an uninterrupted sweep's (ASHA's cut-offs depend on arrival order),
     so this checks only that nothing finished is lost or trained again."""
     cfg = crash_config(tmp_path)

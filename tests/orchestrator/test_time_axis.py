@@ -1,4 +1,4 @@
-"""One time axis, the optimizer step (issue 14, item 4): schedulers, TensorBoard and the Optuna study.
+"""One time axis, the optimizer step: schedulers, TensorBoard and the Optuna study.
 
 Fast tier: the schedulers are built on `step` with budgets in steps; StepTensorBoard names a
 run by its hyperparameters and writes each step once, at the optimizer step, through Tune's
@@ -155,17 +155,21 @@ def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_t
     assert final["status"] == "finished" and sum(final["counts"].values()) == 8
     assert {t["trial_id"] for t in final["trials"]} == set(trials["trial_id"])
 
-    # README's "Ray's own view of the results" snippet, run as written on this sweep's folder.
-    snippet = readme_snippet("ResultGrid").replace("results/demo_sweep", str(exp))
+    # The docs' "Ray's own view of the results" snippet (docs/live.md), run as written on this sweep's folder.
+    snippet = docs_snippet("ResultGrid").replace("results/demo_sweep", str(exp))
     ran = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.startswith("8 0 {'optim.lr': ") and "val_acc" in ran.stdout
 
 
-def readme_snippet(needle: str) -> str:
-    """The README's first python block, in the section "Following a sweep live", that contains `needle`."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Following a sweep live"):]
-    section = section[:section.index("\n### ", 1)]
-    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+def docs_snippet(needle: str) -> str:
+    """The first python block of docs/live.md ("Following a sweep live") that contains `needle`."""
+    text = (ROOT / "docs" / "live.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
     return next(b for b in blocks if needle in b)
+
+
+def test_the_docs_resultgrid_snippet_is_there():
+    snippet = docs_snippet("ResultGrid")
+    assert 'ResultGrid(ExperimentAnalysis("results/demo_sweep"' in snippet and "get_best_result()" in snippet
+

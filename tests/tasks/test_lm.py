@@ -177,7 +177,7 @@ def _rss_file_bytes() -> int:
 
 
 def test_vocab_scan_leaves_the_file_out_of_resident_memory(tmp_path):
-    # Issue 13: scanning through the map faulted in every page and kept them mapped (RSS = file).
+    # A regression: scanning through the map once faulted in every page and kept them mapped (RSS = file).
     path = tmp_path / "big.bin"
     tokens = (np.arange(32 * 2**20, dtype=np.uint32) % 60000).astype(np.uint16)  # 64 MiB, real pages
     tokens[-1] = 65000

@@ -28,7 +28,7 @@ def test_operation_names_are_the_papers():
 
 @pytest.mark.parametrize("p", PRIMES)
 def test_conditional_op_keeps_its_y_zero_rows(p):
-    """Issue 11 item 9: y = 0 is even, so "x/y if y odd else x-y" gives x - 0 = x there."""
+    """y = 0 is even, so "x/y if y odd else x-y" gives x - 0 = x there."""
     tab = modular_table("x/y if y odd else x-y", p)
     assert len(tab.out) == p * p
     at_zero = tab.right == 0

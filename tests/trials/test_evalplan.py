@@ -32,7 +32,7 @@ def test_stop_rule_diverged_early_stop_and_budget():
     rule.update(1, 0.95, 1.0, True)
     assert rule.final_status(None) == "budget"  # one eval at the target at the end is a spike
     # patience 0: never stops at the target, but the event is still found with the default
-    # patience (3), and a later dip does not undo it (it used to report "budget", issue 11).
+    # patience (3), and a later dip does not undo it (it used to report "budget").
     rule = StopRule(0.9, 0)
     rule.update(1, 0.95, 1.0, True)
     assert rule.final_status(None) == "budget"  # one eval at the target is not an event

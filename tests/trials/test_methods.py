@@ -1,4 +1,4 @@
-"""The issue-16 methods against their formulas, each reference written here independently
+"""The grokking methods beyond Adam and SGD against their formulas, each reference written here independently
 (numpy float64 or plain torch ops): StableMax, ⊥Grad, weight-norm clipping, Lion, Muon."""
 
 import numpy as np

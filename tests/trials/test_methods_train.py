@@ -1,4 +1,4 @@
-"""The issue-16 methods as config options and search parameters, in real tiny training runs:
+"""The grokking methods beyond Adam and SGD as config options and search parameters, in real tiny training runs:
 validation, bitwise resume per new optimizer, and populations refusing them in one line."""
 
 import copy

@@ -66,7 +66,7 @@ def test_mlp_model_and_activation_checkpointing_gradients():
         torch.testing.assert_close(g0, g1)
 
 
-# --- registries: every name is built as itself, unknown names are refused (issue 13) ----------
+# --- registries: every name is built as itself, unknown names are refused ----------
 
 
 def _mlp_reference(model, x, activation, norm):

@@ -144,7 +144,7 @@ def test_loading_a_state_keeps_this_configs_weight_decay():
     assert all(g["t"] == 2 for g in opt_b.param_groups)
 
 
-# --- one table of optimizers for single runs and populations (issue 13) -----------------------
+# --- one table of optimizers for single runs and populations -----------------------
 
 TORCH_OPTIMIZERS = {
     "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps),

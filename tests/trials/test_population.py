@@ -300,7 +300,7 @@ def test_loop_mode_is_bitwise_on_splits_of_several_eval_chunks():
         assert_identical_curve(sep_records, got)
 
 
-# --- members that all stop at the same eval (issue 13: configs/seeds_sweep.yaml crashed) -----
+# --- members that all stop at the same eval (configs/seeds_sweep.yaml once crashed on it) -----
 
 
 @pytest.mark.parametrize("vectorize", ["loop", "vmap"])
@@ -336,7 +336,7 @@ def _assert_norms_are_pre_clip(record: dict, clip: float) -> None:
 
 
 def test_per_layer_grad_norms_combine_to_the_total_before_clipping():
-    # issue 13: per-layer norms were logged after clipping, the total before, so they disagreed
+    # per-layer norms were once logged after clipping, the total before, so they disagreed
     clip = 1e-3  # far below the gradient norms here, so every step is clipped
     cfgs = configs([{"seed": 0}, {"seed": 1}], optim={"grad_clip": clip}, train={"steps": 20})
     (_, records), = separate(cfgs[:1])
