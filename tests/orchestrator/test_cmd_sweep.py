@@ -298,8 +298,11 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
     finished = before[before["status"].isin(FINAL)]["trial_id"].tolist()
     assert finished and (len(before) < 5 or not before["status"].isin(FINAL).all())
     lines_before = {t: read_result_lines(next(exp.glob(f"*{t}*"))) for t in finished}
-    # running at the kill with a checkpoint (every 100 steps): must continue from it, not step 0
-    cut_short = before[(before["status"] == "running") & (before["final_step"] >= 100)]["trial_id"].tolist()
+    # running at the kill with a checkpoint (every 100 steps): must continue from it, not step 0.
+    # One that Tune's last snapshot already holds as TERMINATED ended its training: not resumed.
+    ended = {t for t, s in tune_snapshot(exp).items() if s == "TERMINATED"}
+    cut_short = [t for t in before[(before["status"] == "running") & (before["final_step"] >= 100)]["trial_id"]
+                 if t not in ended]
     proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = pd.read_parquet(exp / "trials.parquet")
