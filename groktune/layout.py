@@ -54,6 +54,10 @@ TUNER_PKL = "tuner.pkl"  # in the sweep folder: the Tuner a resume restores
 # Inside each Tune checkpoint, beside CHECKPOINT_FILE: the adapter's own state (score tracker,
 # the step it resumed from), orchestrator.sweep.adapter.
 TUNE_STATE = "tune_state.json"
+# In an embedded Ray session's private dir: the processes its watchdog
+# (orchestrator.session.watchdog) has seen below the driver and will stop with the session,
+# rewritten whenever it sees a new one.
+WATCHDOG_PIDS = "watchdog-pids.json"
 
 # Report folder (groktune report --out DIR).
 REPORT_HTML = "report.html"

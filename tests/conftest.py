@@ -1,17 +1,72 @@
-"""Shared fixtures: tiny experiment configs that train in well under a second per 100 steps."""
+"""Shared fixtures (tiny experiment configs that train in well under a second per 100 steps) and
+the suite's rules: the `--full` tier, no unlisted skip in CI, Hypothesis profiles.
+
+Tiers: `pytest` (scripts/test.sh) runs everything but the tests marked `full` (the Slurm one- and
+two-node tests, the three-node Ray test, the crash campaigns, the benchmark's tiny run);
+`pytest --full` (scripts/test.sh --full, CI) runs them too.
+"""
 
 import os
 
 import pytest
 from hypothesis import settings
 
-# CI runs a fixed draw of every property test (reproducible; a red CI is a real regression).
-# Locally the draws stay random to keep finding new cases.
-settings.register_profile("ci", derandomize=True, deadline=None)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
-
 from orchestrator.config.experiment import config_from_dict
+from tests import shared_sweep
+from tests.allowed_skips import allowed
+
+# CI runs a fixed draw of every property test (reproducible; a red CI is a real regression).
+# Locally the draws stay random to keep finding new cases. Neither has a wall-clock deadline:
+# on a shared 2-core machine one slow draw is load, not a bug.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="also run the tests marked `full` (clusters, crash campaigns, benchmark)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --full, deselect the `full` tier (pytest's summary counts them as deselected)."""
+    if config.getoption("--full"):
+        return
+    full = [item for item in items if item.get_closest_marker("full")]
+    if full:
+        items[:] = [item for item in items if not item.get_closest_marker("full")]
+        config.hook.pytest_deselected(items=full)
+
+
+_UNLISTED = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Record, with CI set, every skip that tests/allowed_skips.py does not allow."""
+    outcome = yield
+    report = outcome.get_result()
+    if (os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail")
+            and not allowed(item.nodeid, item.get_closest_marker("gpu") is not None)):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        item.config.stash.setdefault(_UNLISTED, []).append(f"{item.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With CI set, an unlisted skip fails the session (exit 1)."""
+    if session.config.stash.get(_UNLISTED, []) and session.exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name the unlisted skips that failed a CI session."""
+    unlisted = config.stash.get(_UNLISTED, [])
+    if unlisted:
+        terminalreporter.section("skips not allowed in CI (tests/allowed_skips.py)", red=True)
+        for line in unlisted:
+            terminalreporter.line(line, red=True)
+
 
 TINY = {
     "name": "tiny",
@@ -37,3 +92,12 @@ def deep_merge(base: dict, extra: dict) -> dict:
 def tiny_cfg():
     """Factory: tiny_cfg(train={"steps": 10}) -> a validated ExperimentConfig."""
     return lambda **extra: config_from_dict(deep_merge(TINY, extra))
+
+
+@pytest.fixture(scope="session")
+def tpe_asha_sweep(tmp_path_factory) -> shared_sweep.SharedSweep:
+    """A finished real TPE + ASHA sweep (tests/shared_sweep.py), run once for the whole session.
+    Read it; to change it, work on `tpe_asha_sweep.copy_to(tmp_path)`."""
+    sweep = shared_sweep.run(tmp_path_factory.mktemp("tpe_asha"))
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    return sweep

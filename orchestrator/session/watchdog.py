@@ -7,8 +7,9 @@ workers are not all in that group and outlive a SIGKILLed driver. This process i
 started in a session of its own (so Ray's reaper and a terminal's Ctrl-C do not take it down
 first) with a pipe on stdin whose only writer is the driver: EOF on stdin means the driver has
 closed it (a normal stop) or has died (any signal). Until then it records, twice a second, the
-driver's descendants; then it stops exactly the processes of this Ray session and removes ROOT
-(the session's private temp dir: Ray's session dir and the token file).
+driver's descendants (listed in ROOT/WATCHDOG_PIDS, for a check from outside); then it stops
+exactly the processes of this Ray session and removes ROOT (the session's private temp dir: Ray's
+session dir and the token file).
 
 A process belongs to the session when it carries MARKER=ROOT in its environment (Ray passes
 the driver's environment on to gcs_server, the raylet and the workers), or when a snapshot saw it
@@ -20,6 +21,7 @@ cluster joined with --address (no watchdog runs then).
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -27,6 +29,8 @@ import sys
 from pathlib import Path
 
 import psutil
+
+from groktune.layout import WATCHDOG_PIDS
 
 # The environment variable that tags the processes of one embedded session with its root dir.
 MARKER = "GROKTUNE_RAY_SESSION"
@@ -128,6 +132,17 @@ def _signal(procs, send) -> None:
             pass
 
 
+def write_known(root: str, known: dict[int, float]) -> None:
+    """Write the pids the watchdog will stop to ROOT/WATCHDOG_PIDS (atomically), so that what it
+    has seen can be checked from outside; a root already gone is left gone."""
+    tmp = Path(root) / f".{WATCHDOG_PIDS}.tmp"
+    try:
+        tmp.write_text(json.dumps(sorted(known)))
+        os.replace(tmp, Path(root) / WATCHDOG_PIDS)
+    except OSError:
+        pass
+
+
 def watch(root: str, driver_pid: int) -> None:
     """Record the driver's descendants until stdin reaches EOF, then stop the session."""
     known: dict[int, float] = {}
@@ -136,7 +151,10 @@ def watch(root: str, driver_pid: int) -> None:
         ready, _, _ = select.select([stdin], [], [], POLL_S)
         if ready and not os.read(stdin, 4096):
             break
-        known.update(descendants(driver_pid, root))
+        seen = descendants(driver_pid, root)
+        if seen.keys() - known.keys():
+            known.update(seen)
+            write_known(root, known)
     spare = {os.getpid(), driver_pid}
     stop_session(root, known, spare)
 

@@ -30,6 +30,7 @@ def test_the_small_trials_sweep_is_a_valid_experiment(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_a_tiny_run_fills_the_table(tmp_path):
     out = tmp_path / "m.json"
     proc = subprocess.run(

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.full]
 
 
 def test_trivial_job_runs_a_step(slurm, tmp_path):

@@ -140,6 +140,7 @@ def kill_a_busy_worker(cluster: Cluster, exp: Path, sweep: subprocess.Popen, tim
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_a_sweep_on_three_nodes_survives_a_killed_worker(three_nodes, tmp_path):
     cluster = three_nodes
     exp = tmp_path / "res" / NAME

@@ -23,7 +23,7 @@ from tests.cluster.slurm_jobs import (
 )
 from tests.cluster.slurm_jobs import submit as submit_job
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.full]
 
 
 def submit(slurm, storage: Path, *extra: str, gcs_port: int = 0) -> str:

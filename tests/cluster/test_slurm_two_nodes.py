@@ -23,7 +23,7 @@ from tests.cluster.slurm_jobs import (
     JOB_TIMEOUT, assert_no_ray_left, check_results, job_log, log_excerpt, submit, wait_done, wait_log,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.full]
 TRIALS = 3  # few, to keep it short; two run at once (one per node), so both nodes are used
 
 

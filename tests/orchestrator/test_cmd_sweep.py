@@ -1,9 +1,9 @@
 """`groktune sweep / collect / status` through the real CLI.
 
 Fast tier: bad inputs exit 2 with one line before Ray is imported, let alone started.
-Slow tier (real local Ray, real training of tiny models): a TPE+ASHA sweep writes both parquet
-files; a trial that raises once is retried from its checkpoint; a diverging trial ends
-`diverged` while the sweep goes on; a SIGKILLed driver is resumed with --resume; a sweep of
+Slow tier (real local Ray, real training of tiny models): the session's TPE+ASHA sweep
+(tests/shared_sweep.py) wrote both parquet files; a trial that raises once is retried from its
+checkpoint; a diverging trial ends `diverged` while the sweep goes on; a SIGKILLed driver is resumed with --resume; a sweep of
 population trials (search.seeds_per_trial) reports the median of its members' separate runs.
 """
 
@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from groktune.layout import FINAL_STATUSES
+from tests import shared_sweep
+from tests.orchestrator.rayprocs import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = set(FINAL_STATUSES)  # the one definition (groktune.layout)
@@ -186,35 +188,34 @@ def read_result_lines(trial_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_tpe_asha_sweep_writes_both_tables(tmp_path):
-    cfg = write_config(tmp_path, search={**BASE["search"], "num_samples": 4, "grace_period": 100,
-                                         "space": {"optim.lr": {"loguniform": [1e-3, 1e-2]},
-                                                   "train.batch_size": {"choice": [64, 128]}}})
-    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--name", "demo")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "4 trials:" in proc.stdout and "best:" in proc.stdout
-    exp = tmp_path / "res" / "demo"
+def test_tpe_asha_sweep_writes_both_tables(tpe_asha_sweep, tmp_path):
+    """The session's TPE + ASHA sweep (tests/shared_sweep.py); collect and a rerun on a copy of it."""
+    n = shared_sweep.TRIALS
+    assert f"{n} trials:" in tpe_asha_sweep.stdout and "best:" in tpe_asha_sweep.stdout
+    exp = tpe_asha_sweep.exp
     curves, trials = pd.read_parquet(exp / "curves.parquet"), pd.read_parquet(exp / "trials.parquet")
-    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert len(trials) == n and trials["trial_id"].is_unique
     assert set(trials["status"]) <= FINAL - {"error"}
     for col in ("optim.lr", "train.batch_size", "seed", "status", "steps_to_target", "final_val_acc",
                 "final_train_acc", "final_val_loss", "wall_time", "device", "peak_memory_mb", "cpu_time_s", "task"):
         assert col in trials, col
     assert (trials["task"] == "modular:x+y").all() and (trials["device"] == "cpu").all()
     assert not curves.duplicated(["trial_id", "step"]).any()
-    for tid, n in curves.groupby("trial_id").size().items():
+    for tid, rows in curves.groupby("trial_id").size().items():
         tdir = next(exp.glob(f"*{tid}*"))
         steps = {r["step"] for r in read_result_lines(tdir) if "step" in r}
-        assert n == len(steps)  # one row per eval
+        assert rows == len(steps)  # one row per eval
         # TensorBoard: one run per trial in the sweep's tensorboard/ (orchestrator.sweep.callbacks)
         assert list((exp / "tensorboard").glob(f"trial_{tid}_*/events.out.tfevents.*"))
     assert (exp / "experiment.yaml").exists()
     assert "optim.lr" in yaml.safe_load((exp / "experiment.yaml").read_text())["search"]["space"]
     status = groktune("status", exp)
-    assert status.returncode == 0 and "4 trials planned, 4 started" in status.stdout and "driver: finished" in status.stdout
-    (exp / "curves.parquet").unlink()
-    assert groktune("collect", exp).returncode == 0 and (exp / "curves.parquet").exists()
-    again = groktune("sweep", cfg, "--storage", tmp_path / "res", "--name", "demo")
+    assert status.returncode == 0 and f"{n} trials planned, {n} started" in status.stdout
+    assert "driver: finished" in status.stdout
+    storage, copy = tpe_asha_sweep.copy_to(tmp_path)
+    (copy / "curves.parquet").unlink()
+    assert groktune("collect", copy).returncode == 0 and (copy / "curves.parquet").exists()
+    again = groktune("sweep", tpe_asha_sweep.config, "--storage", storage)
     assert again.returncode == 2 and "already holds a sweep" in again.stderr
 
 
@@ -257,16 +258,30 @@ def _poll(exp: Path, want, timeout: float):
     raise AssertionError("sweep did not reach the wanted state in time")
 
 
-def kill_driver_when(cfg, tmp_path, ready) -> None:
+def tune_snapshot(exp: Path) -> dict[str, str]:
+    """{trial_id: status} in Tune's latest snapshot of the experiment ({} before the first, or mid-write)."""
+    files = sorted(exp.glob("experiment_state-*.json"))
+    try:
+        data = json.loads(files[-1].read_text()) if files else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+    trials = [json.loads(t) if isinstance(t, str) else t for t, _ in data.get("trial_data", [])]
+    return {t["trial_id"]: t["status"] for t in trials}
+
+
+def kill_driver_when(cfg, tmp_path, ready, snapshotted=None) -> None:
     """Start `groktune sweep cfg` in its own session, call ready() (it waits for a state of the
-    sweep folder), then SIGKILL the driver and every process it started."""
+    sweep folder and returns it), then, if given, wait until snapshotted(state) holds (e.g. Tune's
+    snapshot has caught up with it; asserted, never a sleep), and SIGKILL the driver and every
+    process it started."""
     log = open(tmp_path / "driver.log", "w")
     driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage",
                                str(tmp_path / "res")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
     try:
-        ready()
-        time.sleep(3)  # let Tune snapshot its state
+        state = ready()
+        if snapshotted is not None:
+            assert wait_for(lambda: snapshotted(state), 60), "Tune never snapshotted the state the kill waits for"
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
@@ -286,15 +301,21 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
     # killed once a trial finished (Tune then snapshots its state with it) and another runs past 200
     kill_driver_when(cfg, tmp_path, lambda: _poll(
         exp, lambda t: t["status"].isin(FINAL).sum() >= 1 and (t["status"] == "running").any()
-        and (t["final_step"] >= 200).any(), timeout=400))
+        and (t["final_step"] >= 200).any(), timeout=400),
+        # Tune's snapshot holds a trial the ledger has finished: the resume starts from that state
+        snapshotted=lambda t: {i for i, st in tune_snapshot(exp).items() if st == "TERMINATED"}
+        & set(t[t["status"].isin(FINAL)]["trial_id"]))
     from orchestrator.sweep.results import build_tables
 
     _, before = build_tables(exp)
     finished = before[before["status"].isin(FINAL)]["trial_id"].tolist()
     assert finished and (len(before) < 5 or not before["status"].isin(FINAL).all())
     lines_before = {t: read_result_lines(next(exp.glob(f"*{t}*"))) for t in finished}
-    # running at the kill with a checkpoint (every 100 steps): must continue from it, not step 0
-    cut_short = before[(before["status"] == "running") & (before["final_step"] >= 100)]["trial_id"].tolist()
+    # running at the kill with a checkpoint (every 100 steps): must continue from it, not step 0.
+    # One that Tune's last snapshot already holds as TERMINATED ended its training: not resumed.
+    ended = {t for t, s in tune_snapshot(exp).items() if s == "TERMINATED"}
+    cut_short = [t for t in before[(before["status"] == "running") & (before["final_step"] >= 100)]["trial_id"]
+                 if t not in ended]
     proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = pd.read_parquet(exp / "trials.parquet")

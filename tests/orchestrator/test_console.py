@@ -1,17 +1,15 @@
-"""orchestrator/sweep/console.py: the sweep's progress line, and the demo sweep's console as a person sees it.
+"""orchestrator/sweep/console.py: the sweep's progress line, and a sweep's console as a person sees it.
 
 Fast tier: the pure line formatter and ETA maths; the printer's throttling with an explicit clock.
-Slow tier: `groktune sweep configs/demo_sweep.yaml` as a subprocess (stdout not a TTY) prints at
-most 30 lines while sweeping, none of them a warning or a traceback, then the final summary.
+Slow tier: a real TPE + ASHA sweep as a subprocess (the session's, tests/shared_sweep.py; stdout
+not a TTY) prints at most 30 lines while sweeping, none of them a warning or a traceback, then
+the final summary.
 """
 
 import io
-import os
 import pickle
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +22,7 @@ from orchestrator.sweep.console import (
     header_lines,
     progress_line,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests import shared_sweep
 
 
 # --- fast: the pure formatter ----------------------------------------------------------------
@@ -109,23 +106,21 @@ def test_progress_callback_pickles_without_its_stream():
     assert restored.total == 16 and restored.stream is None and restored.printer.stream is sys.stdout
 
 
-# --- slow: the demo sweep's whole console ------------------------------------------------------
+# --- slow: a real sweep's whole console (the session's TPE + ASHA sweep, tests/shared_sweep.py) ---
 
 @pytest.mark.slow
-def test_demo_sweep_console_fits_in_30_lines_without_warnings(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli.main", "sweep", "configs/demo_sweep.yaml", "--storage", str(tmp_path),
-         "--name", "console"],
-        cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
-    lines = proc.stdout.splitlines()
+def test_a_sweep_console_fits_in_30_lines_without_warnings(tpe_asha_sweep):
+    n, exp = shared_sweep.TRIALS, tpe_asha_sweep.exp
+    stdout, stderr = tpe_asha_sweep.stdout, tpe_asha_sweep.stderr
+    output = stdout + stderr
+    assert tpe_asha_sweep.returncode == 0, output[-3000:]
+    lines = stdout.splitlines()
     summary_at = next(i for i, line in enumerate(lines) if re.match(r"\d+ trials: ", line))
-    sweeping = lines[:summary_at] + proc.stderr.splitlines()  # stderr: everything is "while sweeping"
+    sweeping = lines[:summary_at] + stderr.splitlines()  # stderr: everything is "while sweeping"
     assert len(sweeping) <= 30, "\n".join(sweeping)
     assert not [line for line in sweeping if "warn" in line.lower() or "Traceback" in line], "\n".join(sweeping)
-    assert lines[0].startswith("groktune sweep console: 16 trials, 1 CPU / 0 GPU per trial on ")
-    assert lines[1] == f"results -> {tmp_path / 'console'}"
+    assert lines[0].startswith(f"groktune sweep {shared_sweep.NAME}: {n} trials, 1 CPU / 0 GPU per trial on ")
+    assert lines[1] == f"results -> {exp}"
     progress = [line for line in sweeping if line.startswith("trials ")]
-    assert progress and progress[-1].startswith("trials 16/16 done, 0 running, 0 pending")
-    assert lines[summary_at].startswith("16 trials: ") and lines[-1].startswith("sweep took ")
+    assert progress and progress[-1].startswith(f"trials {n}/{n} done, 0 running, 0 pending")
+    assert lines[summary_at].startswith(f"{n} trials: ") and lines[-1].startswith("sweep took ")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 import yaml
@@ -88,7 +89,6 @@ def test_cli_refuses_asha_with_several_metrics_before_ray(tmp_path):
 
 
 def test_nsga2_builds_an_optuna_searcher_with_both_objectives():
-    optuna = pytest.importorskip("optuna")
     from orchestrator.search.optuna_searcher import StepOptunaSearch
     from orchestrator.search.algos import build_searcher
 

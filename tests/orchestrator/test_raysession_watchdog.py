@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from groktune.layout import WATCHDOG_PIDS
 from orchestrator.session.watchdog import MARKER
 from tests.orchestrator.rayprocs import wait_for
 
@@ -37,8 +38,8 @@ parent_of_agent = (
 tagged = subprocess.Popen([sys.executable, "-c", parent_of_agent], env={**os.environ, marker: root})
 untagged = subprocess.Popen([sys.executable, "-c", sleep])
 print(json.dumps({"watchdog": watchdog.pid, "tagged": tagged.pid, "untagged": untagged.pid}), flush=True)
-if mode == "close":  # a normal stop: the driver closes the watchdog's stdin and waits for it
-    time.sleep(2)
+if mode == "close":  # a normal stop: told to, the driver closes the watchdog's stdin and waits for it
+    sys.stdin.readline()
     watchdog.stdin.close()
     watchdog.wait()
     print("closed", flush=True)
@@ -48,13 +49,21 @@ time.sleep(120)
 
 def run_driver(root: Path, mode: str):
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(root), mode, MARKER], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     pids = json.loads(driver.stdout.readline())
     grandchild = wait_for(lambda: psutil.Process(pids["tagged"]).children(), timeout=10)
     assert grandchild, "the tagged child did not start its own child"
     pids["agent"] = grandchild[0].pid
     assert MARKER not in grandchild[0].environ()
     return driver, pids
+
+
+def watched(root: Path) -> list[int]:
+    """The pids the watchdog has recorded so far (orchestrator.session.watchdog.write_known)."""
+    try:
+        return json.loads((root / WATCHDOG_PIDS).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
 
 
 def alive(pid: int) -> bool:
@@ -79,10 +88,14 @@ def test_watchdog_stops_exactly_the_session_and_removes_its_folder(mode):
     (root / "auth_token").write_text("secret")
     driver, pids = run_driver(root, mode)
     try:
+        # The agent carries no marker: only the watchdog's snapshot of the tree can find it.
+        assert wait_for(lambda: pids["agent"] in watched(root), timeout=15), \
+            f"the watchdog never recorded the agent {pids['agent']}: {watched(root)}"
         if mode == "kill":
-            wait_for(lambda: False, timeout=1.5)  # a few snapshots of the driver's tree
             driver.send_signal(signal.SIGKILL)
         else:
+            driver.stdin.write("close\n")
+            driver.stdin.flush()
             assert driver.stdout.readline().strip() == "closed"
         gone = wait_for(lambda: not alive(pids["tagged"]) and not alive(pids["agent"])
                         and not alive(pids["watchdog"]), timeout=15)

@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import moto.server
 import pandas as pd
+import pyarrow.fs
 import pytest
 
 from groktune.layout import CURVES, EXPERIMENT, LEDGER, REPORT_HTML, TRIALS
@@ -57,11 +59,9 @@ def test_a_sweep_into_a_file_uri_collects_reports_and_resumes(tmp_path):
 @pytest.fixture
 def s3_bucket():
     """A moto S3 server on loopback with an empty bucket; yields the URI of a prefix in it."""
-    server_mod = pytest.importorskip("moto.server")
-    import pyarrow.fs
 
     port = free_port()
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = moto.server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         query = f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
@@ -75,8 +75,6 @@ def s3_bucket():
 
 @pytest.mark.slow
 def test_a_sweep_into_an_s3_bucket(s3_bucket, tmp_path):
-    import pyarrow.fs
-
     uri, fs = s3_bucket
     env = {**os.environ, "GROKTUNE_STAGING": str(tmp_path / "staging")}
     done = groktune("sweep", str(CONFIG), *SMALL, "--storage", uri, env=env)

@@ -52,8 +52,7 @@ def test_a_new_scheduler_is_one_builder_and_one_table_line(monkeypatch):
 
 
 def test_each_name_builds_its_ray_scheduler(tmp_path):
-    pytest.importorskip("ray")
-    from ray.tune.schedulers import (
+    from ray.tune.schedulers import (  # deferred: Ray is required (no importorskip) but slow to import
         AsyncHyperBandScheduler,
         FIFOScheduler,
         HyperBandScheduler,

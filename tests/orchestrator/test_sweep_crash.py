@@ -57,9 +57,12 @@ def total_starts(exp: Path) -> int:
     return sum(len(f.read_text().splitlines()) for f in (exp / "ledger").glob("*.starts")) if exp.exists() else 0
 
 
-def wait_for(cond, driver, timeout=90.0) -> None:
+def wait_for(cond, driver, phase: str, timeout=90.0) -> None:
+    """Poll until `cond()` holds or the driver has ended (the sweep finished first); a driver still
+    running at the timeout fails the test: the phase to kill in was never reached."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and driver.poll() is None and not cond():
+    while driver.poll() is None and not cond():
+        assert time.monotonic() < deadline, f"the driver never reached {phase} in {timeout:.0f} s"
         time.sleep(0.05)
 
 
@@ -79,10 +82,10 @@ def kill_at_random_moment(cfg: Path, storage: Path, exp: Path, phase: str, rng: 
         if phase == "startup":
             time.sleep(rng.uniform(0.5, 8.0))
         elif phase == "mid-trial":
-            wait_for(lambda: total_starts(exp) > starts0, driver)
+            wait_for(lambda: total_starts(exp) > starts0, driver, "a trial's start")
             time.sleep(rng.uniform(0.2, 2.5))
         else:  # just after the driver learned that a trial finished
-            wait_for(lambda: exp.exists() and len(read_ledger(exp)) > ledgered0, driver)
+            wait_for(lambda: exp.exists() and len(read_ledger(exp)) > ledgered0, driver, "a trial's end")
             time.sleep(rng.uniform(0.0, 0.4))
         finished = driver.poll() is not None
         recorded = members(driver.pid)
@@ -203,6 +206,7 @@ def finish_and_check(cfg: Path, storage: Path, seen: dict, expected: int) -> dic
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
     cfg = crash_config(tmp_path)
     reference = groktune("sweep", cfg, "--storage", tmp_path / "ref")
@@ -221,6 +225,7 @@ def test_driver_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_tpe_asha_sweep_killed_at_random_moments_loses_and_reruns_nothing(tmp_path):
     """The measured case: TPE + ASHA (searcher and scheduler state must come back). The
     outcome may differ from an uninterrupted sweep's (ASHA's cut-offs depend on arrival order),

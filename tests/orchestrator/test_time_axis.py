@@ -3,8 +3,8 @@
 Fast tier: the schedulers are built on `step` with budgets in steps; StepTensorBoard names a
 run by its hyperparameters and writes each step once, at the optimizer step, through Tune's
 own callback hooks on a real Trial.
-Slow tier: a real TPE + ASHA sweep on the embedded Ray with a journal
-Optuna storage; its TensorBoard events (read with tensorboard's EventAccumulator) sit at the
+Slow tier: the session's real TPE + ASHA sweep (tests/shared_sweep.py) on the embedded Ray with a
+journal Optuna storage; its TensorBoard events (read with tensorboard's EventAccumulator) sit at the
 trial's optimizer steps, and its Optuna study (read from the journal file) holds PRUNED trials
 exactly where the ledger says pruned, COMPLETE ones where a trial ended on its own. While it
 runs, `status` reports it running; after, finished.
@@ -12,22 +12,20 @@ runs, `status` reports it running; after, finished.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
-import yaml
 from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from groktune.layout import LEDGER, TIME_ATTR, TUNE_RESULT
+from groktune.layout import TIME_ATTR
 from orchestrator.config.experiment import config_from_dict
 from orchestrator.search.algos import build_scheduler
+from tests import shared_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,34 +114,15 @@ def test_tensorboard_names_a_run_by_the_values_the_trial_trained_with(tmp_path):
     assert old._values(trial)["optim.lr"] == 0.5  # shown as sampled: an old folder has no space
 
 
-# --- slow: the "Done when" sweep --------------------------------------------------------------
-
-SWEEP = {  # configs/demo_sweep.yaml cut to 300 steps: fast learning rates leave chance by step 200, slow ones do not
-    "name": "timeaxis",
-    "seed": 0,
-    "task": {"name": "modular", "op": "x+y", "p": 23, "train_fraction": 0.7},
-    "model": {"n_layers": 1, "d_model": 32, "n_heads": 4, "d_ff": 128},
-    "optim": {"lr": 3e-3, "weight_decay": 1.0, "warmup_steps": 10},
-    "train": {"steps": 300, "batch_size": 128, "eval_every": 20, "checkpoint_every": 100,
-              "target_val_acc": 0.99, "target_patience": 3, "per_class_metrics": False},
-    "search": {"space": {"optim.lr": {"loguniform": [1e-4, 2e-2]}}, "algorithm": "tpe", "scheduler": "asha",
-               "grace_period": 100, "reduction_factor": 2, "num_samples": 8, "max_failures": 0},
-}
+# --- slow: the "Done when" sweep (the session's shared TPE + ASHA sweep, tests/shared_sweep.py) ---
 
 
 @pytest.mark.slow
-def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_trials(tmp_path):
-    journal = tmp_path / "study.log"
-    cfg = tmp_path / "sweep.yaml"
-    cfg.write_text(yaml.safe_dump({**SWEEP, "search": {**SWEEP["search"], "optuna_storage": f"journal:{journal}"}}))
-    exp = tmp_path / "res" / "timeaxis"
+def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_trials(tpe_asha_sweep):
+    sweep, exp = tpe_asha_sweep, tpe_asha_sweep.exp
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage", str(exp.parent)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    running = poll_status_while_running(proc, exp)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
-    assert f"tensorboard --logdir {exp / 'tensorboard'}" in out
+    assert f"tensorboard --logdir {exp / 'tensorboard'}" in sweep.stdout
+    running = sweep.running
     assert running is not None, "status never saw the sweep running"
     assert running["status"] == "running" and any(t["status"] == "running" for t in running["trials"])
 
@@ -158,10 +137,10 @@ def test_sweep_tensorboard_and_optuna_study_are_on_optimizer_steps_with_pruned_t
         assert tb_steps == steps and tb_steps[-1] > len(tb_steps)  # steps 20, 40, ..., not reports 1, 2, ...
 
     # Optuna study, read from the journal as optuna-dashboard reads it.
-    study = optuna.load_study(study_name="timeaxis", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(journal))))
+    study = optuna.load_study(study_name=shared_sweep.NAME, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(sweep.journal))))
     by_lr = {round(t.params["optim.lr"], 12): t for t in study.trials}
-    assert len(by_lr) == len(trials) == 8
+    assert len(by_lr) == len(trials) == shared_sweep.TRIALS == 8
     expected = {"pruned": TrialState.PRUNED, "grokked": TrialState.COMPLETE, "budget": TrialState.COMPLETE,
                 "diverged": TrialState.COMPLETE}
     for _, row in trials.iterrows():
@@ -195,40 +174,3 @@ def test_the_docs_resultgrid_snippet_is_there():
     snippet = docs_snippet("ResultGrid")
     assert 'ResultGrid(ExperimentAnalysis("results/demo_sweep"' in snippet and "get_best_result()" in snippet
 
-
-def poll_status_while_running(proc: subprocess.Popen, exp: Path, timeout: float = 240.0) -> dict | None:
-    """status_data of the sweep folder, taken while a trial is running.
-
-    A trial of this sweep runs for about a second, and status_data reads every result file, so
-    a plain poll can miss every running window on a loaded machine. Instead a cheap check (more
-    trial result files with lines than ledger records) runs every 50 ms; when it fires, the
-    driver, which writes both, is frozen with SIGSTOP while status_data reads the folder, then
-    let go. A check that raced a trial's end (status shows none running) just polls on.
-    """
-    from orchestrator.sweep.status import status_data
-
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (exp / "experiment.yaml").exists() and _reported(exp) > _ledgered(exp):
-            os.kill(proc.pid, signal.SIGSTOP)
-            try:
-                data = status_data(exp)
-            except Exception:  # noqa: BLE001 - frozen mid-write of a result line: poll on
-                data = None
-            finally:
-                os.kill(proc.pid, signal.SIGCONT)
-            if data and data["status"] == "running" and any(t["status"] == "running" for t in data["trials"]):
-                return data
-        time.sleep(0.05)
-    return None
-
-
-def _reported(exp: Path) -> int:
-    """Trials whose Tune result file has at least one line."""
-    return sum(1 for f in exp.glob(f"*/{TUNE_RESULT}") if f.stat().st_size > 0)
-
-
-def _ledgered(exp: Path) -> int:
-    """Trials with a final record in the sweep's ledger."""
-    ledger = exp / LEDGER
-    return sum(1 for _ in ledger.glob("*.json")) if ledger.is_dir() else 0

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ray_local(tmp_path_factory):
-    ray = pytest.importorskip("ray")
+    import ray  # deferred: a required dependency (no importorskip), imported only when this fixture starts it
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
              configure_logging=False)
     yield ray
