@@ -34,7 +34,6 @@ from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial, restore_curve
 from orchestrator.session.start import cluster_resources
 from orchestrator.config.trial import searched_values
-from orchestrator.sweep.tracking import tracking_callbacks
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
 # report: a flush is an fsync, and per report it was the driver's largest cost in a sweep of
@@ -301,8 +300,15 @@ def logger_callbacks(search, experiment_dir: str | Path) -> list:
     a fresh sweep, so no trial also writes a progress.csv copy of its curve that nothing reads.
     """
     path = Path(experiment_dir)
-    return [JsonLoggerCallback(), StepTensorBoard(path, search.space), *tracking_callbacks(search.tracking, path.name)]
+    callbacks = [JsonLoggerCallback(), StepTensorBoard(path, search.space)]
+    if search.tracking:
+        # deferred: Ray's W&B integration imports wandb, which makes temp folders at import (left
+        # behind if the driver is killed) and costs seconds; only a sweep that asks for a tracker pays
+        from orchestrator.sweep.tracking import tracking_callbacks
+
+        callbacks += tracking_callbacks(search.tracking, path.name)
+    return callbacks
 
 
 __all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "Progress", "StepTensorBoard", "logger_callbacks", "run_name",
-           "scalar_metrics", "tracking_callbacks"]
+           "scalar_metrics"]
