@@ -14,7 +14,6 @@ but missing, they are skipped with a warning.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import socket
@@ -31,7 +30,7 @@ from tensorboardX.summary import scalar as tb_scalar
 from groktune.layout import EXPERIMENT, HEARTBEAT, TENSORBOARD, TIME_ATTR, TUNE_ERROR, write_atomic
 from orchestrator.config.experiment import load_config
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
-from orchestrator.sweep.ledger import RAY_KEYS, final_status, record_trial, restore_curve
+from orchestrator.sweep.ledger import final_status, record_trial, restore_curve, scalar_metrics
 from orchestrator.session.start import cluster_resources
 from orchestrator.config.trial import searched_values
 
@@ -196,17 +195,6 @@ def _short_value(value) -> str:
     return str(value)
 
 
-def scalar_metrics(result: dict) -> dict[str, float]:
-    """The finite numeric entries of a Tune result, without Tune's bookkeeping and the step."""
-    out = {}
-    for key, value in result.items():
-        if key in RAY_KEYS or key == TIME_ATTR or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isfinite(value):
-            out[key] = float(value)
-    return out
-
-
 class StepTensorBoard(TBXLoggerCallback):
     """Each trial's scalars at the optimizer step, one run per trial in SWEEP/tensorboard/.
 
@@ -302,13 +290,12 @@ def logger_callbacks(search, experiment_dir: str | Path) -> list:
     path = Path(experiment_dir)
     callbacks = [JsonLoggerCallback(), StepTensorBoard(path, search.space)]
     if search.tracking:
-        # deferred: Ray's W&B integration imports wandb, which makes temp folders at import (left
-        # behind if the driver is killed) and costs seconds; only a sweep that asks for a tracker pays
-        from orchestrator.sweep.tracking import tracking_callbacks
+        # Ray's W&B integration imports wandb, which makes temp folders at import (left behind if
+        # the driver is killed) and costs seconds: only a sweep that asks for a tracker pays.
+        from orchestrator.sweep.tracking import tracking_callbacks  # deferred: wandb/mlflow, see above
 
         callbacks += tracking_callbacks(search.tracking, path.name)
     return callbacks
 
 
-__all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "Progress", "StepTensorBoard", "logger_callbacks", "run_name",
-           "scalar_metrics"]
+__all__ = ["HEARTBEAT", "Heartbeat", "LedgerCallback", "Progress", "StepTensorBoard", "logger_callbacks", "run_name"]

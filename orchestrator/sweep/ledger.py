@@ -51,7 +51,8 @@ import time
 from pathlib import Path
 
 from groktune.errors import DamagedFile
-from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER, TUNE_RESULT, losses_finite, sweep_status, write_atomic
+from groktune.layout import (ABANDONED, FINAL_STATUSES, LEDGER, TIME_ATTR, TUNE_RESULT, losses_finite, sweep_status,
+                             write_atomic)
 from groktune.readback import EVAL_RECORD, read_json_lines, read_ledger_folder, read_ledger_record
 from trials.evalplan import StopRule
 
@@ -63,6 +64,17 @@ RAY_KEYS = {
     "trial_id", "training_iteration", "iterations_since_restore", "timesteps_total", "episodes_total",
     "timesteps_since_restore", "experiment_id", REPLAY_KEY,
 }
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+    """The finite numeric entries of a Tune result, without Tune's bookkeeping and the step."""
+    out = {}
+    for key, value in result.items():
+        if key in RAY_KEYS or key == TIME_ATTR or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(value):
+            out[key] = float(value)
+    return out
 
 
 def ledger_dir(exp: str | Path) -> Path:
@@ -332,5 +344,5 @@ def _plain(value):
 __all__ = [
     "REPLAY_KEY", "claim", "closing_outcome", "lineage", "outcome_from_curve", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
     "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
-    "run_with_ledger", "same_point", "write_curve", "write_record",
+    "run_with_ledger", "same_point", "scalar_metrics", "write_curve", "write_record",
 ]

@@ -19,7 +19,6 @@ small Ray actor per trial (Ray's design); the driver's WANDB_* variables are han
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import sys
 
@@ -29,7 +28,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
 from groktune.errors import UserError
 from groktune.layout import TIME_ATTR
-from orchestrator.sweep.ledger import RAY_KEYS
+from orchestrator.sweep.ledger import scalar_metrics
 
 TRACKERS = ("mlflow", "wandb")
 
@@ -43,12 +42,7 @@ def step_metrics(result: dict) -> tuple[int | None, dict[str, float]]:
         (step or None when the result has none, {metric: value}).
     """
     step = result.get(TIME_ATTR)
-    out = {}
-    for key, value in result.items():
-        if key in RAY_KEYS or key == TIME_ATTR or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isfinite(value):
-            out[key] = float(value)
+    out = scalar_metrics(result)
     return (int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None), out
 
 
