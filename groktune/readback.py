@@ -35,7 +35,7 @@ EVAL_RECORD = {
     "val_loss": "number?", "val_acc": "number?", "grad_norm": "number?", "param_norm": "number?",
     "wall_time": "number?", "grok_score": "number?", "cpu_time_s": "number?", "peak_memory_mb": "number?",
     "resumed_from_step": "int?", "training_iteration": "int?", "iterations_since_restore": "int?",
-    "steps_to_target": "int?", "status": "str", "trial_id": "str", "config": "dict", "node_id": "str?",
+    "steps_to_target": "number?", "status": "str", "trial_id": "str", "config": "dict", "node_id": "str?",
     "device": "str?", "members_live": "int?", "grokked_fraction": "number?", "failure_rate": "number?",
     "member_seeds": "str", "member_steps_to_target": "str", "member_val_acc": "numbers",
     "member_train_acc": "numbers", "val_acc_per_class": "numbers?", "done": "bool?",
@@ -43,7 +43,7 @@ EVAL_RECORD = {
 # ledger/<trial_id>.json (orchestrator.sweep.ledger).
 LEDGER_RECORD = {"!trial_id": "str", "!status": "str", "!config": "dict", "!result": "dict",
                  "replay_of": "str?", "written": "number?", "curve": "list",
-                 "steps_to_target": "int?"}
+                 "steps_to_target": "number?"}  # a population's median over members: may be a half step
 # A `groktune train` run's result.json (trials.loop.TrainResult).
 RUN_RESULT = {"status": "str", "steps_to_target": "int?", "final_step": "int", "wall_time": "number?",
               "final": "dict", "device": "str?"}

@@ -53,6 +53,7 @@ class _Session:
     watchdog: subprocess.Popen
     saved_env: dict = field(default_factory=dict)
     saved_local_only: bool = True
+    saved_tempdir: str | None = None  # tempfile.tempdir before the session pointed it into root
 
 
 _session: _Session | None = None
@@ -161,6 +162,10 @@ def _open_session() -> None:
     os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
                        **dict.fromkeys(_TMP_ENV, str(root)), MARKER: str(root), LOCAL_ONLY_ENV: "0"})
     _session.saved_local_only = _set_local_only(True)
+    # This process's own temp files made while the session is open go into root too, so the
+    # watchdog removes them if the driver is killed: Tune imports Ray's W&B integration, and with
+    # wandb installed that makes two temp folders at import.
+    _session.saved_tempdir, tempfile.tempdir = tempfile.tempdir, str(root)
     refresh_ray_auth()
 
 
@@ -186,6 +191,7 @@ def _close_session() -> None:
     except (OSError, subprocess.TimeoutExpired):
         session.watchdog.kill()
     finally:
+        tempfile.tempdir = session.saved_tempdir
         shutil.rmtree(session.root, ignore_errors=True)
         for key, value in session.saved_env.items():
             if value is None:

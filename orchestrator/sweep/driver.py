@@ -322,7 +322,10 @@ def run_sweep(cfg: ExperimentConfig, storage: str | Path, name: str | None,
     finally:
         stop_ray()
     _, trials = collect(path)
-    verified = verify(cfg, trials, path) if verify_winners else None  # after Ray stopped: its CPUs are free
+    # Only a sweep that ran to its end is verified: one stopped by Ctrl-C (Tune returns from fit)
+    # has unfinished trials and is resumed, then verified, with --resume.
+    finished = len(trials) > 0 and bool(trials["status"].isin(FINAL_STATUSES).all())
+    verified = verify(cfg, trials, path) if verify_winners and finished else None  # after Ray stopped: its CPUs are free
     return SweepOutcome(path=path, wall_time=time.perf_counter() - started, trials=trials, verified=verified)
 
 
