@@ -9,7 +9,6 @@ population trials (search.seeds_per_trial) reports the median of its members' se
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import yaml
 
 from groktune.layout import FINAL_STATUSES
 from tests import shared_sweep
-from tests.orchestrator.rayprocs import wait_for
+from tests.orchestrator.driver_kill import kill_driver_when, poll_tables, tune_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = set(FINAL_STATUSES)  # the one definition (groktune.layout)
@@ -242,56 +241,6 @@ def test_failed_trial_retries_from_checkpoint_and_divergence_does_not_stop_the_s
     assert curves[curves.trial_id == good["trial_id"]]["step"].is_monotonic_increasing
 
 
-def _poll(exp: Path, want, timeout: float):
-    from orchestrator.sweep.results import build_tables
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if list(exp.glob("experiment_state-*.json")) and (exp / "experiment.yaml").exists():
-            try:
-                _, trials = build_tables(exp)
-            except Exception:  # noqa: BLE001 - files mid-write; try again
-                trials = None
-            if trials is not None and len(trials) and want(trials):
-                return trials
-        time.sleep(1.0)
-    raise AssertionError("sweep did not reach the wanted state in time")
-
-
-def tune_snapshot(exp: Path) -> dict[str, str]:
-    """{trial_id: status} in Tune's latest snapshot of the experiment ({} before the first, or mid-write)."""
-    files = sorted(exp.glob("experiment_state-*.json"))
-    try:
-        data = json.loads(files[-1].read_text()) if files else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-    trials = [json.loads(t) if isinstance(t, str) else t for t, _ in data.get("trial_data", [])]
-    return {t["trial_id"]: t["status"] for t in trials}
-
-
-def kill_driver_when(cfg, tmp_path, ready, snapshotted=None) -> None:
-    """Start `groktune sweep cfg` in its own session, call ready() (it waits for a state of the
-    sweep folder and returns it), then, if given, wait until snapshotted(state) holds (e.g. Tune's
-    snapshot has caught up with it; asserted, never a sleep), and SIGKILL the driver and every
-    process it started."""
-    log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "sweep", str(cfg), "--storage",
-                               str(tmp_path / "res")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
-    try:
-        state = ready()
-        if snapshotted is not None:
-            assert wait_for(lambda: snapshotted(state), 60), "Tune never snapshotted the state the kill waits for"
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)  # Ray helpers the driver started, in its session
-        except ProcessLookupError:
-            pass
-        log.close()
-
-
 @pytest.mark.slow
 def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
     cfg = write_config(tmp_path, train={**BASE["train"], "steps": 1200, "target_patience": 0},
@@ -299,7 +248,7 @@ def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
                                "scheduler": "fifo"})
     exp = tmp_path / "res" / "clitest"
     # killed once a trial finished (Tune then snapshots its state with it) and another runs past 200
-    kill_driver_when(cfg, tmp_path, lambda: _poll(
+    kill_driver_when(cfg, tmp_path, lambda: poll_tables(
         exp, lambda t: t["status"].isin(FINAL).sum() >= 1 and (t["status"] == "running").any()
         and (t["final_step"] >= 200).any(), timeout=400),
         # Tune's snapshot holds a trial the ledger has finished: the resume starts from that state

@@ -17,7 +17,8 @@ from orchestrator.config.experiment import config_from_dict
 from orchestrator.config.tree import ConfigError
 from orchestrator.sweep.packing import OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
 from tests.conftest import TINY, deep_merge
-from tests.orchestrator.test_cmd_sweep import groktune, kill_driver_when, write_config
+from tests.orchestrator.driver_kill import kill_driver_when
+from tests.orchestrator.test_cmd_sweep import groktune, write_config
 
 
 def test_points_of_one_structure_share_packs_of_at_most_k():
