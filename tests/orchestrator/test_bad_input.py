@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from orchestrator.cli.main import main
-from tests.orchestrator.bad_input_world import (RUN_DAMAGES, SWEEP_DAMAGES, build_world, make_run, partial_checkpoints,
-                                                vocab_checkpoint)
+from tests.orchestrator.bad_input_damage import RUN_DAMAGES, SWEEP_DAMAGES
+from tests.orchestrator.bad_input_world import build_world, make_run, partial_checkpoints, vocab_checkpoint
 
 NO_CUDA = not torch.cuda.is_available()
 
@@ -290,7 +290,7 @@ CASES += [
 ]
 
 # Files groktune reads back, damaged: type-corrupted values (strings for numbers, lists for
-# objects), missing keys, truncation, text that is not JSON (tests/orchestrator/bad_input_world.py).
+# objects), missing keys, truncation, text that is not JSON (tests/orchestrator/bad_input_damage.py).
 COMMANDS = {"S": lambda d: ["status", d], "C": lambda d: ["collect", d], "R": lambda d: ["report", d, "--out", "rep"]}
 CASES += [(f"damaged-sweep:{name}:{COMMANDS[c]('x')[0]}", COMMANDS[c](f"dmg-{name}"), needle)
           for name, (_, commands, needle) in SWEEP_DAMAGES.items() for c in commands]
