@@ -7,10 +7,12 @@ first of them. Nothing later moves it: real runs collapse and recover after grok
 reason to move the onset. An earlier version let a later dip of `patience` evals cancel the
 event and so reported the start of the *last* streak (2,790 on a run that generalised at 950).
 
-Who uses it: the trainer's stop rule (trials.evalplan.StopRule) and population members fold
-their evals into an `EventTracker` online; `orchestrator.sweep.objective.ScoreState` does the same for
-grok_score; `analysis.grokking` and `analysis.probes` call `first_event`, which folds the same
-tracker over a saved curve. One rule, so the trainer, the score and the report agree.
+Who uses it: the trainer's stop rule (trials.evalplan.StopRule, one per member of a population)
+folds each eval into an `EventTracker` online and writes the event so far into that eval's
+record under EVENT_STEP; the sweep's score (`orchestrator.sweep.objective.ScoreState`) reads it
+from there and keeps no tracker of its own. `analysis.grokking` and `analysis.probes` call
+`first_event`, which folds the same tracker over a saved curve. One rule, so the trainer, the
+score and the report agree.
 
 Counting evals rather than steps makes the rule independent of the eval grid (dense, linear,
 log-spaced, uneven): only the order of the evals matters.
@@ -29,6 +31,11 @@ DEFAULT_PATIENCE = 3
 """Evals in a row at the threshold that make an event, when nothing else is configured."""
 
 MODES = ("max", "min")
+
+EVENT_STEP = "event_step"
+"""The record key of the trainer's event so far: the step val accuracy reached the target and
+held it for the patience (steps_to_target once the run ends grokked), or None while there is
+none. Set on every eval record by trials.evalplan.StopRule.facts."""
 
 
 def check_mode(mode: str) -> str:
@@ -253,6 +260,6 @@ def _delta(series: np.ndarray | None, at, before: int, peak: bool = False) -> fl
 
 
 __all__ = [
-    "DEFAULT_PATIENCE", "MODES", "Collapse", "EventTracker", "check_mode", "clean_order",
+    "DEFAULT_PATIENCE", "EVENT_STEP", "MODES", "Collapse", "EventTracker", "check_mode", "clean_order",
     "clean_series", "collapses", "event_patience", "first_event", "reaches",
 ]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from groktune.errors import DamagedFile
+from groktune.events import EVENT_STEP
 from groktune.layout import ABANDONED, FINAL_STATUSES, LEDGER
 
 
@@ -35,7 +36,7 @@ EVAL_RECORD = {
     "val_loss": "number?", "val_acc": "number?", "grad_norm": "number?", "param_norm": "number?",
     "wall_time": "number?", "grok_score": "number?", "cpu_time_s": "number?", "peak_memory_mb": "number?",
     "resumed_from_step": "int?", "training_iteration": "int?", "iterations_since_restore": "int?",
-    "steps_to_target": "number?", "status": "str", "trial_id": "str", "config": "dict", "node_id": "str?",
+    "steps_to_target": "number?", EVENT_STEP: "number?", "status": "str", "trial_id": "str", "config": "dict", "node_id": "str?",
     "device": "str?", "members_live": "int?", "grokked_fraction": "number?", "failure_rate": "number?",
     "member_seeds": "str", "member_steps_to_target": "str", "member_val_acc": "numbers",
     "member_train_acc": "numbers", "val_acc_per_class": "numbers?", "done": "bool?",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from groktune.events import EventTracker, event_patience
+from groktune.events import EVENT_STEP, EventTracker, event_patience
+from groktune.layout import losses_finite
 from trials.config import TrainConfig
 
 
@@ -63,6 +64,17 @@ class StopRule:
             return "early_stopped"
         return None
 
+    def fold(self, record: dict) -> str | None:
+        """update() with one eval record (step, val_acc, val_loss and the losses)."""
+        return self.update(int(record["step"]), float(record["val_acc"]), float(record.get("val_loss", 0.0)),
+                           losses_finite(record))
+
+    def facts(self) -> dict:
+        """The event facts the trainer writes into the eval record just folded in: EVENT_STEP
+        (groktune.events), the event so far or None. The sweep's score reads them from the
+        record; nothing else computes the event of a running trial."""
+        return {EVENT_STEP: self.event}
+
     def final_status(self, stopped: str | None) -> str:
         """Status at the end: a stop reason, or grokked/budget when the step budget ran out."""
         if stopped:
@@ -77,3 +89,21 @@ class StopRule:
         self.tracker.load_state_dict(state)
         self.best_val_loss = float(state["best_val_loss"])
         self.evals_since_best = int(state["evals_since_best"])
+
+
+def replay_facts(records: list[dict], target: float, patience: int) -> list[dict]:
+    """Saved records (in step order) with the event facts a StopRule writes, for curves saved
+    without them (benchmark pools, fixtures): each record that lacks EVENT_STEP gets it from one
+    StopRule folded over the whole curve, as the trainer would have reported it.
+
+    Args:
+        records: eval records with step, val_acc, val_loss and the losses (losses_finite).
+        target: train.target_val_acc; patience: train.target_patience (0: the default patience).
+    Returns:
+        New dicts, the input's keys plus EVENT_STEP where it was missing.
+    """
+    rule, out = StopRule(target, patience), []
+    for r in records:
+        rule.fold(r)
+        out.append({**rule.facts(), **r})
+    return out

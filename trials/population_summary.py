@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from groktune.events import EVENT_STEP
 from trials.loop import TrainResult
 
 OUTCOME_ORDER = ("grokked", "budget", "early_stopped", "diverged")
@@ -64,14 +65,19 @@ class PopulationEval:
         metric is the median over all members' latest records, so a member that stopped counts
         with its last values; lists (val_acc_per_class) element by element. NaN counts as +inf: a
         diverged member's loss ranks above every finite one, and once half the members diverged
-        the median loss is infinite, which the sweep's score treats as diverged.
+        the median loss is infinite, which the sweep's score treats as diverged. EVENT_STEP is
+        the median of the members' events so far (median_event): each member's own, from its
+        own StopRule, never an event of the median curve.
         """
         out: dict[str, Any] = {"step": self.step}
         for key, value in self.records[0].items():
             if key in ("step", "member"):
                 continue
             pool = [r[key] for r in (self.records if key in EVAL_KEYS else self.latest)]
-            out[key] = [_median(col) for col in zip(*pool)] if isinstance(value, list) else _median(pool)
+            if key == EVENT_STEP:
+                out[key] = median_event(pool)
+            else:
+                out[key] = [_median(col) for col in zip(*pool)] if isinstance(value, list) else _median(pool)
         return out
 
 
@@ -83,13 +89,18 @@ def _median(values) -> float:
     return float(statistics.median([math.inf if math.isnan(v) else v for v in values]))
 
 
-def median_steps_to_target(results: list[TrainResult]) -> float | None:
-    """Median steps to target with non-grokked members as +inf; None if the median is +inf."""
-    values = [r.steps_to_target if r.status == "grokked" and r.steps_to_target is not None else math.inf
-              for r in results]
+def median_event(steps: list) -> float | None:
+    """Median of the members' event steps, a member without one (None) as +inf; None if the
+    median is +inf (at least half have none). A half step for an even K."""
+    values = [math.inf if s is None else s for s in steps]
     med = statistics.median(values) if values else math.inf
     return None if math.isinf(med) else float(med)
 
 
+def median_steps_to_target(results: list[TrainResult]) -> float | None:
+    """Median steps to target with non-grokked members as +inf; None if the median is +inf."""
+    return median_event([r.steps_to_target if r.status == "grokked" else None for r in results])
+
+
 __all__ = ["EVAL_KEYS", "OUTCOME_ORDER", "PopulationEval", "PopulationReporter", "PopulationResult",
-           "median_steps_to_target"]
+           "median_event", "median_steps_to_target"]

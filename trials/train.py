@@ -200,7 +200,8 @@ def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts
         records = _evaluate(engine, live, lrs, grad_stats, loop.clock.examples / n_train, loop, tag)
         for m, record in zip(live, records):
             m.last = record
-            stop = m.rule.update(loop.clock.step, record["val_acc"], record["val_loss"], losses_finite(record))
+            stop = m.rule.fold(record)
+            record.update(m.rule.facts())  # the event, computed once here; the sweep's score reads it
             if stop is not None:
                 m.result = loop.result(m.rule, stop, record)
         going = [m for m in live if m.result is None]

@@ -35,7 +35,6 @@ import torch
 from ray import tune
 
 from groktune.errors import DamagedFile
-from groktune.events import event_patience
 from groktune.layout import TUNE_STATE, sweep_status
 from groktune.readback import TUNE_STATE_DATA, read_json_object
 from orchestrator.sweep.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY
@@ -85,11 +84,11 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
                          vectorize: str, checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
     """Run one trial as a population: the sampled point once per member seed, in this process.
 
-    Reports the members' median record (PopulationEval.median_record) per eval with its score,
-    `members_live`, `grokked_fraction` and `failure_rate` (1 - grokked_fraction; so far, the last
-    eval's is the final one), and each
-    member's latest `member_val_acc` / `member_train_acc` (lists in `member_seeds` order); the closing
-    report's status and steps_to_target are the median member's, with each member's steps to
+    Reports the members' median record (PopulationEval.median_record: its event is the median of
+    the members' own events, so a grokked median scores median_steps_to_target) per eval with its
+    score, `members_live`, `grokked_fraction` and `failure_rate` (1 - grokked_fraction; so far,
+    the last eval's is the final one), and each member's latest `member_val_acc` /
+    `member_train_acc` (lists in `member_seeds` order); the closing report's status and steps_to_target are the median member's, with each member's steps to
     target by seed in `member_steps_to_target` (JSON text: Tune results are flat scalars).
     """
     cfgs = make_members(config)
@@ -133,13 +132,13 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
     """
     points = config[PACK_KEY]
     cfgs = [make_config(p) for p in points]
-    chance, patience = chance_level(cfgs[0].task), event_patience(cfgs[0].train.target_patience)
+    chance = chance_level(cfgs[0].task)
 
     def fit(report: _Reporter, resume_from: Path | None) -> dict:
         saved = {}
         if resume_from is not None and (resume_from / PACK_SCORES).exists():
             saved = json.loads((resume_from / PACK_SCORES).read_text())
-        states = [scorer.from_dict(saved.get(str(j), {}), chance=chance, patience=patience) for j in range(len(cfgs))]
+        states = [scorer.from_dict(saved.get(str(j), {}), chance=chance) for j in range(len(cfgs))]
 
         def on_eval(evaluation, save=None) -> None:
             live = []
@@ -178,9 +177,8 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         if saved.get("finished"):
             tune.report(saved["finished"])  # finished before a driver crash: nothing to redo
             return
-        # The score's event rule and chance come from this trial's config, not the checkpoint.
-        state = scorer.from_dict(saved.get("score", {}), chance=chance_level(cfg.task),
-                                 patience=event_patience(cfg.train.target_patience))
+        # Chance comes from this trial's task; the event from the trainer's records.
+        state = scorer.from_dict(saved.get("score", {}), chance=chance_level(cfg.task))
         meter = _Meter(float(saved.get("cpu_time_s", 0.0)), str(_device_name(cfg)))
         report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)), checkpoints)
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end

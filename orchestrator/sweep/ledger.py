@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 from groktune.errors import DamagedFile
-from groktune.layout import (ABANDONED, FINAL_STATUSES, LEDGER, TIME_ATTR, TUNE_RESULT, losses_finite, sweep_status,
+from groktune.layout import (ABANDONED, FINAL_STATUSES, LEDGER, TIME_ATTR, TUNE_RESULT, sweep_status,
                              write_atomic)
 from groktune.readback import EVAL_RECORD, read_json_lines, read_ledger_folder, read_ledger_record
 from trials.evalplan import StopRule
@@ -132,7 +132,7 @@ def outcome_from_curve(evals: list[dict], train_cfg) -> tuple[str, int | None]:
     rule = StopRule(train_cfg.target_val_acc, train_cfg.target_patience)
     stop = None
     for r in evals:
-        stop = rule.update(int(r["step"]), float(r["val_acc"]), float(r.get("val_loss", 0.0)), losses_finite(r))
+        stop = rule.fold(r)
         if stop is not None:
             break
     status = sweep_status(rule.final_status(stop))

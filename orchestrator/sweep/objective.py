@@ -42,18 +42,18 @@ grokking study is looking for (the effect is measured in benchmarks/score_vs_val
   loss merely not rising) stops fewer would-be grokkers but spends more compute on trials that
   never grok (benchmarks/README.md "Early signals").
 
-Chance is 1 / the number of answer classes of the task (tasks.chance_level: p for modular,
-120 for s5, the answer vocabulary of a mixture, 0.5 for sparse parity), handed in by the trial
-adapter; without it (lm) it is 1 / the length of val_acc_per_class when records carry it, else 0.
+Chance is 1 / the number of answer classes of the task (tasks.classes.chance_level: p for
+modular, 120 for s5, the answer vocabulary of a mixture, 0.5 for sparse parity), handed in by the
+trial adapter from the trial's config; a task without answer classes (lm) has chance 0.
 
 So every trial that generalised beats every trial that has not, earlier grokking beats later,
 trials that left chance or whose val loss stopped rising beat plateau trials that still
 memorise, trials within a tier tie, and diverged trials lose.
 
-One owner of the event: the trainer's StopRule and this ScoreState each fold the evals into an
-EventTracker (groktune.events, one rule, so they agree on every curve). Making the trainer report
-its event with each record, so that the score only reads it, waits for the population trainer
-rewrite of trials/ (one trainer for K members), which owns the record's keys.
+One owner of the event: the trainer. Its StopRule folds every eval into the one event rule
+(groktune.events) and writes the event so far into the record (EVENT_STEP; a population's
+median record carries the median of its members' events, a pack's point records each point's
+own); ScoreState reads it from there and keeps no tracker and no event state of its own.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from groktune.events import DEFAULT_PATIENCE, EventTracker
+from groktune.errors import CheckpointError
+from groktune.events import DEFAULT_PATIENCE, EVENT_STEP
 from groktune.layout import losses_finite
+from trials.evalplan import replay_facts
 
 QUANTUM = 0.05
 DIVERGED_FACTOR = 3.0
@@ -120,7 +122,7 @@ def grok_score(
         val_acc: this eval's validation accuracy.
         target: train.target_val_acc.
         chance: val accuracy of guessing (1 / answer classes).
-        event: the generalisation event so far (groktune.events.EventTracker.event), or None.
+        event: the generalisation event so far (the record's EVENT_STEP, from the trainer), or None.
         finite: False when the losses or norms are NaN/inf (the trial diverged).
         val_loss_trend: loss_trend at this eval (> 0: val loss falls), or None when unknown.
     Returns:
@@ -138,37 +140,21 @@ def grok_score(
 class ScoreState:
     """What the score needs from earlier evals; small, saved with every trial checkpoint.
 
-    chance None: taken from the records' val_acc_per_class (1 / classes) when they carry it, else 0.
-    patience: evals in a row at the target that make the event (groktune.events.event_patience).
+    The event is not among it: each record carries the trainer's (EVENT_STEP).
+    chance: val accuracy of guessing, from the task (tasks.classes.chance_level; 0 for lm).
     """
 
-    chance: float | None = None
-    patience: int = DEFAULT_PATIENCE
-    tracked: dict = field(default_factory=dict)
-    """The event tracker's state_dict (the tracker is rebuilt with the target of each update)."""
+    chance: float = 0.0
     val_losses: list = field(default_factory=list)
     """[step, val_loss] of the evals that loss_trend may still look back to (step >= now / 2)."""
 
-    @property
-    def event(self) -> int | None:
-        """The generalisation event so far, or None."""
-        step = self.tracked.get("event", -1)
-        return None if step is None or step < 0 else int(step)
-
     def update(self, record: dict, target: float, budget: int) -> float:
-        """Fold in one eval record (step, val_acc, *_loss, param_norm); return its score."""
+        """Fold in one eval record as the trainer reports it (step, val_acc, *_loss, param_norm,
+        EVENT_STEP); return its score."""
         finite = losses_finite(record)
-        per_class = record.get("val_acc_per_class")
-        if self.chance is None and isinstance(per_class, list) and per_class:
-            self.chance = 1.0 / len(per_class)  # classes = answer tokens
-        if finite:  # as the trainer's StopRule: a diverged eval ends the run before it is counted
-            tracker = EventTracker(target, self.patience)
-            tracker.load_state_dict(self.tracked)
-            tracker.update(int(record["step"]), float(record["val_acc"]))
-            self.tracked = tracker.state_dict()
         trend = self._trend(record) if finite else None
-        return grok_score(budget=budget, val_acc=float(record["val_acc"]), target=target,
-                          chance=self.chance or 0.0, event=self.event, finite=finite, val_loss_trend=trend)
+        return grok_score(budget=budget, val_acc=float(record["val_acc"]), target=target, chance=self.chance,
+                          event=record[EVENT_STEP], finite=finite, val_loss_trend=trend)
 
     def _trend(self, record: dict) -> float | None:
         """loss_trend at this eval, keeping only the history it can still need."""
@@ -183,22 +169,32 @@ class ScoreState:
         return trend
 
     def state_dict(self) -> dict:
-        return {"chance": self.chance, "patience": self.patience, "tracked": dict(self.tracked),
-                "val_losses": [list(p) for p in self.val_losses]}
+        return {"val_losses": [list(p) for p in self.val_losses]}
 
     @classmethod
-    def from_dict(cls, data: dict, **fixed) -> "ScoreState":
-        """A state from state_dict(); `fixed` (chance, patience from the trial config) wins over it."""
-        known = {k: data[k] for k in ("chance", "patience", "tracked", "val_losses") if k in data}
-        known.update({k: v for k, v in fixed.items() if v is not None})
-        return cls(**known)
+    def from_dict(cls, data: dict, *, chance: float | None) -> "ScoreState":
+        """A state from state_dict() and the task's chance (None: a task without answer classes).
+
+        A state saved by an earlier version (with "chance", "patience" and "tracked", its own
+        event tracker) resumes too: the trainer's checkpoint holds its stop rule, whose records
+        carry the event again, so only val_losses is read. A val_losses that is not a list of
+        [step, loss] number pairs is a CheckpointError naming it.
+        """
+        losses = data.get("val_losses", [])
+        if not (isinstance(losses, list) and all(isinstance(p, list) and len(p) == 2 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in p) for p in losses)):
+            raise CheckpointError(f"tune_state.json: score.val_losses: got {str(losses)[:60]}, expected a list of "
+                                  f"[step, val_loss] pairs; the trial cannot resume from this checkpoint")
+        return cls(chance=chance or 0.0, val_losses=[list(p) for p in losses])
 
 
-def scores_for_curve(records: list[dict], target: float, budget: int, *, chance: float | None = None,
+def scores_for_curve(records: list[dict], target: float, budget: int, *, chance: float = 0.0,
                      patience: int = DEFAULT_PATIENCE) -> list[float]:
-    """The score after each record of one trial's curve (used by the benchmark and tests)."""
-    state = ScoreState(chance=chance, patience=patience)
-    return [state.update(r, target, budget) for r in records]
+    """The score after each record of one saved curve (used by the benchmarks and tests); a
+    record saved without the trainer's event facts gets them from the trainer's StopRule
+    replayed over the curve (trials.evalplan.replay_facts, target patience `patience`)."""
+    state = ScoreState(chance=chance)
+    return [state.update(r, target, budget) for r in replay_facts(records, target, patience)]
 
 
 def rung_signals(records: list[dict], *, chance: float, target: float) -> dict:

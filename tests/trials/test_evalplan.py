@@ -1,7 +1,8 @@
 import math
 
 from trials.config import TrainConfig
-from trials.evalplan import StopRule, eval_steps
+from groktune.events import EVENT_STEP
+from trials.evalplan import StopRule, eval_steps, replay_facts
 
 
 def test_eval_steps_are_dense_early_log_spaced_later_and_include_every_n_and_the_end():
@@ -53,3 +54,15 @@ def test_stop_rule_loads_a_checkpoint_written_before_the_event_was_saved():
     rule = StopRule(0.9, 3)
     rule.load_state_dict({"streak": 2, "streak_start": 7, "best_val_loss": 0.5, "evals_since_best": 0})
     assert rule.update(9, 0.95, 0.4, True) == "grokked" and rule.event == 7
+
+
+def test_the_rule_states_its_event_facts_and_replays_them_over_a_saved_curve():
+    rule = StopRule(target=0.9, patience=2)
+    assert rule.facts() == {EVENT_STEP: None}
+    curve = [{"step": s, "val_acc": a, "val_loss": 1.0, "train_loss": 1.0} for s, a in
+             [(10, 0.95), (20, 0.5), (30, 0.95), (40, 0.95), (50, 0.1)]]
+    curve.append({"step": 60, "val_acc": 0.95, "val_loss": math.nan, "train_loss": 1.0})
+    replayed = replay_facts(curve, 0.9, 2)
+    assert [r[EVENT_STEP] for r in replayed] == [None, None, None, 30, 30, 30]  # a dip never moves it
+    assert [{k: v for k, v in r.items() if k != EVENT_STEP} for r in replayed] == curve
+    assert replay_facts([{**curve[0], EVENT_STEP: 7}], 0.9, 2)[0][EVENT_STEP] == 7  # reported facts win

@@ -24,6 +24,7 @@ import math
 import pytest
 
 from groktune.errors import SetupError
+from groktune.events import EVENT_STEP
 from orchestrator.config.experiment import config_from_dict
 from tests.conftest import TINY, deep_merge
 from trials.train import (PopulationResult, TrainResult, check_population, median_steps_to_target, train,
@@ -31,7 +32,7 @@ from trials.train import (PopulationResult, TrainResult, check_population, media
 
 LOSS_REL = 1e-5
 NORM_REL = 1e-4
-EXACT = ("step", "epoch", "lr")
+EXACT = ("step", "epoch", "lr", EVENT_STEP)  # the event: each member's own StopRule, as its lone run's
 
 
 def configs(members: list[dict], **shared) -> list:
@@ -207,10 +208,19 @@ def test_members_that_grok_stop_and_the_median_is_reported():
     assert statuses.count("grokked") >= 2 and "budget" in statuses  # members stop at different steps
     assert result.median_steps_to_target == median_steps_to_target([r for r, _ in runs])
     assert result.grokked_fraction == statuses.count("grokked") / 4
-    fractions = []
-    train_population(cfgs, lambda ev, save=None: fractions.append(ev.grokked_fraction))
+    fractions, medians = [], []
+
+    def on_eval(ev, save=None):
+        fractions.append(ev.grokked_fraction)
+        medians.append(ev.median_record()[EVENT_STEP])
+
+    train_population(cfgs, on_eval)
     # "so far": members that grokked stop, so it only grows, and it ends at the result's
     assert fractions == sorted(fractions) and fractions[-1] == result.grokked_fraction
+    # each member's records carry its own event (its StopRule's), the median record their median
+    for got_result, got in zip(result.members, curves):
+        assert got[-1][EVENT_STEP] == got_result.steps_to_target
+    assert medians[-1] == result.median_steps_to_target and medians[0] is None
 
 
 def test_members_that_differ_in_architecture_are_refused_in_one_line():

@@ -5,6 +5,8 @@ import math
 
 import pytest
 
+from groktune.events import EVENT_STEP
+from trials.population_summary import median_event
 from trials.train import PopulationEval, PopulationResult, TrainResult, median_steps_to_target
 
 
@@ -39,6 +41,14 @@ def test_the_median_record_keeps_stopped_members_at_their_last_values():
     assert median["val_acc_per_class"] == pytest.approx([0.4, 0.7])
     half_diverged = PopulationEval(step=40, records=live[:1], latest=[diverged, diverged, live[0]], grokked_fraction=0.0)
     assert half_diverged.median_record()["val_loss"] == math.inf
+
+
+def test_the_median_record_carries_the_median_of_the_members_events():
+    """Each member's own event (its StopRule's), a member without one as +inf, as median_steps_to_target."""
+    members = [_record(k, 40, **{EVENT_STEP: e}) for k, e in enumerate((30, None, 10, 20))]
+    assert PopulationEval(40, members, members, 0.75).median_record()[EVENT_STEP] == 25.0
+    assert PopulationEval(40, members[:2], members[:2], 0.5).median_record()[EVENT_STEP] is None
+    assert median_event([None, 5, 7]) == 7 and median_event([]) is None
 
 
 def test_the_population_status_is_the_median_members():

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from groktune.events import EVENT_STEP
 from trials.train import train
 
 CONTRACT = {"step", "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm",
@@ -63,6 +64,7 @@ def test_stops_when_grokked_and_reports_the_streak_start(tiny_cfg):
     result, records, _ = collect(tiny_cfg(train={"target_val_acc": 0.01, "target_patience": 2}))
     assert result.status == "grokked" and result.steps_to_target == 1
     assert [r["step"] for r in records] == [1, 5]
+    assert [r[EVENT_STEP] for r in records] == [None, 1]  # the event, reported with the eval that found it
 
 
 def test_target_patience_zero_trains_on_and_still_reports_the_event(tiny_cfg):
@@ -70,6 +72,7 @@ def test_target_patience_zero_trains_on_and_still_reports_the_event(tiny_cfg):
     result, records, _ = collect(tiny_cfg(train={"target_val_acc": 0.01, "target_patience": 0}))
     assert result.status == "grokked" and result.steps_to_target == 1
     assert result.final_step == records[-1]["step"] == 60  # ran to the budget
+    assert records[-1][EVENT_STEP] == 1
 
 
 def test_huge_lr_diverges(tiny_cfg):
