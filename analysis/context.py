@@ -37,9 +37,9 @@ class Context:
     def logs(self) -> dict[str, bool | str]:
         """Searched key -> its axis: True for a log axis (from the search space, else the
         values), "category" for a choice parameter (e.g. batch_size with 0 = full batch)."""
-        space = self.results.space or {}
-        return {k: "category" if isinstance(space.get(k), dict) and "choice" in space[k]
-                else log_scaled(self.summary[k], space.get(k))
+        params = self.results.params
+        return {k: "category" if k in params and params[k].kind == "choice"
+                else log_scaled(self.summary[k], params.get(k))
                 for k in self.results.searched if k in self.summary}
 
     def events(self, trial_id: str):

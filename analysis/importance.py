@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.summary import log_scaled
+from groktune.space import Dist
 
 MIN_TRIALS = 8
 BOOTSTRAP = 20
@@ -67,25 +68,26 @@ def grok_objective(summary: pd.DataFrame) -> pd.Series:
     return np.log10(gen.clip(lower=1.0).fillna(worst))
 
 
-def _distribution(values: pd.Series, spec):
-    """An Optuna distribution holding every observed value, or None for a constant column."""
+def _distribution(values: pd.Series, dist: Dist | None):
+    """An Optuna distribution holding every observed value, or None for a constant column;
+    `dist`: the key's parsed search-space distribution, if the sweep recorded one."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution  # deferred: optuna, as below
 
     numeric = pd.to_numeric(values, errors="coerce")
-    choice = isinstance(spec, dict) and "choice" in spec  # e.g. batch_size 0 = full batch
+    choice = dist is not None and dist.kind == "choice"  # e.g. batch_size 0 = full batch
     if (not choice and numeric.notna().all()
             and values.map(lambda v: not isinstance(v, bool)).all()):
         lo, hi = float(numeric.min()), float(numeric.max())
         if lo == hi:
             return None, None
-        return FloatDistribution(lo, hi, log=log_scaled(numeric, spec)), numeric.astype(float)
+        return FloatDistribution(lo, hi, log=log_scaled(numeric, dist)), numeric.astype(float)
     labels = values.astype(str)
     if labels.nunique() < 2:
         return None, None
     return CategoricalDistribution(sorted(labels.unique())), labels
 
 
-def _study(summary: pd.DataFrame, searched: list[str], space: dict):
+def _study(summary: pd.DataFrame, searched: list[str], space: dict[str, Dist]):
     import optuna  # deferred: ~0.7 s to import; only a report with enough trials needs it
 
     dists, columns = {}, {}
@@ -138,7 +140,7 @@ def _tie(objective: pd.Series) -> tuple[int, float]:
     return int(counts.iloc[0]), float(counts.index[0])
 
 
-def _bootstrap(rows: pd.DataFrame, searched: list[str], space: dict, seed: int,
+def _bootstrap(rows: pd.DataFrame, searched: list[str], space: dict[str, Dist], seed: int,
                said: list[str]) -> dict[str, tuple[float, float]]:
     """2.5-97.5 % of each importance over trials resampled with replacement."""
     rng = np.random.default_rng(seed)
@@ -155,7 +157,7 @@ def _bootstrap(rows: pd.DataFrame, searched: list[str], space: dict, seed: int,
             for k, v in draws.items() if v}
 
 
-def param_importances(summary: pd.DataFrame, searched: list[str], space: dict | None = None, *,
+def param_importances(summary: pd.DataFrame, searched: list[str], space: dict[str, Dist] | None = None, *,
                       min_trials: int = MIN_TRIALS, seed: int = 0,
                       bootstrap: bool = True) -> Importances:
     """Importance of each searched hyperparameter for grokking speed, or why it is undetermined.
@@ -163,7 +165,8 @@ def param_importances(summary: pd.DataFrame, searched: list[str], space: dict | 
     Args:
         summary: trial_summary output, one row per trial.
         searched: the searched dotted keys (columns of `summary`).
-        space: the search space from the config, to tell log-scaled and choice parameters.
+        space: the parsed search space (Results.params: groktune.space.Dist by key), to tell
+            log-scaled and choice parameters.
         min_trials: fewer trials than this give no importances, only a note.
         seed: the seed of the evaluator and of the bootstrap.
         bootstrap: also compute the bootstrap interval of each importance.

@@ -20,6 +20,7 @@ from analysis.runs import load_run, read_yaml_mapping
 from groktune.errors import ResultsError
 from groktune.layout import CONFIG, CURVES, EXPERIMENT, METRICS, RESULT, TRIALS, task_label
 from groktune.readback import read_ledger_folder
+from groktune.space import Dist, parse_space
 
 REQUIRED_CURVES = ("trial_id", "step", "train_acc", "val_acc")
 
@@ -39,8 +40,9 @@ class Results:
     """The experiment config (a sweep's experiment.yaml, or the first run's config.yaml)."""
     searched: list[str] = field(default_factory=list)
     """Dotted config keys that were searched (a sweep) or differ between runs (a folder)."""
-    space: dict = field(default_factory=dict)
-    """The search space as written in the config (`search.space`), or {}."""
+    params: dict[str, Dist] = field(default_factory=dict)
+    """The search space the sweep recorded (its experiment.yaml's `search.space`), parsed by
+    groktune.space.parse_space, the parser the sweep itself used: typed distributions by key; {}."""
     meta: dict = field(default_factory=dict)
     """Provenance: files read, dates, versions and hardware found in the results, skips."""
 
@@ -145,12 +147,24 @@ def _load_sweep(root: Path) -> Results:
     config = read_yaml_mapping(root / EXPERIMENT)
     curves = tidy_curves(curves)
     trials = _complete_trials(trials, curves, config)
-    space = dict(((config.get("search") or {}).get("space")) or {})
-    searched = [k for k in space if k in trials.columns]
+    params = recorded_space(config, root / EXPERIMENT)
+    searched = [k for k in params if k in trials.columns]
     if not searched:  # no experiment.yaml: fall back on dotted columns that vary
         searched = _varying(trials, [c for c in trials.columns if "." in c])
     meta = {"files": [EXPERIMENT, CURVES, TRIALS], "skipped": []}
-    return Results("sweep", root, curves, trials, config, searched, space, meta)
+    return Results("sweep", root, curves, trials, config, searched, params, meta)
+
+
+def recorded_space(config: dict, source: Path) -> dict[str, Dist]:
+    """The search space a sweep recorded in its experiment config, parsed (groktune.space);
+    {} without one. ResultsError naming `source` when it does not parse."""
+    space = (config.get("search") or {}).get("space") or {}
+    if not isinstance(space, dict):
+        raise ResultsError(f"{source}: search.space: got {type(space).__name__}, expected a mapping")
+    try:
+        return parse_space(space)
+    except ValueError as err:
+        raise ResultsError(f"{source}: search.{err}") from None
 
 
 def _varying(trials: pd.DataFrame, columns: list[str]) -> list[str]:

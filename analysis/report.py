@@ -74,7 +74,7 @@ def build_report(results, options: ReportOptions | None = None) -> tuple[Documen
     threshold, patience = resolve(options, results.config)
     summary = rank_trials(trial_summary(results, threshold=threshold, patience=patience,
                                         delay_boundary=options.delay_boundary))
-    imp = param_importances(summary, results.searched, results.space)
+    imp = param_importances(summary, results.searched, results.params)
     pair = choose_pair(summary, results.searched, imp.values, options.phase_x, options.phase_y)
     tasks = sorted(summary["task"].unique())[: options.max_tasks]
     ctx = Context(results, summary, threshold, patience, options.delay_boundary, pair,

@@ -22,13 +22,12 @@ MAX_LEVELS = 8
 def condition_keys(ctx: Context) -> list[str]:
     """Searched keys that split runs into conditions: choice and grid parameters and any
     non-numeric one, each with 2..MAX_LEVELS values."""
-    space = ctx.results.space or {}
+    params = ctx.results.params
     keys = []
     for key in ctx.results.searched:
         if key not in ctx.summary or key == "seed":
             continue
-        spec = space.get(key)
-        discrete = isinstance(spec, dict) and bool({"choice", "grid"} & set(spec))
+        discrete = key in params and params[key].discrete
         numeric = pd.to_numeric(ctx.summary[key], errors="coerce").notna().all()
         levels = ctx.summary[key].astype(str).nunique()
         if (discrete or not numeric) and 2 <= levels <= MAX_LEVELS:

@@ -15,6 +15,7 @@ from analysis.survival import describe_median, kaplan_meier
 from groktune.errors import ResultsError
 from groktune.events import first_event
 from groktune.layout import FINAL_STATUSES, sweep_status
+from groktune.space import Dist
 
 FIRST_COLUMNS = ["trial_id", "task", "status", "outcome", "phase", "memorized_step",
                  "generalized_step", "delay", "steps_to_target", "seed_steps", "seeds_grokked",
@@ -284,21 +285,21 @@ def task_table(summary: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def log_scaled(values: pd.Series, spec=None) -> bool:
+def log_scaled(values: pd.Series, dist: Dist | None = None) -> bool:
     """Whether a hyperparameter is best seen on a log axis.
 
     Args:
         values: the column.
-        spec: its search-space entry, e.g. {"loguniform": [1e-4, 1e-2]}, or None.
+        dist: its parsed search-space distribution (groktune.space.Dist; Results.params), or None.
     Returns:
-        True for positive numbers searched on a log scale, or (without a spec) spanning
-        at least two decades.
+        True for positive numbers searched on a log scale, or (without a distribution)
+        spanning at least two decades.
     """
     numeric = pd.to_numeric(values, errors="coerce")
     if numeric.isna().any() or len(numeric) == 0 or numeric.min() <= 0:
         return False
-    if isinstance(spec, dict) and spec:
-        return any("log" in str(k) for k in spec)
+    if dist is not None:
+        return dist.log
     return bool(numeric.max() / numeric.min() >= 100)
 
 

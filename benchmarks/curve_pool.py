@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.config.experiment import load_config, with_values  # noqa: E402
-from orchestrator.search.space import PER_VALUE, parse_space, snap_values  # noqa: E402
+from groktune.space import PER_VALUE, Dist, snap_values  # noqa: E402
 
 POOLS = ROOT / "benchmarks" / "pools"
 FASTEST = ROOT / "configs" / "fastest_modmul97.yaml"
@@ -55,10 +55,10 @@ def grid_points() -> list[dict]:
     return [dict(zip(keys, values)) for values in itertools.product(*(GRID[k] for k in keys))]
 
 
-def sample_space(space: dict, n: int, seed: int) -> list[dict]:
-    """n points drawn uniformly (log-uniformly) from a search space, per-value ranges resolved."""
+def sample_space(dists: dict[str, Dist], n: int, seed: int) -> list[dict]:
+    """n points drawn uniformly (log-uniformly) from a parsed search space (SearchConfig.params),
+    per-value ranges resolved."""
     rng, out = random.Random(seed), []
-    dists = parse_space(space)
     for _ in range(n):
         point = {}
         for key, d in dists.items():
@@ -70,7 +70,7 @@ def sample_space(space: dict, n: int, seed: int) -> list[dict]:
                 point[key] = rng.uniform(0.0, 1.0) if d.kind in PER_VALUE else rng.uniform(d.low, d.high)
             else:
                 raise ValueError(f"{key}: {d.kind} not handled by the pool sampler")
-        out.append(snap_values(space, point))
+        out.append(snap_values(dists, point))
     return out
 
 
@@ -108,7 +108,7 @@ def jobs_for(pools: list[str], n_fastest: int) -> list[tuple]:
             jobs += [(pool, i, pt, s) for s in GRID_SEEDS for i, pt in enumerate(grid_points())]
         elif pool.startswith("fastest"):  # "fastest" (points drawn with seed 0) or "fastest-S"
             s = int(pool.split("-")[1]) if "-" in pool else 0
-            pts = sample_space(load_config(FASTEST).search.space, n_fastest, seed=s)
+            pts = sample_space(load_config(FASTEST).search.params, n_fastest, seed=s)
             jobs += [(pool, i, pt, s) for s in FASTEST_SEEDS for i, pt in enumerate(pts)]
     return jobs
 

@@ -37,10 +37,8 @@ def main(config_path: str, storage: str, name: str) -> None:
 
         train(cfg, report)
 
-    space = {}
-    for key, spec in search.space.items():
-        (kind, args), = spec.items()
-        space[key] = {"loguniform": tune.loguniform, "uniform": tune.uniform}[kind](*args)
+    space = {key: {"loguniform": tune.loguniform, "uniform": tune.uniform}[d.kind](d.low, d.high)
+             for key, d in search.params.items()}
     ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
     tuner = tune.Tuner(
         tune.with_resources(objective, {"cpu": search.cpus_per_trial}),

@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from groktune.events import first_event  # noqa: E402
 from orchestrator.config.experiment import load_config  # noqa: E402
-from orchestrator.search.space import LOG, PER_VALUE, parse_space  # noqa: E402
+from groktune.space import PER_VALUE, Dist  # noqa: E402
 from orchestrator.sweep.objective import scores_for_curve  # noqa: E402
 
 POOLS = ROOT / "benchmarks" / "pools"
@@ -81,7 +81,7 @@ class Pool:
     """The tabular benchmark: (config, seed) -> the recorded run."""
 
     def __init__(self, frame: pd.DataFrame, keys: list[str] = KEYS, judge: list[int] = JUDGE_SEEDS,
-                 verify: list[int] = VERIFY_SEEDS, space: dict | None = None):
+                 verify: list[int] = VERIFY_SEEDS, space: dict[str, Dist] | None = None):
         self.keys, self.verify_seeds, self.space = keys, verify, space
         self.points = frame.groupby("config")[keys].first().sort_index()
         self.runs: dict[tuple[int, int], Run] = {}
@@ -103,13 +103,13 @@ class Pool:
         if self.space is None:
             return {k: D.CategoricalDistribution(sorted(set(self.points[k].tolist()))) for k in self.keys}
         out = {}
-        for key, d in parse_space(self.space).items():
+        for key, d in self.space.items():
             if d.kind in ("choice", "grid"):
                 out[key] = D.CategoricalDistribution(list(d.values))
             elif d.kind in PER_VALUE:
                 out[key] = D.FloatDistribution(0.0, 1.0)
             else:
-                out[key] = D.FloatDistribution(d.low, d.high, log=d.kind in LOG)
+                out[key] = D.FloatDistribution(d.low, d.high, log=d.log)
         return out
 
     def _coords(self) -> pd.DataFrame:
@@ -118,13 +118,13 @@ class Pool:
         rows = {}
         for c, point in self.points.iterrows():
             row = {}
-            for key, d in parse_space(self.space).items():
+            for key, d in self.space.items():
                 v = point[f"p:{key}"]
                 if d.kind in ("choice", "grid"):
                     row[key] = v
                     continue
                 low, high = d.range_for(point[f"p:{d.given}"]) if d.kind in PER_VALUE else (d.low, d.high)
-                row[key] = (math.log(v / low) / math.log(high / low)) if d.kind in LOG else (v - low) / (high - low)
+                row[key] = (math.log(v / low) / math.log(high / low)) if d.log else (v - low) / (high - low)
             rows[c] = row
         return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -137,14 +137,14 @@ class Pool:
                 match = match[np.isclose(match[k].astype(float), float(params[k]))]
             return int(match.index[0])
         cost = pd.Series(0.0, index=self.coords.index)
-        for key, d in parse_space(self.space).items():
+        for key, d in self.space.items():
             col = self.coords[key]
             if d.kind in ("choice", "grid"):
                 cost += (col != params[key]).astype(float)
             else:
                 x = params[key]
                 if d.kind not in PER_VALUE:
-                    x = (math.log(x / d.low) / math.log(d.high / d.low)) if d.kind in LOG else (x - d.low) / (d.high - d.low)
+                    x = (math.log(x / d.low) / math.log(d.high / d.low)) if d.log else (x - d.low) / (d.high - d.low)
                 cost += (col.astype(float) - x).abs()
         return int(cost.idxmin())
 
@@ -323,7 +323,7 @@ def load_pool(space: str) -> Pool:
         f = pd.read_parquet(POOLS / f"{name}.parquet")
         frames.append(f.assign(config=f["config"] + 1000 * offset))
     frame = pd.concat(frames, ignore_index=True)
-    searched = load_config(ROOT / "configs" / "fastest_modmul97.yaml").search.space
+    searched = load_config(ROOT / "configs" / "fastest_modmul97.yaml").search.params
     keys = [f"p:{k}" for k in searched]
     return Pool(frame, keys, judge=FASTEST_JUDGE, verify=[], space=searched)
 

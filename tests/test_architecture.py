@@ -230,7 +230,7 @@ def test_imports_inside_functions_say_why_they_are_deferred():
 def test_no_module_tests_a_searcher_or_scheduler_name():
     """What a searcher or scheduler needs is a field of its spec in orchestrator.search.algos
     (SEARCHERS, SCHEDULERS), never `algorithm == "pbt"` elsewhere."""
-    from orchestrator.search.space import DISTRIBUTIONS
+    from groktune.space import DISTRIBUTIONS
     from orchestrator.search.algos import SCHEDULERS, SEARCHERS
 
     names = (set(SEARCHERS) | set(SCHEDULERS)) - set(DISTRIBUTIONS)  # "grid" is a distribution too

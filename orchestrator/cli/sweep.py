@@ -63,7 +63,7 @@ def run(args) -> int:
         outcome = run_bucket_sweep(cfg, storage, args.name, args.address, args.resume, verbosity=verbosity(args))
     else:
         outcome = run_sweep(cfg, storage.local, args.name, args.address, args.resume, verbosity=verbosity(args))
-    print(summary(outcome.trials, list(cfg.search.space)))
+    print(summary(outcome.trials, list(cfg.search.params)))
     if outcome.verified is not None:
         print(describe(outcome.verified))
     print(f"sweep took {outcome.wall_time:.0f}s -> {outcome.path} (curves.parquet, trials.parquet)")

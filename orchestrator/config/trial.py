@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from groktune.layout import task_label as layout_task_label
+from groktune.space import Dist, snap_values
 from orchestrator.config.experiment import ExperimentConfig, config_from_dict, config_to_dict
 from orchestrator.config.tree import set_dotted
 from orchestrator.search.config import trial_device
-from orchestrator.search.space import snap_values
 
 TRIAL_INDEX = "__trial_index__"
 MEMBER_SEED_STRIDE = 1000
@@ -34,6 +34,8 @@ class TrialConfigMaker:
 
     base: dict
     """The experiment config as a dict, `search` included (its space, seeds and resources)."""
+    params: dict[str, Dist] = field(default_factory=dict)
+    """The parsed space (SearchConfig.params): what the point's values are snapped and resolved by."""
     overrides: dict = field(default_factory=dict)
     """Dotted keys every trial gets (e.g. train.checkpoint_every for PBT)."""
 
@@ -41,7 +43,7 @@ class TrialConfigMaker:
         search = self.base["search"]
         data = copy.deepcopy(self.base)
         data.pop("search", None)
-        for key, value in searched_values(point, search["space"]).items():
+        for key, value in searched_values(point, self.params).items():
             set_dotted(data, key, value)
         data["seed"] = trial_seed(point, search["seeds"])
         for key, value in self.overrides.items():
@@ -59,9 +61,10 @@ class TrialConfigMaker:
         return [dataclasses.replace(cfg, seed=cfg.seed + MEMBER_SEED_STRIDE * i) for i in range(k)]
 
 
-def searched_values(point: dict, space: dict) -> dict:
-    """The point's values of the searched keys, quantised (Optuna drops q on log scales)."""
-    return snap_values(space, {k: v for k, v in point.items() if k in space})
+def searched_values(point: dict, params: dict[str, Dist]) -> dict:
+    """The point's values of the searched keys, quantised (Optuna drops q on log scales) and
+    per-value positions resolved; `params`: the parsed space (SearchConfig.params)."""
+    return snap_values(params, {k: v for k, v in point.items() if k in params})
 
 
 def trial_seed(point: dict, seeds: list[int]) -> int:
@@ -74,7 +77,7 @@ def trial_seed(point: dict, seeds: list[int]) -> int:
 
 
 def maker_for(cfg: ExperimentConfig, overrides: dict | None = None) -> TrialConfigMaker:
-    return TrialConfigMaker(base=config_to_dict(cfg), overrides=dict(overrides or {}))
+    return TrialConfigMaker(base=config_to_dict(cfg), params=dict(cfg.search.params), overrides=dict(overrides or {}))
 
 
 def task_label(cfg: Any) -> str:

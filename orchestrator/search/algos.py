@@ -24,15 +24,16 @@ this module, and a bad config must be refused before Ray is even imported.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from groktune.errors import UserError
 from groktune.layout import SCHEDULER_STATE, TIME_ATTR
+from groktune.space import Dist, grid_size
 from orchestrator.search.multi_objective import searcher_objective
 from orchestrator.search.ray_space import mutations, to_ray
-from orchestrator.search.space import grid_size, parse_space
 
 
 def _variants(search: Any, seed: int, study_name: str):
@@ -134,7 +135,7 @@ def _pbt(search: Any, budget: int, state_dir: Path | None):
     from ray.tune.schedulers import PopulationBasedTraining  # deferred: Ray, only to build
 
     return PopulationBasedTraining(time_attr=TIME_ATTR, perturbation_interval=search.perturbation_interval,
-                                   hyperparam_mutations=mutations(search.space), quantile_fraction=0.25)
+                                   hyperparam_mutations=mutations(search.params), quantile_fraction=0.25)
 
 
 def _fifo(search: Any, budget: int, state_dir: Path | None):
@@ -194,13 +195,18 @@ def param_space(search: Any) -> dict:
     from ray import tune  # deferred: Ray, only to build
 
     spec = searcher_spec(search)
-    space = dict(search.space)
-    if spec.exhaustive:  # every listed value once: choices become grid dimensions too
-        space = {k: {"grid": list(parse_space({k: v})[k].values)} for k, v in space.items()}
-    out = to_ray(space)
+    out = to_ray(_searched(search, spec))
     if not spec.repeats_seeds and len(search.seeds) > 1:
         out["seed"] = tune.grid_search(list(search.seeds))
     return out
+
+
+def _searched(search: Any, spec: Any) -> dict[str, Dist]:
+    """The parsed space as the searcher walks it: an exhaustive one takes every listed value once,
+    so its choices are grid dimensions too (validation allows it lists only)."""
+    if not spec.exhaustive:
+        return search.params
+    return {k: dataclasses.replace(d, kind="grid") for k, d in search.params.items()}
 
 
 def num_samples(search: Any) -> int:
@@ -218,8 +224,7 @@ def expected_trials(search: Any) -> int:
     spec = searcher_spec(search)
     if spec.repeats_seeds:
         return num_samples(search)
-    grid = grid_size({k: ({"grid": parse_space({k: v})[k].values} if spec.exhaustive else v)
-                      for k, v in search.space.items()})
+    grid = grid_size(_searched(search, spec))
     return num_samples(search) * grid * (len(search.seeds) if len(search.seeds) > 1 else 1)
 
 

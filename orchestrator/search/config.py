@@ -22,7 +22,8 @@ from typing import Any
 from groktune.errors import SetupError
 from orchestrator.search.algos import SCHEDULERS, SEARCHERS
 from orchestrator.search.multi_objective import check_objectives
-from orchestrator.search.space import DISCRETE, check_keys_exist, check_space, parse_space
+from groktune.space import Dist, parse_space
+from orchestrator.search.space import check_keys_exist
 from orchestrator.storage.optuna_study import check_storage
 from trials.choices import VECTORIZE, resolve_vectorize
 
@@ -57,7 +58,8 @@ class VerifyConfig:
 @dataclass
 class SearchConfig:
     space: dict[str, Any] = field(default_factory=dict)
-    """Dotted config key -> {distribution: arguments}; distributions as in orchestrator.search.space.DISTRIBUTIONS."""
+    """Dotted config key -> {distribution: arguments}; distributions as in groktune.space.DISTRIBUTIONS.
+    Parsed once, by validate(), into `params`, which is what the sweep reads."""
     algorithm: str = "tpe"
     """tpe (Optuna, seeded) | random | grid (every combination once; num_samples ignored) | pbt |
     nsga2 (Optuna's NSGA-II, for several objectives)"""
@@ -122,6 +124,16 @@ class SearchConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     """After the search, its top configs re-trained on fresh seeds (orchestrator.sweep.verify)."""
 
+    @property
+    def params(self) -> dict[str, Dist]:
+        """The space as typed distributions (groktune.space.Dist by key, in YAML order), parsed
+        once by validate(); every consumer of the space reads this, never `space` again. A
+        SearchConfig that was never validated is parsed on first use."""
+        parsed = self.__dict__.get("_params")
+        if parsed is None or parsed[0] != self.space:  # not validated, or `space` replaced since
+            self.__dict__["_params"] = parsed = (dict(self.space), parse_space(self.space))
+        return parsed[1]
+
     def validate(self) -> None:
         for name, allowed in (
             ("algorithm", tuple(SEARCHERS)),  # the registries: a name they lack is refused here
@@ -155,8 +167,7 @@ class SearchConfig:
         for name in self.tracking:
             if name not in ("mlflow", "wandb"):
                 raise ValueError(f"tracking: got {name!r}, allowed: mlflow, wandb")
-        check_space(self.space)
-        check_algorithm(self.space, self.algorithm, self.scheduler)
+        check_algorithm(self.params, self.algorithm, self.scheduler)  # params: parsed and checked here, once
         if self.pack > 1:
             if not (SEARCHERS[self.algorithm].packs and SCHEDULERS[self.scheduler].packs):
                 raise ValueError(f"pack: got {self.pack} with algorithm {self.algorithm} and scheduler {self.scheduler}; "
@@ -171,7 +182,7 @@ class SearchConfig:
     def check_against(self, cfg: Any) -> None:
         """Cross-check the space against the experiment config (every key must exist), and a
         population trial (seeds_per_trial > 1) against what trials.train's populations support."""
-        check_keys_exist(self.space, cfg)
+        check_keys_exist(self.params, cfg)
         members = max(self.seeds_per_trial, self.pack)
         if members > 1:
             from trials.train import check_population  # deferred: torch, only for populations
@@ -219,14 +230,14 @@ def _names(table: dict, flag: str) -> str:
     return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
-def check_algorithm(space: dict, algorithm: str, scheduler: str) -> None:
+def check_algorithm(dists: dict[str, Dist], algorithm: str, scheduler: str) -> None:
     """Combinations of a space, a searcher and a scheduler that cannot run; ValueError one-liners.
 
     Every rule asks a property of the SEARCHERS / SCHEDULERS entry (orchestrator.search.algos),
     never a name, so a new searcher or scheduler states its needs in its own table line.
 
     Args:
-        space: search.space (already checked by check_space).
+        dists: the parsed space (SearchConfig.params).
         algorithm: a SEARCHERS key; scheduler: a SCHEDULERS key (both already validated).
     """
     searcher, sched = SEARCHERS[algorithm], SCHEDULERS[scheduler]
@@ -235,12 +246,11 @@ def check_algorithm(space: dict, algorithm: str, scheduler: str) -> None:
         raise ValueError(f"algorithm: {algorithm} with scheduler {scheduler}; {pair} needs algorithm: "
                          f"{_names(SEARCHERS, 'defers_to_scheduler')} and scheduler: "
                          f"{_names(SCHEDULERS, 'needs_mutations')} together")
-    dists = parse_space(space)
     for key, d in dists.items():
         if d.kind == "grid" and not searcher.grid_dimensions:
             raise ValueError(f"space.{key}: grid needs algorithm {_names(SEARCHERS, 'grid_dimensions')} "
                              f"({algorithm} samples; use choice)")
-        if searcher.exhaustive and d.kind not in DISCRETE:
+        if searcher.exhaustive and not d.discrete:
             raise ValueError(f"space.{key}: algorithm {algorithm} needs grid or choice values, got {d.kind}")
         if key == "train.steps":
             raise ValueError("space.train.steps: the step budget is fixed per sweep; set train.steps outside the space")

@@ -1,182 +1,35 @@
-"""Search spaces: the `search.space` mapping parsed into typed distributions, checked, sampled.
+"""A parsed search space (groktune.space) checked against the experiment config: every key names
+a config leaf, and its bounds and values give a valid config.
 
-    space:
-      optim.lr: {loguniform: [1.0e-4, 1.0e-2]}     # log-uniform on [low, high]
-      optim.weight_decay: {uniform: [0.0, 2.0]}    # uniform on [low, high]
-      model.d_model: {quniform: [32, 128, 32]}     # uniform, snapped to multiples of q
-      optim.eps: {qloguniform: [1.0e-9, 1.0e-6, 1.0e-9]}
-      train.warmup_steps: {randint: [0, 100]}      # integers in [low, high)
-      train.batch_size: {choice: [64, 128]}        # one of the values (TPE models it)
-      task.op: {grid: ["x+y", "x*y"]}              # every value (random/grid/pbt algorithms)
-      optim.lr:                                     # a range per value of another searched key
-        loguniform_per: {optim.name: {adamw: [1.0e-3, 1.0e-1], lion: [1.0e-5, 1.0e-3]}}
-
-A `loguniform_per` / `uniform_per` key is sampled as its position u in [0, 1] (what the searcher
-and Ray see, and what PBT perturbs) and resolved to the range of the trial's value of the other
-key by `snap_values` (log: low * (high / low) ** u), so every searcher can use it and TPE learns
-the position jointly with the choice. The other key must be a choice or grid in the same space,
-with a range for each of its values. The config, trials.parquet and the report hold the resolved
-value; the Optuna study holds u.
-
-Pure functions, no Ray (validation never starts it); orchestrator.search.ray_space turns a space into
-Ray Tune's domains.
-Errors are ValueError("space.KEY: ...") one-liners; SearchConfig.validate's caller prefixes
-"search.".
+The parsing itself lives in groktune.space (pure, shared with the report); this module needs the
+config tree, so it stays with the orchestrator.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
 from groktune.errors import ConfigError
+from groktune.space import PER_VALUE, Dist, candidates, key_text, short, snap
 from orchestrator.config.tree import from_dict, set_dotted, to_dict, validate_tree
 
-CONTINUOUS = ("loguniform", "uniform", "quniform", "qloguniform", "randint")
-DISCRETE = ("choice", "grid")
-PER_VALUE = ("loguniform_per", "uniform_per")
-DISTRIBUTIONS = CONTINUOUS + DISCRETE + PER_VALUE
-LOG = ("loguniform", "qloguniform", "loguniform_per")
-# Keys whose every value must be > 0, whatever the distribution (a clearer message than the
-# generic config check gives).
-POSITIVE_KEYS = ("optim.lr",)
-MAX_STEPS_OF_Q = 1e12
-"""Largest |bound| / q of a quantised distribution."""
-MAX_VALUES = 10_000
-"""Values one choice/grid may list (a grid's size multiplies the trials)."""
 
-
-@dataclass(frozen=True)
-class Dist:
-    """One parsed distribution: kind in DISTRIBUTIONS; low/high/q for ranges, values for lists;
-    for PER_VALUE kinds, `given` (the other key) and `ranges` ((value, low, high) per value)."""
-
-    kind: str
-    low: float = 0.0
-    high: float = 0.0
-    q: float = 0.0
-    values: tuple = ()
-    given: str = ""
-    ranges: tuple = ()
-
-    def range_for(self, value: Any) -> tuple[float, float]:
-        """(low, high) of a PER_VALUE distribution when the other key is `value`."""
-        for v, low, high in self.ranges:
-            if v == value:
-                return low, high
-        raise KeyError(value)
-
-
-def parse_dist(key: str, spec: Any) -> Dist:
-    """`{loguniform: [1e-4, 1e-2]}` -> Dist; ValueError('space.KEY: ...') on anything else."""
-    where = f"space.{_key_text(key)}"
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise ValueError(
-            f"{where}: got {_short(spec)}, expected one mapping such as {{loguniform: [1.0e-4, 1.0e-2]}}; "
-            f"distributions: {', '.join(DISTRIBUTIONS)}"
-        )
-    (kind, args), = spec.items()
-    if kind not in DISTRIBUTIONS:
-        raise ValueError(f"{where}: unknown distribution {_short(kind)}; allowed: {', '.join(DISTRIBUTIONS)}")
-    where = f"{where}.{kind}"  # errors in the arguments name the distribution too
-    if kind in PER_VALUE:
-        return _parse_per_value(key, kind, args)
-    if kind in DISCRETE:
-        if not isinstance(args, (list, tuple)) or not args:
-            raise ValueError(f"{where}: needs a non-empty list of values, got {_short(args)}")
-        if len(args) > MAX_VALUES:
-            raise ValueError(f"{where}: {len(args)} values, at most {MAX_VALUES} allowed")
-        return Dist(kind, values=tuple(args))
-    want = 3 if kind.startswith("q") else 2
-    names = "[low, high, q]" if want == 3 else "[low, high]"
-    if (
-        not isinstance(args, (list, tuple))
-        or len(args) != want
-        or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-    ):
-        raise ValueError(f"{where}: needs {names} as numbers, got {_short(args)}")
-    if not all(math.isfinite(a) and abs(a) < 1e300 for a in args):
-        raise ValueError(f"{where}: bounds must be finite, got {_short(list(args))}")
-    low, high = float(args[0]), float(args[1])
-    q = float(args[2]) if want == 3 else 0.0
-    if low >= high:
-        raise ValueError(f"{where}: low {args[0]:g} >= high {args[1]:g}")
-    if kind in LOG and low <= 0:
-        raise ValueError(f"{where}: needs low > 0, got {args[0]:g}")
-    if want == 3 and q <= 0:
-        raise ValueError(f"{where}: q must be > 0, got {args[2]:g}")
-    if want == 3 and max(abs(low), abs(high)) / q > MAX_STEPS_OF_Q:
-        # snap() divides by q: a tiny q would overflow (and no search needs 1e12 levels).
-        raise ValueError(f"{where}: q {args[2]:g} is too small for bounds up to {max(abs(low), abs(high)):g} "
-                         f"(at most {MAX_STEPS_OF_Q:.0e} multiples of q)")
-    if kind == "randint" and not all(float(a).is_integer() for a in args):
-        raise ValueError(f"{where}: needs integer bounds, got {list(args)}")
-    return Dist(kind, low=low, high=high, q=q)
-
-
-def _parse_per_value(key: str, kind: str, args: Any) -> Dist:
-    """`{optim.name: {adamw: [1e-3, 1e-1], lion: [1e-5, 1e-3]}}` -> Dist(kind, given=..., ranges=...)."""
-    where = f"space.{_key_text(key)}.{kind}"
-    if not isinstance(args, dict) or len(args) != 1 or not isinstance(next(iter(args)), str):
-        raise ValueError(f"{where}: needs {{OTHER_KEY: {{VALUE: [low, high], ...}}}}, got {_short(args)}")
-    (given, table), = args.items()
-    if not isinstance(table, dict) or not table:
-        raise ValueError(f"{where}.{_key_text(given)}: needs a range [low, high] per value, got {_short(table)}")
-    ranges = []
-    for value, bounds in table.items():
-        # the same checks as a plain range; errors name space.KEY.KIND.OTHER_KEY.VALUE.RANGE_KIND
-        r = parse_dist(f"{key}.{kind}.{given}.{value}", {kind.removesuffix("_per"): bounds})
-        ranges.append((value, r.low, r.high))
-    return Dist(kind, given=given, ranges=tuple(ranges))
-
-
-def parse_space(space: dict) -> dict[str, Dist]:
-    """Parse every entry; the keys keep their YAML order."""
-    return {key: parse_dist(key, spec) for key, spec in space.items()}
-
-
-def check_space(space: dict) -> None:
-    """Validate the distributions alone (no config needed); raise the first one-line ValueError."""
-    dists = parse_space(space)
-    for key, dist in dists.items():
-        if key in POSITIVE_KEYS and _candidates(dist) and min(_numeric(_candidates(dist))) <= 0:
-            raise ValueError(f"space.{key}.{dist.kind}: every value must be > 0, got a bound or value {min(_numeric(_candidates(dist))):g}")
-        if dist.kind in PER_VALUE:
-            _check_given(key, dist, dists)
-
-
-def _check_given(key: str, dist: Dist, dists: dict[str, Dist]) -> None:
-    """A PER_VALUE key's other key is a choice or grid of the same space with a range for each value."""
-    where = f"space.{_key_text(key)}.{dist.kind}.{_key_text(dist.given)}"
-    other = dists.get(dist.given)
-    if other is None or other.kind not in DISCRETE:
-        got = "not in the space" if other is None else f"a {other.kind}"
-        raise ValueError(f"{where}: must be a choice or grid key of the same search.space, but it is {got}")
-    have = [v for v, _, _ in dist.ranges]
-    missing = [v for v in other.values if v not in have]
-    extra = [v for v in have if v not in other.values]
-    if missing:
-        raise ValueError(f"{where}: no range for {_short(missing[0])}; give one for each value of {dist.given}: "
-                         f"{', '.join(map(str, other.values))}")
-    if extra:
-        raise ValueError(f"{where}: {_short(extra[0])} is not a value of {dist.given} "
-                         f"({', '.join(map(str, other.values))})")
-
-
-def check_keys_exist(space: dict, cfg: Any) -> None:
+def check_keys_exist(dists: dict[str, Dist], cfg: Any) -> None:
     """Every key must name a leaf of the config tree, and its bounds/values must give a valid config.
 
-    Raises ValueError("search.space.KEY: ...") (raised from ExperimentConfig.validate, which has
-    no prefix of its own).
+    Args:
+        dists: the parsed space (SearchConfig.params); cfg: the experiment config.
+    Raises:
+        ValueError("search.space.KEY: ...") (raised from ExperimentConfig.validate, which has no
+        prefix of its own).
     """
     # The config's own class and tree helpers, not orchestrator.config.experiment: that module imports this
     # one (through search_config), and importing it back would close a circle.
     base = to_dict(cfg)
     base.pop("search", None)  # checking a copy without `search` cannot recurse into this check
-    for key, dist in parse_space(space).items():
+    for key, dist in dists.items():
         if not _is_leaf(base, key):
-            raise ValueError(f"search.space.{_key_text(key)}: unknown key; not in the experiment config")
+            raise ValueError(f"search.space.{key_text(key)}: unknown key; not in the experiment config")
         for assignment in _assignments(key, dist):
             data = to_dict(cfg)
             data.pop("search", None)
@@ -185,8 +38,8 @@ def check_keys_exist(space: dict, cfg: Any) -> None:
             try:
                 validate_tree(from_dict(type(cfg), data))
             except ConfigError as err:
-                shown = ", ".join(f"{k}={_short(v)}" for k, v in assignment.items()) if len(assignment) > 1 \
-                    else _short(assignment[key])
+                shown = ", ".join(f"{k}={short(v)}" for k, v in assignment.items()) if len(assignment) > 1 \
+                    else short(assignment[key])
                 raise ValueError(f"search.space.{key}.{dist.kind}: value {shown} gives an invalid config "
                                  f"({err})") from None
 
@@ -196,18 +49,7 @@ def _assignments(key: str, dist: Dist) -> list[dict]:
     the other key's value that selects each range)."""
     if dist.kind in PER_VALUE:
         return [{dist.given: value, key: bound} for value, low, high in dist.ranges for bound in (low, high)]
-    return [{key: snap(dist, value)} for value in _candidates(dist)]
-
-
-def _key_text(key: Any) -> str:
-    """A space key as it can appear in a one-line message."""
-    text = str(key)
-    return text if text.isprintable() and len(text) <= 80 else _short(text)
-
-
-def _short(value: Any) -> str:
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 80 else text[:77] + "..."
+    return [{key: snap(dist, value)} for value in candidates(dist)]
 
 
 def _is_leaf(data: dict, dotted: str) -> bool:
@@ -219,73 +61,4 @@ def _is_leaf(data: dict, dotted: str) -> bool:
     return not isinstance(node, dict)
 
 
-def _candidates(dist: Dist) -> list:
-    """The values worth checking against the config: the bounds, or every listed value."""
-    if dist.kind in DISCRETE:
-        return list(dist.values)
-    if dist.kind == "randint":
-        return [int(dist.low), int(dist.high) - 1]
-    if dist.kind in PER_VALUE:
-        return [bound for _, low, high in dist.ranges for bound in (low, high)]
-    return [snap(dist, dist.low), snap(dist, dist.high)]
-
-
-def _numeric(values: list) -> list[float]:
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)] or [1.0]
-
-
-def snap(dist: Dist, value: Any) -> Any:
-    """Quantise a sampled value as its distribution says (Optuna drops q on log scales)."""
-    if dist.kind not in ("quniform", "qloguniform") or not isinstance(value, (int, float)):
-        return value
-    snapped = round(round(value / dist.q) * dist.q, 12)
-    snapped = min(max(snapped, dist.low), dist.high)
-    return int(snapped) if float(dist.q).is_integer() and float(dist.low).is_integer() else snapped
-
-
-def snap_values(space: dict, values: dict) -> dict:
-    """The config values of a sampled point: `snap` applied where the space quantises, and each
-    PER_VALUE position u resolved to the range its other key's value selects."""
-    dists = parse_space(space)
-    out = {k: snap(dists[k], v) if k in dists else v for k, v in values.items()}
-    for key, dist in dists.items():
-        if dist.kind in PER_VALUE and key in out:
-            if dist.given not in out:
-                raise ValueError(f"space.{key}: the point has no value of {dist.given}, which selects its range")
-            out[key] = resolve(dist, out[key], out[dist.given])
-    return out
-
-
-def resolve(dist: Dist, u: float, given_value: Any) -> float:
-    """A PER_VALUE position u in [0, 1] as a value of the range for `given_value`
-    (log: low * (high / low) ** u; linear: low + (high - low) * u)."""
-    low, high = dist.range_for(given_value)
-    u = min(max(float(u), 0.0), 1.0)
-    if dist.kind in LOG:
-        return low * (high / low) ** u
-    return low + (high - low) * u
-
-
-def grid_keys(space: dict) -> list[str]:
-    return [k for k, d in parse_space(space).items() if d.kind == "grid"]
-
-
-def grid_size(space: dict) -> int:
-    """How many grid points the `grid` dimensions span (1 when there are none)."""
-    return math.prod(len(d.values) for d in parse_space(space).values() if d.kind == "grid")
-
-
-__all__ = [
-    "DISTRIBUTIONS",
-    "PER_VALUE",
-    "Dist",
-    "check_keys_exist",
-    "check_space",
-    "grid_keys",
-    "grid_size",
-    "parse_dist",
-    "parse_space",
-    "resolve",
-    "snap",
-    "snap_values",
-]
+__all__ = ["check_keys_exist"]

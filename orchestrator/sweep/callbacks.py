@@ -28,6 +28,7 @@ from tensorboardX.proto.summary_pb2 import Summary
 from tensorboardX.summary import scalar as tb_scalar
 
 from groktune.layout import EXPERIMENT, HEARTBEAT, TENSORBOARD, TIME_ATTR, TUNE_ERROR, write_atomic
+from groktune.space import Dist, parse_space
 from orchestrator.config.experiment import load_config
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.sweep.ledger import final_status, record_trial, restore_curve, scalar_metrics
@@ -206,21 +207,23 @@ class StepTensorBoard(TBXLoggerCallback):
 
     Args:
         experiment_dir: the sweep folder.
-        space: search.space, for run names and hparams (with each sampled value as the trial's
-            config holds it: orchestrator.config.trial.searched_values).
+        params: the parsed space (SearchConfig.params), for run names and hparams (with each
+            sampled value as the trial's config holds it: orchestrator.config.trial.searched_values).
+        keys: the searched keys, in order (default: those of `params`).
     """
 
-    def __init__(self, experiment_dir: str | Path, space: dict):
+    def __init__(self, experiment_dir: str | Path, params: dict[str, Dist], keys: list | None = None):
         super().__init__()  # tensorboardX's SummaryWriter
         self.root = Path(experiment_dir) / TENSORBOARD
-        self.space = dict(space)
+        self.params = dict(params)
+        self.keys = list(params if keys is None else keys)
         self._written: dict[str, tuple[int, set]] = {}  # trial id -> (last step, its scalar names)
         self._starts: dict[str, int] = {}  # trial id -> writers opened for it
 
     def log_trial_start(self, trial):
         if trial in self._trial_writer:
             self._trial_writer[trial].close()
-        folder = self.root / run_name(trial.trial_id, self._values(trial), list(self.space))
+        folder = self.root / run_name(trial.trial_id, self._values(trial), self.keys)
         # tensorboardX names event files by the second: a retry within it would overwrite the file.
         starts = self._starts[trial.trial_id] = self._starts.get(trial.trial_id, 0) + 1
         self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=FLUSH_S,
@@ -259,7 +262,7 @@ class StepTensorBoard(TBXLoggerCallback):
     def _values(self, trial) -> dict:
         """The trial's config with its searched values as its training config holds them."""
         config = dict(trial.config)
-        return {**config, **searched_values(config, {k: spec for k, spec in self.space.items() if spec})}
+        return {**config, **searched_values(config, self.params)}
 
     def _try_log_hparams_plain(self, trial, params: dict, metrics: dict) -> None:
         from tensorboardX.summary import hparams  # deferred: only at a trial's end
@@ -271,11 +274,16 @@ class StepTensorBoard(TBXLoggerCallback):
             pass
 
     def __getstate__(self):  # pickled into tuner.pkl: no open writers
-        return {"root": self.root, "space": self.space}
+        return {"root": self.root, "params": self.params, "keys": self.keys}
 
     def __setstate__(self, state):
-        # A folder from before "space" was kept has only the keys: its values are shown as sampled.
-        self.__init__(state["root"].parent, state.get("space") or dict.fromkeys(state.get("keys", ())))
+        # An older tuner.pkl holds the space as written ("space", parsed here with the one
+        # parser) or only the keys (its values are then shown as sampled).
+        if "params" in state:
+            self.__init__(state["root"].parent, state["params"], state["keys"])
+            return
+        space = state.get("space") or {}
+        self.__init__(state["root"].parent, parse_space(space), list(space) or list(state.get("keys", ())))
 
 
 def logger_callbacks(search, experiment_dir: str | Path) -> list:
@@ -288,7 +296,7 @@ def logger_callbacks(search, experiment_dir: str | Path) -> list:
     a fresh sweep, so no trial also writes a progress.csv copy of its curve that nothing reads.
     """
     path = Path(experiment_dir)
-    callbacks = [JsonLoggerCallback(), StepTensorBoard(path, search.space)]
+    callbacks = [JsonLoggerCallback(), StepTensorBoard(path, search.params)]
     if search.tracking:
         # Ray's W&B integration imports wandb, which makes temp folders at import (left behind if
         # the driver is killed) and costs seconds: only a sweep that asks for a tracker pays.

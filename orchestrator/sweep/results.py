@@ -55,9 +55,9 @@ from groktune.layout import (
 )
 from groktune.errors import ConfigError
 from groktune.readback import EVAL_RECORD, check_point, read_json_lines, read_json_object
+from groktune.space import CONTINUOUS, PER_VALUE, Dist
 from orchestrator.config.experiment import load_config, with_values
 from orchestrator.sweep.ledger import REPLAY_KEY, lineage, read_ledger
-from orchestrator.search.space import CONTINUOUS, PER_VALUE, parse_space
 from orchestrator.sweep.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY, split_pack
 from orchestrator.config.trial import searched_values, task_label, trial_seed
 
@@ -137,7 +137,7 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
         The row as a dict.
     """
     search = cfg.search
-    values = point_values(point, search.space, source)
+    values = point_values(point, search.params, source)
     row: dict = {"trial_id": trial_id, **values, "seed": trial_seed(point, search.seeds)}
     try:
         # Without the search section: re-checking the whole space per trial made a grid sweep's
@@ -167,16 +167,16 @@ def trial_row(trial_id: str, rows: list[dict], point: dict, cfg, ledger_status: 
     return row
 
 
-def point_values(point: dict, space: dict, source: str | Path) -> dict:
+def point_values(point: dict, dists: dict[str, Dist], source: str | Path) -> dict:
     """searched_values of a point read back from a file; DamagedFile when a value cannot be one
-    the space samples (a string for a range, a missing key a per-value range needs)."""
-    dists = parse_space(space)
+    the space (`dists`, SearchConfig.params) samples (a string for a range, a missing key a
+    per-value range needs)."""
     for key, value in point.items():
         kind = dists[key].kind if key in dists else None
         if kind in CONTINUOUS + PER_VALUE and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise DamagedFile(f"{source}: {key}: got {value!r:.40}, expected a number (search.space samples {kind})")
     try:
-        return searched_values(point, space)
+        return searched_values(point, dists)
     except (ValueError, TypeError, KeyError) as err:
         raise DamagedFile(f"{source}: the sampled point does not fit search.space ({err})") from None
 
@@ -233,7 +233,7 @@ def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame
     cfg = cfg if cfg is not None else load_experiment_config(path)
     ledger = read_ledger(path)
     curves, trials = [], []
-    for trial_id, rows, point, source in _trials(path, ledger, cfg.search.space):
+    for trial_id, rows, point, source in _trials(path, ledger, cfg.search.params):
         record = ledger.get(trial_id) or {}
         if record.get("status") == ABANDONED or record.get("replay_of") not in (None, trial_id):
             continue  # never to finish, or a replay of another trial's record: that trial has the row
@@ -253,7 +253,7 @@ def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame
     return curve_frame, trial_frame
 
 
-def _trials(path: Path, ledger: dict[str, dict], space: dict):
+def _trials(path: Path, ledger: dict[str, dict], dists: dict[str, Dist]):
     """(trial_id, rows, point, source of the point) of every trial folder and every ledgered
     trial without one.
 
@@ -265,7 +265,7 @@ def _trials(path: Path, ledger: dict[str, dict], space: dict):
         rows = read_results(tdir)
         trial_id = _trial_id(tdir, rows)
         seen.add(trial_id)
-        point, source = _point(tdir, rows, space)
+        point, source = _point(tdir, rows, dists)
         yield trial_id, _with_ledgered(_ledgered_curve(rows, ledger.get(trial_id)), ledger.get(trial_id)), point, source
     for trial_id, record in ledger.items():
         if trial_id not in seen:
@@ -293,12 +293,12 @@ def _with_ledgered(rows: list[dict], record: dict | None) -> list[dict]:
     return [*rows, final]
 
 
-def _point(tdir: Path, rows: list[dict], space: dict) -> tuple[dict, Path]:
+def _point(tdir: Path, rows: list[dict], dists: dict[str, Dist]) -> tuple[dict, Path]:
     """(the trial's sampled point, the file it came from): its latest reported config (PBT
     changes it), else params.json. Damage is DamagedFile."""
     params = tdir / TUNE_PARAMS
     point = check_point(params, read_json_object(params))  # checked even when a report carries the config
-    point_values(point, space, params)
+    point_values(point, dists, params)
     for r in reversed(rows):
         if isinstance(r.get("config"), dict):
             return check_point(tdir / TUNE_RESULT, r["config"]), tdir / TUNE_RESULT

@@ -63,7 +63,7 @@ def describe(path: str | Path, limit: int = TABLE_LIMIT) -> str:
         UserError (one line) when `path` is not a sweep folder.
     """
     path, cfg, trials = _load(path)
-    keys = list(cfg.search.space)
+    keys = list(cfg.search.params)
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
     expected = expected_trials(cfg.search)
     finished = sum(v for k, v in counts.items() if k in FINAL_STATUSES)
@@ -92,7 +92,7 @@ def status_data(path: str | Path) -> dict:
         UserError (one line) when `path` is not a sweep folder.
     """
     path, cfg, trials = _load(path)
-    keys = list(cfg.search.space)
+    keys = list(cfg.search.params)
     driver = driver_state(path)
     best = best_trial(trials) if len(trials) else None
     return {

@@ -115,7 +115,7 @@ def verify(cfg: ExperimentConfig, trials: pd.DataFrame, path: Path, workers: int
     top, n_seeds = verify_counts(search)
     if not top or (path / CONFIGS_FILE).exists():
         return None
-    searched = list(search.space)
+    searched = list(search.params)
     best = top_configs(trials, searched, top)
     if best.empty:
         return None

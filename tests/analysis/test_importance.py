@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.importance import grok_objective, param_importances
+from groktune.space import parse_dist, parse_space
 
 
 def trials(n=30, seed=0):
@@ -23,7 +24,7 @@ def trials(n=30, seed=0):
 
 def test_the_parameter_that_matters_comes_first():
     imp = param_importances(trials(), ["optim.lr", "optim.weight_decay", "task.op"],
-                            {"optim.lr": {"loguniform": [1e-4, 1e-2]}})
+                            parse_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}}))
     assert list(imp.values)[0] == "optim.lr"
     assert imp.values["optim.lr"] > 0.5
     assert sum(imp.values.values()) == pytest.approx(1.0)
@@ -75,7 +76,7 @@ def test_degenerate_case_is_undetermined_never_equal_numbers():
 
 def test_bootstrap_interval_brackets_each_importance():
     imp = param_importances(trials(24), ["optim.lr", "optim.weight_decay"],
-                            {"optim.lr": {"loguniform": [1e-4, 1e-2]}})
+                            parse_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}}))
     assert imp.undetermined == "" and set(imp.spread) == set(imp.values)
     lo, hi = imp.spread["optim.lr"]
     assert 0.0 <= lo <= hi <= 1.0 and hi > 0.5
@@ -87,7 +88,7 @@ def test_choice_parameters_are_categories():
 
     from analysis.importance import _distribution
 
-    dist, column = _distribution(pd.Series([0, 64, 128, 0]), {"choice": [0, 64, 128]})
+    dist, column = _distribution(pd.Series([0, 64, 128, 0]), parse_dist("train.batch_size", {"choice": [0, 64, 128]}))
     assert isinstance(dist, CategoricalDistribution) and set(dist.choices) == {"0", "64", "128"}
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from analysis.load import load, tidy_curves
 from groktune.errors import ResultsError, UserError
+from groktune.space import parse_dist
 from tests.analysis.synth import trainer_grid, write_run, write_sweep
 
 
@@ -21,7 +22,7 @@ def test_sweep_dir(tmp_path):
     assert {"trial_id", "step", "train_acc", "val_acc", "val_loss", "param_norm"} <= set(res.curves)
     assert res.curves.groupby("trial_id")["step"].is_monotonic_increasing.all()
     assert res.searched == ["optim.lr", "optim.weight_decay", "model.d_model"]
-    assert res.space["optim.lr"] == {"loguniform": [1e-4, 1e-2]}
+    assert res.params["optim.lr"] == parse_dist("optim.lr", {"loguniform": [1e-4, 1e-2]})  # the one parser's
     assert res.config["train"]["target_val_acc"] == 0.99
     assert set(res.trials["task"]) == {"modular:x*y"}
 

@@ -19,6 +19,7 @@ from analysis.summary import (
     trial_summary,
 )
 from groktune.errors import ResultsError
+from groktune.space import parse_dist
 from tests.analysis.synth import sweep_trial, write_run, write_sweep
 
 
@@ -85,8 +86,8 @@ def test_describe_config():
 
 
 def test_log_scaled():
-    assert log_scaled(pd.Series([1e-4, 1e-3]), {"loguniform": [1e-4, 1e-2]})
-    assert not log_scaled(pd.Series([0.01, 2.0]), {"uniform": [0, 2]})
+    assert log_scaled(pd.Series([1e-4, 1e-3]), parse_dist("optim.lr", {"loguniform": [1e-4, 1e-2]}))
+    assert not log_scaled(pd.Series([0.01, 2.0]), parse_dist("optim.weight_decay", {"uniform": [0, 2]}))
     assert log_scaled(pd.Series([1e-4, 1e-1]))  # no spec: three decades
     assert not log_scaled(pd.Series([0.0, 1e-1]))
     assert not log_scaled(pd.Series(["a", "b"]))

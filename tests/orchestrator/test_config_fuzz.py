@@ -143,7 +143,7 @@ dists = st.one_of(
 @given(st.dictionaries(st.sampled_from(LEAF_KEYS + ["nonsense.key"]), dists, min_size=1, max_size=3),
        st.sampled_from(["tpe", "random", "grid"]))
 def test_random_search_spaces_validate_or_fail_in_one_line(space, algorithm):
-    from orchestrator.search.space import parse_space, snap
+    from groktune.space import snap
 
     data = deep_merge(VALID, {"search": {"space": space, "algorithm": algorithm}})
     data["search"]["space"] = space
@@ -156,6 +156,6 @@ def test_random_search_spaces_validate_or_fail_in_one_line(space, algorithm):
 
     _accepts_or_refuses_cleanly(build)
     if cfg is not None:  # a valid space: quantising any in-range sample must work (the trainable does it)
-        for dist in parse_space(cfg.search.space).values():
+        for dist in cfg.search.params.values():
             for value in (dist.low, dist.high, (dist.low + dist.high) / 2):
                 snap(dist, value)

@@ -5,9 +5,9 @@ import math
 import pytest
 
 from groktune.errors import ConfigError
+from groktune.space import Dist, grid_size, parse_dist, parse_space, snap, snap_values
 from orchestrator.config.experiment import config_from_dict
-from orchestrator.search.algos import expected_trials, num_samples
-from orchestrator.search.space import Dist, check_space, grid_size, parse_dist, parse_space, snap, snap_values
+from orchestrator.search.algos import expected_trials, num_samples, param_space
 from tests.conftest import TINY, deep_merge
 
 
@@ -34,7 +34,7 @@ def test_a_good_search_section_validates_and_counts_trials():
     cfg = config_from_dict(with_search(
         space={"optim.lr": {"loguniform": [1e-3, 1e-2]}, "task.op": {"grid": ["x+y", "x-y", "x*y"]}},
         algorithm="random", num_samples=4, seeds=[0, 1]))
-    assert grid_size(cfg.search.space) == 3
+    assert grid_size(cfg.search.params) == 3
     assert num_samples(cfg.search) == 4
     assert expected_trials(cfg.search) == 4 * 3 * 2
 
@@ -82,10 +82,10 @@ def test_bad_search_is_one_line_naming_the_key(search, needle):
     assert "\n" not in msg
 
 
-def test_check_space_alone_needs_no_config():
-    check_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}})
+def test_parse_space_alone_needs_no_config():
+    parse_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}})
     with pytest.raises(ValueError, match="space.optim.lr.uniform: low"):
-        check_space({"optim.lr": {"uniform": [1e-2, 1e-4]}})
+        parse_space({"optim.lr": {"uniform": [1e-2, 1e-4]}})
 
 
 def test_snap_quantises_and_keeps_integers_integers():
@@ -94,7 +94,7 @@ def test_snap_quantises_and_keeps_integers_integers():
     assert snap(d, 70.0) == 64  # clipped to high
     q = parse_dist("optim.eps", {"qloguniform": [1e-9, 1e-6, 1e-9]})
     assert snap(q, 3.4e-9) == pytest.approx(3e-9)
-    assert snap_values({"a.b": {"uniform": [0, 1]}}, {"a.b": 0.3, "seed": 1}) == {"a.b": 0.3, "seed": 1}
+    assert snap_values(parse_space({"a.b": {"uniform": [0, 1]}}), {"a.b": 0.3, "seed": 1}) == {"a.b": 0.3, "seed": 1}
 
 
 def test_sampled_point_becomes_a_trial_config():
@@ -150,7 +150,7 @@ PER_OPTIMIZER = {
 @pytest.mark.parametrize("u", [0.0, 0.25, 0.5, 0.9, 1.0])
 def test_a_position_resolves_to_the_range_of_the_chosen_value(u):
     for name, (low, high), (wlow, whigh) in (("adamw", (1e-3, 1e-1), (0.0, 2.0)), ("lion", (1e-5, 1e-3), (1.0, 3.0))):
-        point = snap_values(PER_OPTIMIZER, {"optim.name": name, "optim.lr": u, "optim.weight_decay": u})
+        point = snap_values(parse_space(PER_OPTIMIZER), {"optim.name": name, "optim.lr": u, "optim.weight_decay": u})
         assert point["optim.lr"] == pytest.approx(math.exp(math.log(low) + u * (math.log(high) - math.log(low))))
         assert point["optim.weight_decay"] == pytest.approx(wlow + u * (whigh - wlow))
         assert low * (1 - 1e-9) <= point["optim.lr"] <= high * (1 + 1e-9)
@@ -163,7 +163,7 @@ def test_a_trial_config_holds_the_resolved_value_and_every_sampler_sees_a_unit_i
     cfg = config_from_dict(with_search(space=PER_OPTIMIZER, num_samples=4))
     trial = maker_for(cfg)({"optim.name": "lion", "optim.lr": 0.5, "optim.weight_decay": 0.5})
     assert trial.optim.name == "lion" and trial.optim.lr == pytest.approx(1e-4) and trial.optim.weight_decay == 2.0
-    for domains in (to_ray(PER_OPTIMIZER), mutations(PER_OPTIMIZER)):
+    for domains in (to_ray(cfg.search.params), mutations(cfg.search.params)):
         assert (domains["optim.lr"].lower, domains["optim.lr"].upper) == (0.0, 1.0)
 
 
@@ -196,3 +196,26 @@ def test_a_bad_per_value_range_is_one_line_naming_the_key(space, needle):
 def test_a_grid_search_refuses_a_per_value_range():
     with pytest.raises(ConfigError, match="algorithm grid needs grid or choice values, got loguniform_per"):
         config_from_dict(with_search(space=PER_OPTIMIZER, algorithm="grid"))
+
+
+def test_the_space_is_parsed_once_by_validation_and_every_consumer_reads_that(monkeypatch):
+    """SearchConfig.validate parses search.space into typed distributions (SearchConfig.params);
+    Ray's domains, PBT's mutations, the grid count, the trial configs and the tables read them
+    and never parse the mapping again."""
+    import groktune.space as space_module
+    from orchestrator.config.trial import maker_for
+    from orchestrator.search.ray_space import mutations, to_ray
+    from orchestrator.sweep.results import point_values
+
+    calls = []
+    parse = space_module.parse_dist
+    monkeypatch.setattr(space_module, "parse_dist", lambda key, spec: calls.append(key) or parse(key, spec))
+    cfg = config_from_dict(with_search(space=PER_OPTIMIZER, algorithm="random", num_samples=2))
+    assert set(PER_OPTIMIZER) <= set(calls)  # parsed by validation
+    parsed = len(calls)
+    assert cfg.search.params["optim.lr"].kind == "loguniform_per" and cfg.search.params["optim.name"].discrete
+    point = {"optim.name": "lion", "optim.lr": 0.5, "optim.weight_decay": 0.5}
+    to_ray(cfg.search.params), mutations(cfg.search.params), param_space(cfg.search), expected_trials(cfg.search)
+    trial = maker_for(cfg)(point)
+    assert point_values(point, cfg.search.params, "params.json")["optim.lr"] == pytest.approx(trial.optim.lr)
+    assert len(calls) == parsed  # nothing parsed the mapping again

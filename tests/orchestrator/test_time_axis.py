@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from groktune.layout import TIME_ATTR
+from groktune.space import parse_space
 from orchestrator.config.experiment import config_from_dict
 from orchestrator.search.algos import build_scheduler
 from tests import shared_sweep
@@ -74,7 +75,7 @@ def test_tensorboard_writes_each_step_once_at_the_optimizer_step(tmp_path):
 
     from orchestrator.sweep.callbacks import StepTensorBoard
 
-    board = StepTensorBoard(tmp_path, {"optim.lr": {"loguniform": [1e-4, 1e-2]}})
+    board = StepTensorBoard(tmp_path, parse_space({"optim.lr": {"loguniform": [1e-4, 1e-2]}}))
     trial = Trial("fn", config={"optim.lr": 0.003}, trial_id="ab12_00001", stub=True)
     rec = lambda step, acc, **kw: {"step": step, "val_acc": acc, "training_iteration": 1, "pid": 7, **kw}  # noqa: E731
     board.on_trial_start(0, [trial], trial)
@@ -104,7 +105,7 @@ def test_tensorboard_names_a_run_by_the_values_the_trial_trained_with(tmp_path):
 
     space = {"optim.name": {"choice": ["adamw", "lion"]},
              "optim.lr": {"loguniform_per": {"optim.name": {"adamw": [1e-3, 1e-1], "lion": [1e-5, 1e-3]}}}}
-    board = pickle.loads(pickle.dumps(StepTensorBoard(tmp_path, space)))
+    board = pickle.loads(pickle.dumps(StepTensorBoard(tmp_path, parse_space(space))))
     trial = Trial("fn", config={"optim.name": "lion", "optim.lr": 0.5}, trial_id="ab12_00002", stub=True)
     board.on_trial_start(0, [trial], trial)
     board.on_trial_complete(0, [trial], trial)
@@ -112,6 +113,9 @@ def test_tensorboard_names_a_run_by_the_values_the_trial_trained_with(tmp_path):
     old = StepTensorBoard.__new__(StepTensorBoard)
     old.__setstate__({"root": tmp_path / "old" / "tensorboard", "keys": ["optim.lr"]})
     assert old._values(trial)["optim.lr"] == 0.5  # shown as sampled: an old folder has no space
+    older = StepTensorBoard.__new__(StepTensorBoard)  # a tuner.pkl that kept the space as written
+    older.__setstate__({"root": tmp_path / "older" / "tensorboard", "space": space})
+    assert older._values(trial)["optim.lr"] == pytest.approx(1e-4) and older.keys == list(space)
 
 
 # --- slow: the "Done when" sweep (the session's shared TPE + ASHA sweep, tests/shared_sweep.py) ---
