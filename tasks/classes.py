@@ -1,8 +1,8 @@
 """How many answer classes a task has, and so the accuracy of guessing (chance).
 
-The sweep's score (orchestrator.sweep.objective.grok_score) measures progress from chance; it takes
-it from here when per-class metrics are off, so a parity plateau at 0.5 +- noise is not read
-as progress.
+The sweep's score (orchestrator.sweep.objective.grok_score) measures progress from chance and takes
+it from here alone (the trial adapter hands it in), so a parity plateau at 0.5 +- noise is not
+read as progress.
 """
 
 from __future__ import annotations
