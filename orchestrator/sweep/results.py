@@ -43,6 +43,7 @@ import pandas as pd
 import pyarrow as pa
 
 from groktune.errors import DamagedFile, UserError
+from groktune.events import EVENT_STEP
 from groktune.layout import (
     ABANDONED,
     CURVES,
@@ -70,7 +71,7 @@ NOT_CURVES = {
 }
 # Per-trial columns of their own in trials.parquet, or Ray's counters: no final_<key> copy.
 NOT_FINAL = {"wall_time", "cpu_time_s", "peak_memory_mb", "resumed_from_step", "training_iteration",
-             "iterations_since_restore"}
+             "iterations_since_restore", EVENT_STEP}  # the event's column is steps_to_target
 
 
 def read_results(trial_dir: Path) -> list[dict]:
