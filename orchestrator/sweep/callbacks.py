@@ -32,6 +32,7 @@ from orchestrator.config.experiment import load_config
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
 from orchestrator.sweep.ledger import final_status, record_trial, restore_curve, scalar_metrics
 from orchestrator.session.start import cluster_resources
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINTS_KEY, point_trial_id, record_points
 from orchestrator.config.trial import searched_values
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
@@ -56,11 +57,23 @@ class LedgerCallback(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         restore_curve(self.exp, trial)
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if PACK_KEY in trial.config and result.get(DONE_KEY):
+            record_points(self.exp, trial)  # points that stopped inside a pack that goes on
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=False, train_cfg=self._train())
+        self._record(trial, errored=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=True, train_cfg=self._train())
+        self._record(trial, errored=True)
+
+    def _record(self, trial, errored: bool) -> None:
+        """The trial's record; a pack's points first, each its own (orchestrator.sweep.packing)."""
+        extra = None
+        if PACK_KEY in trial.config:
+            record_points(self.exp, trial, final_status(dict(trial.last_result or {}), errored))
+            extra = {"points": [point_trial_id(str(trial.trial_id), j) for j in range(len(trial.config[PACK_KEY]))]}
+        record_trial(self.exp, trial, errored=errored, train_cfg=self._train(), extra=extra)
 
     def _train(self):
         """The experiment's TrainConfig (its budget and stop rule), read once from experiment.yaml."""
@@ -203,6 +216,8 @@ class StepTensorBoard(TBXLoggerCallback):
     checkpoint repeats the steps after it (skipped). At the trial's end its hyperparameters and
     HPARAM_METRICS go to TensorBoard's HPARAMS tab. The run is named when the trial starts: a PBT
     trial that Tune restarts under a perturbed config continues in a run named by its new values.
+    A pack (search.pack) has no run of its own: each of its points gets one, named and filled
+    as an unpacked trial's (orchestrator.sweep.packing).
 
     Args:
         experiment_dir: the sweep folder.
@@ -216,59 +231,111 @@ class StepTensorBoard(TBXLoggerCallback):
         self.space = dict(space)
         self._written: dict[str, tuple[int, set]] = {}  # trial id -> (last step, its scalar names)
         self._starts: dict[str, int] = {}  # trial id -> writers opened for it
+        self._points: dict[str, dict] = {}  # pack trial id -> {point id: [writer, point, last scalars]}
+
+    def _open(self, run_id: str, values: dict):
+        folder = self.root / run_name(run_id, values, list(self.space))
+        # tensorboardX names event files by the second: a retry within it would overwrite the file.
+        starts = self._starts[run_id] = self._starts.get(run_id, 0) + 1
+        return self._summary_writer_cls(str(folder), flush_secs=FLUSH_S, filename_suffix=f".{os.getpid()}.{starts}")
 
     def log_trial_start(self, trial):
+        if PACK_KEY in trial.config:
+            self._close_points(trial.trial_id)
+            return
         if trial in self._trial_writer:
             self._trial_writer[trial].close()
-        folder = self.root / run_name(trial.trial_id, self._values(trial), list(self.space))
-        # tensorboardX names event files by the second: a retry within it would overwrite the file.
-        starts = self._starts[trial.trial_id] = self._starts.get(trial.trial_id, 0) + 1
-        self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=FLUSH_S,
-                                                             filename_suffix=f".{os.getpid()}.{starts}")
+        self._trial_writer[trial] = self._open(trial.trial_id, self._values(trial))
         self._trial_result[trial] = {}
 
     def log_trial_result(self, iteration, trial, result):
         if TIME_ATTR not in result:
             return
+        if PACK_KEY in trial.config:
+            self._log_points(trial, result)
+            return
         if trial not in self._trial_writer:
             self.log_trial_start(trial)
-        step, scalars = int(result[TIME_ATTR]), scalar_metrics(result)
-        last, names = self._written.get(trial.trial_id, (-1, set()))
+        scalars = self._add(trial.trial_id, self._trial_writer[trial], int(result[TIME_ATTR]), scalar_metrics(result))
+        self._trial_result[trial].update(scalars)
+
+    def _add(self, run_id: str, writer, step: int, scalars: dict) -> dict:
+        """Write a run's scalars at `step` once (see the class doc); return what was written."""
+        last, names = self._written.get(run_id, (-1, set()))
         if step < last:
-            return  # a retry repeating steps it had already reported
+            return {}  # a retry repeating steps it had already reported
         if step == last:
             scalars = {k: v for k, v in scalars.items() if k not in names}
         if scalars:  # one event holding every scalar of the step (not one event, and fsync, per scalar)
             values = [tb_scalar(key, value).value[0] for key, value in scalars.items()]
-            self._trial_writer[trial].file_writer.add_summary(Summary(value=values), global_step=step)
-        self._written[trial.trial_id] = (step, (names if step == last else set()) | set(scalars))
-        self._trial_result[trial].update(scalars)
+            writer.file_writer.add_summary(Summary(value=values), global_step=step)
+        self._written[run_id] = (step, (names if step == last else set()) | set(scalars))
+        return scalars
+
+    def _log_points(self, trial, result: dict) -> None:
+        """A pack's report: each live point's record into its own run, then the outcomes of points
+        that stopped (DONE_KEY) or closed (OUTCOMES_KEY) at their last step."""
+        pack = trial.config[PACK_KEY]
+        runs = self._points.setdefault(trial.trial_id, {})
+
+        def run(j: int) -> list:
+            point_id = point_trial_id(trial.trial_id, j)
+            if point_id not in runs:
+                runs[point_id] = [self._open(point_id, self._point_values(pack[j])), pack[j], {}]
+            return runs[point_id]
+
+        for record in json.loads(result.get(POINTS_KEY) or "[]"):
+            j = int(record["member"])
+            writer, _, final = run(j)
+            final.update(self._add(point_trial_id(trial.trial_id, j), writer, int(record[TIME_ATTR]),
+                                   scalar_metrics({k: v for k, v in record.items() if k != "member"})))
+        ended = [dict(d) for d in json.loads(result.get(DONE_KEY) or "[]")]
+        ended += [{"member": j, **o} for j, o in enumerate(json.loads(result.get(OUTCOMES_KEY) or "[]"))]
+        for outcome in ended:
+            j = int(outcome["member"])
+            point_id = point_trial_id(trial.trial_id, j)
+            stt = outcome.get("steps_to_target")
+            if point_id in self._written and isinstance(stt, (int, float)):
+                writer, _, final = run(j)
+                final.update(self._add(point_id, writer, self._written[point_id][0], {"steps_to_target": float(stt)}))
+
+    def _point_values(self, point: dict) -> dict:
+        return {**point, **searched_values(point, {k: spec for k, spec in self.space.items() if spec})}
+
+    def _close_points(self, trial_id: str) -> None:
+        for writer, point, final in self._points.pop(trial_id, {}).values():
+            self._hparams(writer, self._point_values(point), final)
+            writer.close()
 
     def log_trial_end(self, trial, failed: bool = False):
+        if PACK_KEY in trial.config:
+            self._close_points(trial.trial_id)
+            return
         if trial not in self._trial_writer:
             return
-        final = self._trial_result.get(trial, {})
-        metrics = {k: final[k] for k in HPARAM_METRICS if k in final}
-        params = {k: v for k, v in self._values(trial).items()
-                  if isinstance(v, (str, bool, int, float)) and not k.startswith("__")}  # not Tune's __trial_index__
-        if metrics and params:
-            self._try_log_hparams_plain(trial, params, metrics)
+        self._hparams(self._trial_writer[trial], self._values(trial), self._trial_result.get(trial, {}))
         self._trial_writer.pop(trial).close()
         self._trial_result.pop(trial, None)
+
+    def _hparams(self, writer, values: dict, final: dict) -> None:
+        """The run's hyperparameters and HPARAM_METRICS in TensorBoard's HPARAMS tab."""
+        metrics = {k: final[k] for k in HPARAM_METRICS if k in final}
+        params = {k: v for k, v in values.items()
+                  if isinstance(v, (str, bool, int, float)) and not k.startswith("__")}  # not Tune's __trial_index__
+        if not (metrics and params):
+            return
+        from tensorboardX.summary import hparams  # deferred: only at a trial's end
+
+        try:
+            for summary in hparams(hparam_dict=params, metric_dict=metrics):
+                writer.file_writer.add_summary(summary)
+        except Exception:  # noqa: BLE001 - hparams are a convenience; the scalars are written
+            pass
 
     def _values(self, trial) -> dict:
         """The trial's config with its searched values as its training config holds them."""
         config = dict(trial.config)
         return {**config, **searched_values(config, {k: spec for k, spec in self.space.items() if spec})}
-
-    def _try_log_hparams_plain(self, trial, params: dict, metrics: dict) -> None:
-        from tensorboardX.summary import hparams  # deferred: only at a trial's end
-
-        try:
-            for summary in hparams(hparam_dict=params, metric_dict=metrics):
-                self._trial_writer[trial].file_writer.add_summary(summary)
-        except Exception:  # noqa: BLE001 - hparams are a convenience; the scalars are written
-            pass
 
     def __getstate__(self):  # pickled into tuner.pkl: no open writers
         return {"root": self.root, "space": self.space}

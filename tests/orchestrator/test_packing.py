@@ -49,14 +49,20 @@ def test_a_pack_trial_splits_into_one_trial_per_point():
 
 
 @pytest.mark.parametrize("search, needle", [
-    ({"algorithm": "tpe"}, "search.pack: got 4 with algorithm tpe and scheduler fifo; packed trials need "
-                           "algorithm random or grid and scheduler fifo"),
-    ({"algorithm": "random", "scheduler": "asha"}, "packed trials need algorithm random or grid and scheduler fifo"),
+    ({"algorithm": "random", "scheduler": "hyperband"},
+     "search.pack: got 4 with algorithm random and scheduler hyperband; packed trials need algorithm tpe, random "
+     "or grid and scheduler asha or fifo"),
+    ({"algorithm": "pbt", "scheduler": "pbt"}, "packed trials need algorithm tpe, random or grid and scheduler asha"),
     ({"algorithm": "random", "seeds_per_trial": 2}, "search.pack: got 4 with seeds_per_trial 2"),
+    ({"algorithm": "tpe", "metric": ["grok_score", "val_loss"], "mode": ["min", "min"]},
+     "search.pack: got 4 with algorithm tpe and several metrics"),
+    ({"algorithm": "tpe", "space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.d_model": {"choice": [16, 32]}}},
+     "search.pack: got 4 with algorithm tpe and model.d_model in search.space"),
 ])
 def test_packs_are_refused_where_they_cannot_run_in_one_line(search, needle):
     data = deep_merge(TINY, {"search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
-                                        "scheduler": "fifo", "pack": 4, **search}})
+                                        "scheduler": "fifo", "pack": 4}})
+    data["search"].update(search)
     with pytest.raises(ConfigError) as err:
         config_from_dict(data)
     assert needle in str(err.value) and "\n" not in str(err.value)
@@ -78,6 +84,7 @@ def _poll_step(exp, step: int, timeout: float) -> None:
 def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(tmp_path):
     from orchestrator.config.experiment import load_config
     from orchestrator.config.trial import maker_for
+    from orchestrator.sweep.ledger import count_starts, lineage, read_ledger
     from trials.train import train
 
     cfg = write_config(
@@ -100,6 +107,23 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
     assert trials["status"].isin({"grokked", "budget"}).all(), trials[["trial_id", "status"]]
     assert sorted(trials["seed"]) == [0, 0, 0, 0, 1, 1, 1, 1]
     assert trials["restarts"].max() >= 1  # the pack continued from its checkpoint after the kill
+    # Every point is a trial of its own in the ledger (status, steps_to_target, curve) and in
+    # TensorBoard; the pack's own record lists them and counts in no table.
+    ledger = read_ledger(exp)
+    points = {tid: rec for tid, rec in ledger.items() if "pack" in rec}
+    assert set(points) == set(trials["trial_id"])
+    packs = [rec for rec in ledger.values() if "points" in rec]
+    assert len(packs) == 1 and sorted(packs[0]["points"]) == sorted(points)
+    assert count_starts(exp, packs[0]["trial_id"]) == 2  # trained once before the kill, continued once after
+    for _, row in trials.iterrows():
+        rec = points[row["trial_id"]]
+        assert rec["status"] == row["status"] and rec["config"]["seed"] == row["seed"]
+        assert rec.get("steps_to_target") == (None if pd.isna(row["steps_to_target"]) else int(row["steps_to_target"]))
+        assert [r["step"] for r in lineage(rec["curve"])] == curves[curves.trial_id == row["trial_id"]]["step"].tolist()
+    runs = sorted(d.name for d in (exp / "tensorboard").iterdir())
+    assert len(runs) == 8 and all(any(name.startswith(f"trial_{tid}_") for name in runs) for tid in points), runs
+    status = groktune("status", exp, "--json")
+    assert status.returncode == 0, status.stderr
     maker = maker_for(load_config(cfg))
     for _, row in trials.iterrows():
         point = {"optim.lr": row["optim.lr"], "optim.weight_decay": row["optim.weight_decay"], "seed": row["seed"]}
