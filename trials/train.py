@@ -87,7 +87,7 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
 
 def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = VECTORIZE[0],
                      attention: str = "auto", resume_from: str | Path | None = None,
-                     cut: Cut | None = None) -> PopulationResult:
+                     cut: Cut | None = None, finished: dict[int, TrainResult] | None = None) -> PopulationResult:
     """Train the configs as one population; call report(PopulationEval, save) once per eval.
 
     Args:
@@ -100,6 +100,9 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         cut: called at every eval, after the members' own stop rules and before the checkpoint,
             with the records of the members that go on; the members it returns (indices) stop
             there as early_stopped (a scheduler's rung cut-off: orchestrator.sweep.adapter).
+        finished: members that already ended elsewhere (index -> TrainResult: a resumed pack's
+            points whose end the sweep's ledger holds but the checkpoint predates); they do not
+            train again and end with that result.
     Returns:
         PopulationResult: per-member TrainResults (as train() would return them) and the median
         steps to target.
@@ -108,7 +111,7 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         raise SetupError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
     mode = resolve_vectorize(vectorize, pick_device(cfgs[0].train.device).type) if cfgs else vectorize
     check_population(cfgs, mode)
-    return _train(cfgs, report, mode, attention, resume_from, None, tag=True, cut=cut)
+    return _train(cfgs, report, mode, attention, resume_from, None, tag=True, cut=cut, finished=finished)
 
 
 def _flat(obj, prefix: str = "") -> dict[str, Any]:
@@ -183,13 +186,18 @@ def _build(cfgs: list, mode: str) -> list[Member]:
 
 
 def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts_dir, tag: bool,
-           cut: Cut | None = None) -> PopulationResult:
+           cut: Cut | None = None, finished: dict[int, TrainResult] | None = None) -> PopulationResult:
     members = _build(cfgs, mode)
     tc = cfgs[0].train
     loop = Loop(tc)
     if resume_from is not None:
         _restore(members, loop, load_checkpoint(resume_from, _sections(cfgs)))
+    for index, result in (finished or {}).items():
+        m = members[index]
+        if m.result is None:
+            m.result, m.last = result, m.last or {**result.final, "member": index}
     live = [m for m in members if m.result is None]
+    loop.finished = not live  # every member ended before this start: nothing to train
     if mode == "vmap":
         from trials.stacked import Stacked  # deferred: torch.func, loaded only for vmap populations
 

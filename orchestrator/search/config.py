@@ -105,8 +105,10 @@ class SearchConfig:
     pack: int = 1
     """K > 1: each Ray trial trains up to K sampled points as one population (orchestrator.sweep.packing;
     points differing in model shape, batch size, task or optimizer family go to different packs);
-    every point keeps its own row in trials.parquet and its own curve. Points are drawn up front,
-    so it needs a searcher and scheduler that allow it (random or grid, fifo)."""
+    every point stays a trial of its own: its row, curve, ledger status and TensorBoard run.
+    random/grid draw the points up front; tpe asks Optuna for a pack at a time and tells each
+    point its own value (no structural key in the space); asha cuts each point at its rungs
+    inside its pack; hyperband and pbt are refused."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0

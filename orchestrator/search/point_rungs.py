@@ -65,7 +65,7 @@ class PointRungs:
         if not due or due[-1] <= self._judged.get(point_id, -1):
             return False  # no rung reached since its last judgement in this process
         self._judged[point_id] = due[-1]
-        lock = Path(self.state_file).with_name(Path(self.state_file).name + ".lock")
+        lock = Path(self.state_file).with_name(f".{Path(self.state_file).name}.lock")  # hidden: not a result
         with open(lock, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
             scheduler = self._scheduler()

@@ -36,10 +36,12 @@ from ray import tune
 
 from groktune.errors import DamagedFile
 from groktune.events import event_patience
-from groktune.layout import TUNE_STATE, sweep_status
+from groktune.layout import FINAL_STATUSES, TUNE_STATE, sweep_status, trainer_status
 from groktune.readback import TUNE_STATE_DATA, read_json_object
+from orchestrator.sweep.ledger import read_record
 from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINTS_KEY, point_trial_id
 from tasks.classes import chance_level
+from trials.loop import TrainResult
 from trials.train import train, train_population
 from trials.setup import pick_device
 
@@ -121,7 +123,7 @@ PACK_SCORES = "pack_scores.json"
 
 
 def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type, vectorize: str,
-                   checkpoints: CheckpointPolicy = EVERY_SAVE, rungs: Any = None) -> None:
+                   checkpoints: CheckpointPolicy = EVERY_SAVE, rungs: Any = None, exp_dir: str | None = None) -> None:
     """Run one pack (search.pack): its points (config[PACK_KEY]) as one population, each its own trial.
 
     Every eval reports the pack's median record (what Tune's progress line sees) and, under
@@ -132,7 +134,9 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
     point. `rungs` (orchestrator.search.point_rungs.PointRungs, with ASHA) judges each point at
     its rungs; a point below a rung's cut-off stops inside the pack (pruned), the rest go on. The
     checkpoint holds every point's own state (a lone run's format, trials.member.member_state)
-    and the points' score states, so a retried or resumed pack continues every point where it was.
+    and the points' score states, so a retried or resumed pack continues every point where it was;
+    a point whose end the sweep's ledger (in `exp_dir`) holds but the checkpoint predates (it
+    stopped after the checkpoint, then the driver died) does not train again.
     """
     points = config[PACK_KEY]
     cfgs = [make_config(p) for p in points]
@@ -177,13 +181,29 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
 
             report(summary, save_all if save is not None else None)
 
-        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from, cut=cut)
-        outcomes = [{**_outcome(r), **_last_scalars(r.final), "grok_score": scored[j][1] if j in scored else None}
+        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from, cut=cut,
+                                  finished=_ledgered_points(exp_dir, trial_id, len(cfgs)))
+        # a point's last score: its last eval's here, or its ledgered one (_ledgered_points)
+        outcomes = [{**_outcome(r), "grok_score": scored[j][1] if j in scored else None, **_last_scalars(r.final)}
                     for j, r in enumerate(result.members)]
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 OUTCOMES_KEY: json.dumps(outcomes)}
 
     _run_trial(cfgs[0], scorer, fit, checkpoints)
+
+
+def _ledgered_points(exp_dir: str | None, trial_id: str, k: int) -> dict[int, TrainResult]:
+    """{member: TrainResult} of the pack's points that the ledger holds as ended (not an error)."""
+    out = {}
+    for j in range(k):
+        record = read_record(exp_dir, point_trial_id(trial_id, j)) if exp_dir else None
+        if record is None or record["status"] not in FINAL_STATUSES or record["status"] == "error" or not record.get("curve"):
+            continue
+        last = {key: v for key, v in record["curve"][-1].items() if key not in ("status", "steps_to_target")}
+        stt = record.get("steps_to_target")
+        out[j] = TrainResult(status=trainer_status(record["status"]), steps_to_target=None if stt is None else int(stt),
+                             final_step=int(last["step"]), wall_time=float(last.get("wall_time") or 0.0), final=last)
+    return out
 
 
 def _outcome(result) -> dict:

@@ -59,7 +59,7 @@ class LedgerCallback(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if PACK_KEY in trial.config and result.get(DONE_KEY):
-            record_points(self.exp, trial)  # points that stopped inside a pack that goes on
+            record_points(self.exp, trial, result=result)  # points that stopped inside a pack that goes on
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial, errored=False)
@@ -127,7 +127,8 @@ class Progress(Callback):
     (no file polling), plus one line per trial that errored for good, naming its error file.
 
     Args:
-        total: trials the sweep will run (pending ones not sampled yet included).
+        total: trials the sweep will run (pending ones not sampled yet included); with packs
+            (search.pack) its points, each counted as a trial.
         stream: where to print (the driver's stdout); not pickled into tuner.pkl.
     """
 
@@ -157,15 +158,18 @@ class Progress(Callback):
         """Count the trials and hand the line to the printer."""
         done, running, best = Counter(), 0, None
         for t in trials:
+            size = len((getattr(t, "config", None) or {}).get(PACK_KEY) or [None])  # a pack counts as its points
             if t.status in ("TERMINATED", "ERROR"):
                 result = t.last_result or {}
-                status = final_status(result, t.status == "ERROR")
-                done[status] += 1
-                steps = result.get("steps_to_target")
-                if status == "grokked" and steps is not None:
-                    best = steps if best is None else min(best, steps)
+                outcomes = json.loads(result.get(OUTCOMES_KEY) or "[]") if t.status == "TERMINATED" else []
+                for outcome in outcomes or [{"status": final_status(result, t.status == "ERROR"),
+                                             "steps_to_target": result.get("steps_to_target")}] * size:
+                    done[outcome["status"]] += 1
+                    steps = outcome.get("steps_to_target")
+                    if outcome["status"] == "grokked" and steps is not None:
+                        best = steps if best is None else min(best, steps)
             elif t.status in ("RUNNING", "PAUSED"):
-                running += 1
+                running += size
         finished = sum(done.values())
         if self.done_before is None:
             self.done_before = finished

@@ -126,7 +126,7 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
     if s.pack > 1:
         bound = tune.with_parameters(run_with_ledger, inner=pack_trainable, make_config=maker, scorer=ScoreState,
                                      vectorize=s.population_vectorize, rungs=point_rungs(s, cfg.train.steps, path),
-                                     **ledger)
+                                     exp_dir=str(path), **ledger)
     elif s.seeds_per_trial > 1:
         bound = tune.with_parameters(run_with_ledger, inner=population_trainable, make_members=maker.members,
                                      scorer=ScoreState, vectorize=s.population_vectorize, **ledger)
@@ -198,8 +198,8 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
 
     s = cfg.search
     space, samples = sweep_space(cfg)
-    n_trials = len(space[PACK_KEY]["grid_search"]) if PACK_KEY in space else samples if s.pack > 1 else expected_trials(s)
-    progress = [Progress(n_trials)] if verbosity == NORMAL else []
+    n_points = sum(map(len, space[PACK_KEY]["grid_search"])) if PACK_KEY in space else expected_trials(s)
+    progress = [Progress(n_points)] if verbosity == NORMAL else []
     tune_config = tune.TuneConfig(
         **tune_objective(s),  # one metric; None with several (the searcher holds the lists)
         search_alg=build_searcher(s, cfg.seed, path.name),  # None for packs drawn up front

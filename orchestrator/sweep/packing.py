@@ -107,21 +107,22 @@ def split_pack(trial_id: str, rows: list[dict], pack: list[dict], pack_status: s
         yield point_trial_id(trial_id, j), per_point[j], point, status
 
 
-def record_points(exp: str | Path, trial, status: str | None = None) -> list[str]:
+def record_points(exp: str | Path, trial, status: str | None = None, result: dict | None = None) -> list[str]:
     """Write the ledger record of every point of pack `trial` that has a status and none yet.
 
     Called when a pack reports points that stopped (DONE_KEY) and when it ends (then `status`,
     the pack's own final status, is what points without a word of their own get: an error).
     A point's record is an unpacked trial's: its point as config, its last row as result, its
     curve, its status and steps_to_target; plus "pack" and "member". The rows are the pack's
-    staging result.json and its latest result (Tune's JSON logger writes that one after the
-    ledger callback).
+    staging result.json and its latest result: `result` (Tune hands callbacks a result before it
+    becomes trial.last_result, and its JSON logger writes it after the ledger callback), else
+    trial.last_result.
 
     Returns:
         The point trial ids written now.
     """
     rows = read_curve(Path(trial.local_path) / TUNE_RESULT) if trial.local_path else []
-    last = {k: v for k, v in (trial.last_result or {}).items() if k != "config"}
+    last = {k: v for k, v in (result if result is not None else trial.last_result or {}).items() if k != "config"}
     if last and not any(r.get("training_iteration") == last.get("training_iteration") for r in rows):
         rows.append(last)
     written = []

@@ -23,7 +23,9 @@ node_id (the Ray node of the last report) and nodes (every node id it ran on); p
 cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
 
 A packed trial (search.pack > 1) gives one row and one curve per point, trial_id
-"<trial>_p<j>" (orchestrator.sweep.packing.split_pack), each with its own status.
+"<trial>_p<j>" (orchestrator.sweep.packing.split_pack), each with its own status: a point's
+ledger record once it stopped (its curve, status and steps_to_target, as an unpacked trial's),
+else what its pack reported so far; the pack's own record gives no row.
 
 A population trial (search.seeds_per_trial > 1) reports its members' median record, so its curves
 are the median curves (plus members_live and grokked_fraction), seed is the first member's, and

@@ -38,8 +38,9 @@ def _sweep(tmp_path, **search):
     from orchestrator.sweep.ledger import read_ledger
 
     study = optuna.load_study(study_name="clitest", storage=open_storage(f"journal:{journal}"))
+    progress = [line for line in proc.stdout.splitlines() if line.startswith("trials ")]
     return (pd.read_parquet(exp / "trials.parquet"), pd.read_parquet(exp / "curves.parquet"), read_ledger(exp),
-            study, exp)
+            study, progress)
 
 
 def _optuna_trial(study, row):
@@ -52,8 +53,9 @@ def _optuna_trial(study, row):
 @pytest.mark.slow
 def test_tpe_asks_packs_of_points_and_tells_each_point_its_own_result(tmp_path):
     space = {"optim.lr": {"loguniform": [1e-3, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}}
-    trials, curves, ledger, study, _ = _sweep(tmp_path, space=space, scheduler="fifo", num_samples=6, pack=4)
+    trials, curves, ledger, study, progress = _sweep(tmp_path, space=space, scheduler="fifo", num_samples=6, pack=4)
     assert len(trials) == 6 and trials["trial_id"].is_unique
+    assert progress and progress[-1].startswith("trials 6/6 done, 0 running, 0 pending")  # points, not packs
     packs = [rec for rec in ledger.values() if "points" in rec]
     assert sorted(len(rec["points"]) for rec in packs) == [2, 4]  # 6 points asked 4, then 2, at a time
     assert len(study.trials) == 6 and all(t.state.name == "COMPLETE" for t in study.trials)
@@ -69,7 +71,7 @@ def test_tpe_asks_packs_of_points_and_tells_each_point_its_own_result(tmp_path):
 @pytest.mark.slow
 def test_asha_cuts_points_inside_their_packs_over_one_rung_table(tmp_path):
     space = {"optim.lr": {"loguniform": [1e-5, 3e-2]}}
-    trials, curves, ledger, study, exp = _sweep(tmp_path, space=space, scheduler="asha", num_samples=8, pack=4,
+    trials, curves, ledger, study, _ = _sweep(tmp_path, space=space, scheduler="asha", num_samples=8, pack=4,
                                                 grace_period=50, reduction_factor=2)
     assert len(trials) == 8
     pruned = trials[trials.status == "pruned"]
@@ -84,7 +86,7 @@ def test_asha_cuts_points_inside_their_packs_over_one_rung_table(tmp_path):
         assert max(last_step[t] for t in siblings) > last_step[row["trial_id"]]
     for _, row in trials[trials.status != "pruned"].iterrows():
         assert _optuna_trial(study, row).state.name == "COMPLETE"
-    rungs = json.loads((exp / "scheduler.state").read_text())["rungs"][0]
+    rungs = json.loads((tmp_path / "res" / "clitest" / "scheduler.state").read_text())["rungs"][0]
     first = dict((m, recorded) for m, recorded in rungs)[50]
     assert {tid.rsplit("_p", 1)[0] for tid in first} == {rec["trial_id"] for rec in ledger.values() if "points" in rec}
     assert set(first) == set(trials["trial_id"])  # every point of both packs was judged at the first rung
