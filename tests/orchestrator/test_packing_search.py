@@ -7,10 +7,13 @@ Slow tier (real local Ray, tiny models trained for real: x+y mod 11, d_model 16,
 - ASHA cuts points inside their packs (orchestrator.search.point_rungs): a point below its
   rung's cut-off ends "pruned" at that rung (its ledger record, its row, its Optuna trial
   PRUNED) while its pack trains the others on, and one rung table holds every pack's points.
+Full tier: a TPE packed sweep whose driver is SIGKILLed while its second pack trains, resumed:
+the finished pack is not trained again and every point's Optuna trial is told once, COMPLETE.
 """
 
 import json
 import math
+import time
 
 import pandas as pd
 import pytest
@@ -90,3 +93,43 @@ def test_asha_cuts_points_inside_their_packs_over_one_rung_table(tmp_path):
     first = dict((m, recorded) for m, recorded in rungs)[50]
     assert {tid.rsplit("_p", 1)[0] for tid in first} == {rec["trial_id"] for rec in ledger.values() if "points" in rec}
     assert set(first) == set(trials["trial_id"])  # every point of both packs was judged at the first rung
+
+
+@pytest.mark.full
+def test_a_tpe_packed_sweep_resumes_after_a_driver_kill_with_every_point_told_once(tmp_path):
+    from orchestrator.storage.optuna_study import open_storage
+    from orchestrator.sweep.ledger import count_starts, read_ledger
+    from tests.orchestrator.driver_kill import kill_driver_when
+    import optuna
+
+    journal = tmp_path / "study.log"
+    cfg = write_config(tmp_path, task=TINY_TASK, model=TINY_MODEL, train=TINY_TRAIN, search={
+        "algorithm": "tpe", "scheduler": "fifo", "population_vectorize": "loop", "verify": {"top": 0},
+        "optuna_storage": f"journal:{journal}", "max_concurrent": 1, "num_samples": 8, "pack": 4,
+        "space": {"optim.lr": {"loguniform": [1e-3, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}}})
+    exp = tmp_path / "res" / "clitest"
+
+    def second_pack_past_a_checkpoint():  # the first pack ended, the second trains past step 100
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            packs = [r for r in read_ledger(exp).values() if "points" in r] if (exp / "ledger").exists() else []
+            for result in exp.glob("trial_*/result.json"):
+                if packs and result.parent.name != f"trial_{packs[0]['trial_id']}":
+                    steps = [json.loads(line).get("step", 0) for line in result.read_text().splitlines() if line]
+                    if steps and max(steps) >= 120:
+                        return
+            time.sleep(0.5)
+        raise AssertionError("the second pack did not pass step 120 in time")
+
+    kill_driver_when(cfg, tmp_path, second_pack_past_a_checkpoint)
+    proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = pd.read_parquet(exp / "trials.parquet")
+    ledger = read_ledger(exp)
+    packs = sorted((r for r in ledger.values() if "points" in r), key=lambda r: r["written"])
+    assert len(trials) == 8 and len(packs) == 2 and set(trials["status"]) <= {"grokked", "budget"}
+    assert [count_starts(exp, p["trial_id"]) for p in packs] == [1, 2]  # the finished pack never trained again
+    study = optuna.load_study(study_name="clitest", storage=open_storage(f"journal:{journal}"))
+    for _, row in trials.iterrows():
+        told = _optuna_trial(study, row)
+        assert told.state.name == "COMPLETE" and told.value == pytest.approx(row["final_grok_score"])
