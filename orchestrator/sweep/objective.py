@@ -40,7 +40,11 @@ grokking study is looking for (the effect is measured in benchmarks/score_vs_val
   (a graded term ranks them strictly, and ASHA, cutting two thirds at each rung, then stops most
   would-be grokkers whatever the order). The threshold was chosen by replay: a lower one (val
   loss merely not rising) stops fewer would-be grokkers but spends more compute on trials that
-  never grok (benchmarks/README.md "Early signals").
+  never grok (benchmarks/README.md "Early signals"). Other rules for "coming" (val loss below
+  its peak or below the chance log loss, a lower threshold, "still memorising") and graded terms,
+  replayed through Ray's ASHA, all trade would-be grokkers stopped for compute along one line on
+  which this rule is the cheapest that keeps the fastest grokker; none stops fewer at its compute
+  (benchmarks/rung_frontier.py, benchmarks/README.md "Rung scores").
 
 Chance is 1 / the number of answer classes of the task (tasks.classes.chance_level: p for
 modular, 120 for s5, the answer vocabulary of a mixture, 0.5 for sparse parity), handed in by the
@@ -188,12 +192,12 @@ class ScoreState:
         return cls(chance=chance or 0.0, val_losses=[list(p) for p in losses])
 
 
-def scores_for_curve(records: list[dict], target: float, budget: int, *, chance: float = 0.0,
+def scores_for_curve(records: list[dict], target: float, budget: int, *, chance: float | None = None,
                      patience: int = DEFAULT_PATIENCE) -> list[float]:
     """The score after each record of one saved curve (used by the benchmarks and tests); a
     record saved without the trainer's event facts gets them from the trainer's StopRule
     replayed over the curve (trials.evalplan.replay_facts, target patience `patience`)."""
-    state = ScoreState(chance=chance)
+    state = ScoreState(chance=chance or 0.0)
     return [state.update(r, target, budget) for r in replay_facts(records, target, patience)]
 
 
