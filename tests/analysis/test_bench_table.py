@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.bench_table import (BenchRun, BenchSetting, median_failures_as_inf, setting_rows, table_frame, to_csv,
-                                  to_markdown)
+from analysis.bench_table import (BenchRun, BenchSetting, median_failures_as_inf, not_run_row, setting_rows,
+                                  table_frame, to_csv, to_markdown)
 
 
 def curve(mem: int | None, gen: int | None, end: int = 2000, every: int = 10) -> pd.DataFrame:
@@ -74,9 +74,28 @@ def test_phase_grid_needs_all_four_phases():
 def test_wd_trend_needs_steps_to_fall_as_wd_rises():
     s = setting("wd_trend", None, grid={"optim.weight_decay": [0.3, 1.0, 3.0]})
     falling = [run(g, point={"optim.weight_decay": wd}) for wd, g in ((0.3, 1500), (1.0, 800), (3.0, 300))]
-    assert setting_rows(s, falling)[-1]["verdict"] == "reproduces: steps fall as weight decay rises"
+    assert setting_rows(s, falling)[-1]["verdict"] == "reproduces: steps fall as weight decay rises (1500 → 800 → 300)"
     rising = [run(g, point={"optim.weight_decay": wd}) for wd, g in ((0.3, 300), (1.0, 800), (3.0, None))]
     assert setting_rows(s, rising)[-1]["verdict"].startswith("does not reproduce")
+
+
+def test_init_trend_needs_steps_to_rise_with_the_initial_scale():
+    """Omnigrok: a larger initial weight norm delays generalisation; a censored seed counts as +inf."""
+    s = setting("init_trend", None, grid={"model.init_scale": [0.5, 1.0, 2.0]})
+    rising = [run(g, point={"model.init_scale": a}, seed=k) for a, gs in ((0.5, (300, 350)), (1.0, (700, 800)),
+                                                                          (2.0, (None, None))) for k, g in enumerate(gs)]
+    rows = setting_rows(s, rising)
+    assert rows[-1]["verdict"] == "reproduces: steps rise as initial weight scale rises (325 → 750 → > 2000)"
+    falling = [run(g, point={"model.init_scale": a}) for a, g in ((0.5, 900), (1.0, 500), (2.0, 500))]
+    assert setting_rows(s, falling)[-1]["verdict"].startswith("does not reproduce (medians by rising initial weight "
+                                                              "scale: 900 → 500 → 500")
+
+
+def test_a_setting_without_runs_says_why_never_a_verdict():
+    row = not_run_row(setting(gpu_command="groktune bench s --seeds 3"))
+    assert row["seeds"] == 0 and row["verdict"] == ("not run: its budget does not fit a 2-core CPU; on a GPU: "
+                                                    "groktune bench s --seeds 3")
+    assert not_run_row(setting())["verdict"] == "not run in this bench folder"
 
 
 def test_markdown_and_csv_are_escaped():

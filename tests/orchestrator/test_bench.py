@@ -106,6 +106,28 @@ def test_bench_end_to_end(tmp_path, capsys):
     assert again["median_95"] == tiny["median_95"]
 
 
+def test_steps_scale_runs_a_tiny_setting_and_marks_the_unrun_ones(tmp_path):
+    """`groktune bench --steps-scale` on a tiny setting (the CI check of the bench): the budget is cut,
+    the table is written from the run it made, and a --table-only over settings it never ran gives
+    those rows their reason (the GPU command where the index marks one), never a verdict."""
+    index = tiny_index(tmp_path)
+    data = yaml.safe_load(index.read_text())
+    data["settings"]["tiny_gpu"] = {**data["settings"]["tiny"], "gpu_command": "groktune bench tiny_gpu --seeds 5"}
+    index.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "bench"
+    assert main(["bench", "tiny", "--seeds", "1", "--steps-scale", "0.1", "--out", str(out), "--index", str(index)]) == 0
+    (row,) = list(csv.DictReader((out / "table.csv").open()))
+    records = metrics(out / "runs" / "tiny" / "seed0")
+    assert row["budget"] == "30" and max(r["step"] for r in records) <= 30
+    assert row["seeds"] == "1" and row["verdict"].startswith("does not reproduce (not reached in 30 steps")
+    assert main(["bench", "tiny", "tiny_gpu", "--seeds", "1", "--steps-scale", "0.1", "--out", str(out),
+                 "--index", str(index), "--table-only"]) == 0
+    rows = {r["setting"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert rows["tiny"]["budget"] == "30"
+    assert rows["tiny_gpu"]["seeds"] == "0" and rows["tiny_gpu"]["verdict"] == (
+        "not run: its budget does not fit a 2-core CPU; on a GPU: groktune bench tiny_gpu --seeds 5")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["nope"], "setting 'nope' is not in the bench index"),
     (["tiny", "--seeds", "0"], "--seeds: got 0"),
