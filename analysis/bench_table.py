@@ -74,6 +74,14 @@ class BenchRun:
     status: str
 
 
+def grid_points(grid: dict[str, list]) -> list[dict]:
+    """Every point of a grid ({key: [values]}), the first key varying slowest; [{}] for no grid."""
+    points = [{}]
+    for key, values in grid.items():
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
 def point_label(point: dict) -> str:
     """'lr=0.001_weight_decay=1' for {'optim.lr': 1e-3, 'optim.weight_decay': 1.0}; '' for {}."""
     return "_".join(f"{key.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, (int, float))
@@ -218,6 +226,8 @@ def summary_row(setting: BenchSetting, rows: list[dict]) -> dict | None:
     if setting.check not in ("phases", *TRENDS):
         return None
     differs = f"; {setting.differs}" if setting.differs else ""
+    ran = {r["point"] for r in rows}
+    absent = [label for label in (point_label(p) for p in grid_points(setting.grid)) if label not in ran]
     if setting.check == "phases":
         found = [p for p in PHASES if any(r["phase"] == p for r in rows)]
         missing = [p for p in PHASES if p not in found]
@@ -226,6 +236,8 @@ def summary_row(setting: BenchSetting, rows: list[dict]) -> dict | None:
         counts = ", ".join(f"{p} {sum(r['phase'] == p for r in rows)}" for p in found)
     else:
         verdict, counts = _trend_verdict(setting, rows, differs)
+    if absent:  # a grid verdict needs every point: never judge a trend or the phases on part of it
+        verdict = f"incomplete: {len(absent)} of {len(absent) + len(ran)} grid points not run ({', '.join(absent)})"
     base = {c: "" for c in COLUMNS}
     base.update({"setting": setting.name, "point": "all", "paper": setting.paper, "claim": setting.claim,
                  "paper_steps": _paper_text(setting.paper_steps), "threshold": setting.threshold,

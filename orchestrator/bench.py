@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.bench_figures import liu_phase_diagram, val_curves, wd_dependence
-from analysis.bench_table import (CHECKS, TRENDS, BenchRun, BenchSetting, not_run_row, point_label, setting_rows,
+from analysis.bench_table import (CHECKS, TRENDS, BenchRun, BenchSetting, grid_points, not_run_row, point_label, setting_rows,
                                   table_frame, to_csv, to_markdown)
 from analysis.figures import to_png
 from analysis.probe_figures import progress_measures
@@ -128,13 +128,6 @@ def load_index(path: str | Path = INDEX) -> dict[str, BenchSetting]:
     return {str(name): _setting(str(name), entry, path.parent) for name, entry in settings.items()}
 
 
-def _points(grid: dict[str, list]) -> list[dict]:
-    points = [{}]
-    for key, values in grid.items():
-        points = [{**p, key: v} for p in points for v in values]
-    return points
-
-
 def plan_runs(settings: dict[str, BenchSetting], chosen: list[str], seeds: int, steps_scale: float,
               out: Path) -> list[RunPlan]:
     """Every run of the chosen settings: grid points x seeds 0..n-1 (n = min(seeds, max_seeds)).
@@ -157,7 +150,7 @@ def plan_runs(settings: dict[str, BenchSetting], chosen: list[str], seeds: int, 
     for name in chosen or list(settings):
         s = settings[name]
         budget = int(read_yaml(s.config).get("train", {}).get("steps", 10_000))
-        for point in _points(s.grid):
+        for point in grid_points(s.grid):
             label = point_label(point)
             for seed in range(min(seeds, s.max_seeds or seeds)):
                 overrides = [f"seed={seed}"] + [f"{k}={v}" for k, v in point.items()]

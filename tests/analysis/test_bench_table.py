@@ -67,7 +67,7 @@ def test_phase_grid_needs_all_four_phases():
     rows = setting_rows(s, runs)
     assert [r["phase"] for r in rows[:4]] == ["comprehension", "grokking", "memorization", "confusion"]
     assert rows[4]["point"] == "all" and rows[4]["verdict"] == "reproduces: all four phases"
-    rows = setting_rows(s, runs[:3])
+    rows = setting_rows(s, runs[:3] + [run(None, mem=50, point=points[3])])  # memorization instead of confusion
     assert rows[-1]["verdict"].startswith("does not reproduce") and "missing confusion" in rows[-1]["verdict"]
 
 
@@ -89,6 +89,15 @@ def test_init_trend_needs_steps_to_rise_with_the_initial_scale():
     falling = [run(g, point={"model.init_scale": a}) for a, g in ((0.5, 900), (1.0, 500), (2.0, 500))]
     assert setting_rows(s, falling)[-1]["verdict"].startswith("does not reproduce (medians by rising initial weight "
                                                               "scale: 900 → 500 → 500")
+
+
+def test_a_grid_with_points_not_run_is_incomplete_never_judged():
+    s = setting("wd_trend", None, grid={"optim.weight_decay": [0.3, 1.0, 3.0]})
+    part = [run(g, point={"optim.weight_decay": wd}) for wd, g in ((1.0, 800), (3.0, 300))]
+    assert setting_rows(s, part)[-1]["verdict"] == "incomplete: 1 of 3 grid points not run (weight_decay=0.3)"
+    phases = setting("phases", None, grid={"optim.lr": [1, 2], "optim.weight_decay": [1, 2]})
+    three = [run(100, point={"optim.lr": a, "optim.weight_decay": b}) for a, b in ((1, 1), (1, 2), (2, 1))]
+    assert setting_rows(phases, three)[-1]["verdict"].startswith("incomplete: 1 of 4 grid points not run (lr=2_")
 
 
 def test_a_setting_without_runs_says_why_never_a_verdict():

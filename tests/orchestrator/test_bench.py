@@ -184,3 +184,29 @@ def test_resume_keeps_finished_runs_and_adds_seeds(tmp_path, capsys):
     assert {name: (seed0 / name).read_bytes() for name in before} == before  # a finished run is never rewritten
     (row,) = [r for r in csv.DictReader((out / "table.csv").open()) if r["setting"] == "tiny"]
     assert row["seeds"] == "2" and (out / "runs" / "tiny" / "seed1" / "result.json").is_file()
+
+
+def test_bench_summaries_copies_what_the_table_reads_and_refuses_a_clash(tmp_path, capsys):
+    """scripts/bench_summaries.py: config, metrics and result of each run go to the committed folder;
+    checkpoints stay behind; a differing file already there is refused before anything is copied."""
+    import importlib.util  # deferred: loads a script by path, only in this test
+
+    spec = importlib.util.spec_from_file_location("bench_summaries", INDEX.parents[2] / "scripts" / "bench_summaries.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "b1" / "runs" / "s" / "lr=1" / "seed0"
+    (run / "checkpoints").mkdir(parents=True)
+    for name, text in (("config.yaml", "seed: 0\n"), ("metrics.jsonl", "{}\n"), ("result.json", "{}"),
+                       ("checkpoints/last.pt", "x")):
+        (run / name).write_text(text)
+    into = tmp_path / "committed"
+    assert script.main([str(tmp_path / "b1"), "--into", str(into)]) == 0
+    copied = sorted(p.relative_to(into).as_posix() for p in into.rglob("*") if p.is_file())
+    assert copied == [f"runs/s/lr=1/seed0/{n}" for n in ("config.yaml", "metrics.jsonl", "result.json")]
+    assert script.main([str(tmp_path / "b1"), "--into", str(into)]) == 0  # same contents: fine
+    (run / "metrics.jsonl").write_text("{\"step\": 1}\n")
+    (run / "config.yaml").write_text("seed: 1\n")
+    assert script.main([str(tmp_path / "b1"), "--into", str(into)]) == 2
+    assert "exists with other contents" in capsys.readouterr().err
+    assert (into / "runs/s/lr=1/seed0/metrics.jsonl").read_text() == "{}\n"  # nothing copied
+    assert script.main([str(tmp_path / "nope"), "--into", str(into)]) == 2
