@@ -106,6 +106,7 @@ def test_bench_end_to_end(tmp_path, capsys):
     assert again["median_95"] == tiny["median_95"]
 
 
+@pytest.mark.slow  # trains 30 steps: ~3 s of CPU; the default suite and CI run it
 def test_steps_scale_runs_a_tiny_setting_and_marks_the_unrun_ones(tmp_path):
     """`groktune bench --steps-scale` on a tiny setting (the CI check of the bench): the budget is cut,
     the table is written from the run it made, and a --table-only over settings it never ran gives
