@@ -10,6 +10,14 @@ Tune picks the experiment_state-<session>.json with the greatest name and restor
 from the same session's files. A SIGKILL during Tune's background copy can tear them; `usable`
 sessions are those whose files all load, and `drop_torn` moves a torn newest session aside so
 Tune restores from the one before (the ledger keeps what finished since, see orchestrator.sweep.ledger).
+
+Tune deletes a trial's older checkpoints the moment it books a newer one (CheckpointConfig.num_to_keep),
+but writes its state only every few seconds: a driver killed in between leaves a state whose trial
+restarts from a checkpoint that is gone (Ray: "Could not recover from checkpoint as it does not exist
+on storage anymore", the trial's every retry). `restore_missing_checkpoints` puts such a checkpoint back
+before Tune restores, from the oldest newer one of the same trial, which Tune had booked (it deletes
+only once num_to_keep newer ones were booked), so the trial continues from a later step it really
+reached; the evals past that step are superseded by the resumed run (orchestrator.sweep.results.lineage).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 from groktune.errors import UserError
@@ -114,6 +123,54 @@ def tune_trial_ids(path: Path) -> set[str]:
     return {str(json.loads(t)["trial_id"]) for t, _ in data.get("trial_data", [])}
 
 
+_CHECKPOINT = re.compile(r"checkpoint_(\d+)$")
+
+
+def restore_missing_checkpoints(path: Path) -> list[str]:
+    """Before Tuner.restore: put back the checkpoints the state to restore refers to but Tune deleted.
+
+    A missing latest checkpoint becomes a copy of the trial's oldest newer one (empty when there is
+    none: the trial then trains from its start); a missing older one that Tune still tracks becomes an
+    empty folder (Tune only deletes those). Checkpoints in a bucket are left as they are.
+
+    Returns:
+        The trial ids whose latest checkpoint was put back.
+    """
+    # deferred: Ray's own reader of its trial state, only on --resume
+    from ray.tune.experiment.trial import _TrainingRunMetadata
+
+    state = newest_state(path)
+    if state is None:
+        return []
+    restored = []
+    for trial_json, metadata in json.loads(state.read_text()).get("trial_data", []):
+        manager = _TrainingRunMetadata.from_json_state(metadata).checkpoint_manager
+        if manager is None:
+            continue
+        latest = manager.latest_checkpoint_result
+        tracked = [r for r in manager.best_checkpoint_results if r is not latest]
+        for result, is_latest in [(r, False) for r in tracked] + ([(latest, True)] if latest else []):
+            if result.checkpoint.filesystem.type_name != "local":
+                continue
+            where = Path(result.checkpoint.path)
+            missing = path / where.parent.name / where.name
+            if missing.exists() or not missing.parent.is_dir():
+                continue
+            newer = sorted((int(m.group(1)), p) for p in missing.parent.iterdir()
+                           if (m := _CHECKPOINT.match(p.name)) and p.is_dir() and int(m.group(1)) > _index(where))
+            if is_latest and newer:
+                shutil.copytree(newer[0][1], missing)
+                restored.append(str(json.loads(trial_json)["trial_id"]))
+            else:
+                missing.mkdir()
+    return restored
+
+
+def _index(checkpoint: Path) -> int:
+    m = _CHECKPOINT.match(checkpoint.name)
+    return int(m.group(1)) if m else -1
+
+
 def reconcile(path: Path) -> dict[str, dict]:
     """Before Tuner.restore: align the ledger with the state Tune will restore.
 
@@ -122,12 +179,16 @@ def reconcile(path: Path) -> dict[str, dict]:
     record gets the whole curve from the record (Tune copies trial files to the sweep folder only
     periodically, and copies that file back to restart a trial from its checkpoint: a replay
     would then append to a shortened curve); claims by trials the state lacks are released; trial
-    folders of half-trained trials the state lacks are marked ABANDONED.
+    folders of half-trained trials the state lacks are marked ABANDONED; checkpoints the state
+    names but Tune had deleted are put back (restore_missing_checkpoints).
 
     Returns:
         {orphan trial_id: its sampled point}.
     """
     known = tune_trial_ids(path)
+    for tid in restore_missing_checkpoints(path):
+        print(f"groktune: trial {tid} continues from its next checkpoint (Tune had deleted the one its saved "
+              f"state names)", flush=True)
     ledger = read_ledger(path)
     orphans = {tid: rec.get("config") or {} for tid, rec in ledger.items()
                if tid not in known and rec.get("status") in FINAL_STATUSES and rec.get("replay_of") in (None, tid)}
@@ -149,5 +210,5 @@ def reconcile(path: Path) -> dict[str, dict]:
     return orphans
 
 
-__all__ = ["check_fresh", "check_resume", "newest_state", "reconcile", "resumable",
-           "tune_trial_ids"]
+__all__ = ["check_fresh", "check_resume", "newest_state", "reconcile", "restore_missing_checkpoints",
+           "resumable", "tune_trial_ids"]
