@@ -90,6 +90,11 @@ def sweep_status(trainer_status: str) -> str:
     return "pruned" if trainer_status == "early_stopped" else trainer_status
 
 
+def trainer_status(status: str) -> str:
+    """The trainer's final status of a sweep status (sweep_status inverted: pruned -> early_stopped)."""
+    return "early_stopped" if status == "pruned" else status
+
+
 # Every eval record's optimizer step: the time axis of the curves and of every scheduler (ASHA
 # rungs, PBT intervals, Optuna's intermediate values, TensorBoard's x axis).
 TIME_ATTR = "step"
@@ -174,6 +179,6 @@ __all__ = [
     "OPS_SEPARATOR", "PROBE_DIR", "REPORT_FIGURES", "REPORT_FILES", "REPORT_HTML", "REPORT_MD",
     "RESULT", "SCHEDULER_STATE", "SLURM_DIR", "STORAGE_URI", "SUMMARY_CSV", "TENSORBOARD",
     "TIME_ATTR", "TRAINER_STATUSES", "TRIALS", "TUNER_PKL", "TUNE_ERROR", "TUNE_PARAMS",
-    "TUNE_RESULT", "TUNE_STATE", "VERSIONS", "losses_finite", "sweep_status", "task_label",
+    "TUNE_RESULT", "TUNE_STATE", "VERSIONS", "losses_finite", "sweep_status", "trainer_status", "task_label",
     "write_atomic", "write_atomic_with",
 ]

@@ -43,7 +43,9 @@ EVAL_RECORD = {
 # ledger/<trial_id>.json (orchestrator.sweep.ledger).
 LEDGER_RECORD = {"!trial_id": "str", "!status": "str", "!config": "dict", "!result": "dict",
                  "replay_of": "str?", "written": "number?", "curve": "list",
-                 "steps_to_target": "number?"}  # a population's median over members: may be a half step
+                 "steps_to_target": "number?",  # a population's median over members: may be a half step
+                 "pack": "str?", "member": "int?",  # a point of a packed trial: its pack's trial id, its index
+                 "points": "list"}  # a pack trial's own record: its points' trial ids
 # A `groktune train` run's result.json (trials.loop.TrainResult).
 RUN_RESULT = {"status": "str", "steps_to_target": "int?", "final_step": "int", "wall_time": "number?",
               "final": "dict", "device": "str?"}

@@ -8,4 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-python -m pytest "$@"   # --full is an option of this suite's pytest (tests/conftest.py)
+full=0
+args=()
+for arg in "$@"; do
+    if [ "$arg" = --full ]; then full=1; else args+=("$arg"); fi
+done
+# The fast tier in two pytest-xdist workers: tests that read the session's shared sweep share a
+# worker, every other test its file's (tests/conftest.py). A later `-n 0` among the arguments
+# runs it in one process.
+rc=0
+python -m pytest -n 2 --dist loadgroup ${args[@]+"${args[@]}"} || rc=$?
+if [ "$full" = 1 ]; then
+    # The long tier (tests marked `full`), one test at a time: its crash campaigns kill drivers
+    # at chosen moments and its clusters share the machine's two cores.
+    python -m pytest --full -m full ${args[@]+"${args[@]}"} || rc=$?
+fi
+exit $rc

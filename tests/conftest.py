@@ -28,8 +28,18 @@ def pytest_addoption(parser):
                      help="also run the tests marked `full` (clusters, crash campaigns, benchmark)")
 
 
+# Tests that read one session-wide real sweep run in one xdist worker, so that sweep runs once;
+# every other test keeps to its file's worker (module-scoped fixtures run once too).
+SHARED_SWEEPS = ("tpe_asha_sweep", "real_sweep_report")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Without --full, deselect the `full` tier (pytest's summary counts them as deselected)."""
+    """Without --full, deselect the `full` tier (pytest's summary counts them as deselected).
+    Under pytest-xdist (scripts/test.sh runs `-n 2 --dist loadgroup`): group each test by the
+    shared sweep it reads, else by its file."""
+    for item in items:
+        shared = [name for name in SHARED_SWEEPS if name in getattr(item, "fixturenames", ())]
+        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.nodeid.split("::", 1)[0]))
     if config.getoption("--full"):
         return
     full = [item for item in items if item.get_closest_marker("full")]
@@ -38,34 +48,32 @@ def pytest_collection_modifyitems(config, items):
         config.hook.pytest_deselected(items=full)
 
 
-_UNLISTED = pytest.StashKey[list]()
+class SkipGuard:
+    """With CI set, a skip that tests/allowed_skips.py does not allow fails the session, named in
+    the summary. Its hooks also run in the xdist controller, for the reports its workers send."""
+
+    def __init__(self):
+        self.unlisted: list[str] = []  # "node id: reason"
+
+    def pytest_runtest_logreport(self, report):
+        if (os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail")
+                and not allowed(report.nodeid, "gpu" in report.keywords)):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.unlisted.append(f"{report.nodeid}: {reason.removeprefix('Skipped: ')}")
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if self.unlisted and session.exitstatus == 0:
+            session.exitstatus = 1
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        if self.unlisted:
+            terminalreporter.section("skips not allowed in CI (tests/allowed_skips.py)", red=True)
+            for line in self.unlisted:
+                terminalreporter.line(line, red=True)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Record, with CI set, every skip that tests/allowed_skips.py does not allow."""
-    outcome = yield
-    report = outcome.get_result()
-    if (os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail")
-            and not allowed(item.nodeid, item.get_closest_marker("gpu") is not None)):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
-        item.config.stash.setdefault(_UNLISTED, []).append(f"{item.nodeid}: {reason}")
-
-
-def pytest_sessionfinish(session, exitstatus):
-    """With CI set, an unlisted skip fails the session (exit 1)."""
-    if session.config.stash.get(_UNLISTED, []) and session.exitstatus == 0:
-        session.exitstatus = 1
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Name the unlisted skips that failed a CI session."""
-    unlisted = config.stash.get(_UNLISTED, [])
-    if unlisted:
-        terminalreporter.section("skips not allowed in CI (tests/allowed_skips.py)", red=True)
-        for line in unlisted:
-            terminalreporter.line(line, red=True)
+def pytest_configure(config):
+    config.pluginmanager.register(SkipGuard(), "groktune-skip-guard")
 
 
 TINY = {

@@ -35,7 +35,7 @@ CONFIG = {
               "target_val_acc": 0.99, "target_patience": 3, "per_class_metrics": False},
     "search": {"space": {"optim.lr": {"loguniform": [1e-4, 2e-2]}, "train.batch_size": {"choice": [64, 128]}},
                "algorithm": "tpe", "scheduler": "asha", "grace_period": 100, "reduction_factor": 2,
-               "num_samples": 8, "max_failures": 0},
+               "num_samples": 8, "max_failures": 0, "verify": {"top": 0}},
 }
 TRIALS = CONFIG["search"]["num_samples"]
 

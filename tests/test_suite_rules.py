@@ -3,20 +3,22 @@
 fails the session. And the Hypothesis profile in force has no wall-clock deadline."""
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
 pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
 
 # The hooks of tests/conftest.py, imported into the throwaway suite's conftest.
 CONFTEST = """
-from tests.conftest import (pytest_addoption, pytest_collection_modifyitems, pytest_runtest_makereport,
-                            pytest_sessionfinish, pytest_terminal_summary)
+from tests.conftest import SkipGuard, pytest_addoption, pytest_collection_modifyitems
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "full: the long tier")
     config.addinivalue_line("markers", "gpu: needs a GPU")
+    config.pluginmanager.register(SkipGuard(), "groktune-skip-guard")
 """
 
 SUITE = """
@@ -85,3 +87,13 @@ def test_in_ci_only_allowed_skips_pass(pytester, monkeypatch):
 def test_the_loaded_hypothesis_profile_has_no_deadline_and_is_derandomised_in_ci():
     assert settings().deadline is None
     assert settings().derandomize == bool(os.environ.get("CI"))
+
+
+def test_under_xdist_the_controller_fails_the_session_too(suite, monkeypatch):
+    """scripts/test.sh runs the suite in two xdist workers: their skips reach the controller."""
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=1, skipped=4, xfailed=1)
+    assert result.ret == 1
+    assert "test_rules.py::test_missing_browser: chromium not installed" in result.stdout.str()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -56,6 +56,9 @@ class PopulationEval:
     grokked_fraction: float
     """Members grokked so far (with an event by groktune.events' rule, whether or not they stopped
     at it) / K."""
+    ended: dict[int, TrainResult] = field(default_factory=dict)
+    """Members that stopped at this eval (their own stop rule, or cut by the caller's `cut`): member
+    index -> its TrainResult. Members still live when the budget runs out are not in it."""
 
     def median_record(self) -> dict:
         """One record for the whole population, with train()'s keys.

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
 import torch
 
@@ -61,6 +61,10 @@ class Reporter(Protocol):
     def __call__(self, record: dict, save: Save | None = None) -> None: ...
 
 
+class Cut(Protocol):
+    def __call__(self, records: list[dict]) -> Iterable[int]: ...
+
+
 def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path | None = None,
           artifacts_dir: str | Path | None = None) -> TrainResult:
     """Train `cfg` (an orchestrator ExperimentConfig) alone and report one record per eval.
@@ -82,7 +86,8 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
 
 
 def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = VECTORIZE[0],
-                     attention: str = "auto", resume_from: str | Path | None = None) -> PopulationResult:
+                     attention: str = "auto", resume_from: str | Path | None = None,
+                     cut: Cut | None = None, finished: dict[int, TrainResult] | None = None) -> PopulationResult:
     """Train the configs as one population; call report(PopulationEval, save) once per eval.
 
     Args:
@@ -92,6 +97,12 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         attention: with vmap, "auto" or "math" (SDPA's math backend, batched by vmap everywhere) or
             "native" (the device's default kernels).
         resume_from: a checkpoint (file or folder) that `save` wrote for the same configs.
+        cut: called at every eval, after the members' own stop rules and before the checkpoint,
+            with the records of the members that go on; the members it returns (indices) stop
+            there as early_stopped (a scheduler's rung cut-off: orchestrator.sweep.adapter).
+        finished: members that already ended elsewhere (index -> TrainResult: a resumed pack's
+            points whose end the sweep's ledger holds but the checkpoint predates); they do not
+            train again and end with that result.
     Returns:
         PopulationResult: per-member TrainResults (as train() would return them) and the median
         steps to target.
@@ -100,7 +111,7 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         raise SetupError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
     mode = resolve_vectorize(vectorize, pick_device(cfgs[0].train.device).type) if cfgs else vectorize
     check_population(cfgs, mode)
-    return _train(cfgs, report, mode, attention, resume_from, None, tag=True)
+    return _train(cfgs, report, mode, attention, resume_from, None, tag=True, cut=cut, finished=finished)
 
 
 def _flat(obj, prefix: str = "") -> dict[str, Any]:
@@ -174,13 +185,19 @@ def _build(cfgs: list, mode: str) -> list[Member]:
     return members
 
 
-def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts_dir, tag: bool) -> PopulationResult:
+def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts_dir, tag: bool,
+           cut: Cut | None = None, finished: dict[int, TrainResult] | None = None) -> PopulationResult:
     members = _build(cfgs, mode)
     tc = cfgs[0].train
     loop = Loop(tc)
     if resume_from is not None:
         _restore(members, loop, load_checkpoint(resume_from, _sections(cfgs)))
+    for index, result in (finished or {}).items():
+        m = members[index]
+        if m.result is None:
+            m.result, m.last = result, m.last or {**result.final, "member": index}
     live = [m for m in members if m.result is None]
+    loop.finished = not live  # every member ended before this start: nothing to train
     if mode == "vmap":
         from trials.stacked import Stacked  # deferred: torch.func, loaded only for vmap populations
 
@@ -203,7 +220,10 @@ def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts
             stop = m.rule.update(loop.clock.step, record["val_acc"], record["val_loss"], losses_finite(record))
             if stop is not None:
                 m.result = loop.result(m.rule, stop, record)
+        if cut is not None:
+            _cut(cut, live, loop)
         going = [m for m in live if m.result is None]
+        ended = {m.index: m.result for m in live if m.result is not None}
         loop.finished = not going
         if probes is not None and losses_finite(records[0]) and probes.due(loop.clock.step, final=loop.at_end):
             probes.collect(loop.clock.step, records[0])
@@ -212,7 +232,7 @@ def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts
         live = going
         save = loop.checkpoint(lambda: _snapshot(engine, members, loop, cfgs))
         if report is not None:
-            report(PopulationEval(loop.clock.step, records, [m.last for m in members], _grokked(members)), save)
+            report(PopulationEval(loop.clock.step, records, [m.last for m in members], _grokked(members), ended), save)
     if probes is not None:
         probes.close()
     for m in live:
@@ -221,6 +241,14 @@ def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts
     return PopulationResult(members=done, median_steps_to_target=median_steps_to_target(done),
                             grokked_fraction=sum(r.status == "grokked" for r in done) / len(done),
                             wall_time=loop.wall())
+
+
+def _cut(cut: Cut, live: list[Member], loop: Loop) -> None:
+    """Stop the members `cut` names among those still going, as early_stopped."""
+    going = {m.index: m for m in live if m.result is None}
+    for index in set(cut([m.last for m in going.values()])):
+        m = going[index]
+        m.result = loop.result(m.rule, "early_stopped", m.last)
 
 
 def _leave(engine, live: list[Member], going: list[Member], loop: Loop, k: int) -> None:
@@ -318,5 +346,5 @@ def _restore(members: list[Member], loop: Loop, state: dict) -> None:
     loop.clock.load_state_dict(state["progress"])
 
 
-__all__ = ["STRUCTURAL", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
+__all__ = ["STRUCTURAL", "Cut", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
            "median_steps_to_target", "resolve_vectorize", "structural_values", "train", "train_population"]

@@ -79,6 +79,21 @@ def _optuna(search: Any, study_name: str, sampler: Any):
     return searcher
 
 
+def _tpe_packs(search: Any, seed: int, study_name: str):
+    """TPE over packed trials: orchestrator.search.pack_searcher.PackedOptunaSearch (a batched ask
+    per pack, each point told its own result), in search.optuna_storage when given."""
+    # deferred: Optuna, Ray and the modules that import them load only when a sweep is built
+    import optuna
+
+    from orchestrator.search.pack_searcher import PackedOptunaSearch  # deferred: imports Ray and Optuna
+    from orchestrator.storage.optuna_study import open_storage  # deferred: as above
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return PackedOptunaSearch(to_ray(search.space), search.pack, list(search.seeds), search.num_samples,
+                              optuna.samplers.TPESampler(seed=seed), search.metric, search.mode,
+                              storage=open_storage(search.optuna_storage), study_name=study_name)
+
+
 @dataclass(frozen=True)
 class SearcherSpec:
     """A search algorithm: how to build it and how it covers the space and the seeds."""
@@ -99,10 +114,14 @@ class SearcherSpec:
     """Takes search.metric / search.mode as lists (orchestrator.search.multi_objective)."""
     packs: bool = False
     """Its points can be drawn up front on the driver and packed (search.pack, orchestrator.sweep.packing)."""
+    build_packs: Callable[[Any, int, str], Any] | None = None
+    """(search, seed, study_name) -> a Tune Searcher whose suggestions are packs (search.pack > 1):
+    a model-based searcher that asks for its points pack by pack instead of up front."""
 
 
 SEARCHERS: dict[str, SearcherSpec] = {
-    "tpe": SearcherSpec(_tpe, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
+    "tpe": SearcherSpec(_tpe, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True,
+                        build_packs=_tpe_packs),
     "random": SearcherSpec(_variants, multi_objective=True, packs=True),  # ignores the values: lists only name the front
     "grid": SearcherSpec(_variants, exhaustive=True, multi_objective=True, packs=True),
     "pbt": SearcherSpec(_variants, defers_to_scheduler=True),  # the PBT scheduler does the searching
@@ -162,10 +181,22 @@ class SchedulerSpec:
     packs: bool = False
     """Works on packed trials (search.pack): it never stops or clones a trial by its metric (a
     pack's points would be cut together)."""
+    cuts_points: Callable[[Any, int, Path], Any] | None = None
+    """(search, step budget, sweep folder) -> the rung table that cuts each point of a pack
+    inside its pack (orchestrator.search.point_rungs); Ray's own scheduler is then FIFO."""
+
+
+def _asha_points(search: Any, budget: int, state_dir: Path):
+    """ASHA per point of packed trials: orchestrator.search.point_rungs.PointRungs over the same
+    DurableASHA state file an unpacked sweep's ASHA keeps."""
+    from orchestrator.search.point_rungs import PointRungs  # deferred: imports Ray at module level
+
+    return PointRungs(str(Path(state_dir) / SCHEDULER_STATE), metric=search.metric, mode=search.mode, max_t=budget,
+                      grace_period=search.grace_period, reduction_factor=search.reduction_factor)
 
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
-    "asha": SchedulerSpec(_asha),
+    "asha": SchedulerSpec(_asha, cuts_points=_asha_points),
     "hyperband": SchedulerSpec(_hyperband),
     "fifo": SchedulerSpec(_fifo, multi_objective=True, packs=True),
     "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True),
@@ -224,8 +255,25 @@ def expected_trials(search: Any) -> int:
 
 
 def build_searcher(search: Any, seed: int, study_name: str):
-    """The search algorithm for TuneConfig(search_alg=...), from SEARCHERS."""
-    return searcher_spec(search).build(search, seed, study_name)
+    """The search algorithm for TuneConfig(search_alg=...), from SEARCHERS; with search.pack > 1
+    the spec's build_packs (None for points drawn up front: orchestrator.sweep.driver.packed_space)."""
+    spec = searcher_spec(search)
+    if search.pack > 1:
+        return spec.build_packs(search, seed, study_name) if spec.build_packs is not None else None
+    return spec.build(search, seed, study_name)
+
+
+def packs_searched(search: Any) -> bool:
+    """Whether a packed sweep's packs come from a searcher (SearcherSpec.build_packs) rather than
+    being drawn up front on the driver."""
+    return search.pack > 1 and searcher_spec(search).build_packs is not None
+
+
+def pack_count(search: Any) -> int:
+    """How many packs (Ray trials) a searcher that builds packs suggests: num_samples points,
+    pack // len(seeds) (at least 1) per pack, each trained once per seed."""
+    per_pack = max(1, search.pack // len(search.seeds))
+    return -(-search.num_samples // per_pack)
 
 
 def build_scheduler(search: Any, budget: int, state_dir: Any = None):
@@ -241,7 +289,18 @@ def build_scheduler(search: Any, budget: int, state_dir: Any = None):
     Returns:
         A Ray Tune TrialScheduler.
     """
-    return scheduler_spec(search).build(search, budget, None if state_dir is None else Path(state_dir))
+    spec = scheduler_spec(search)
+    if search.pack > 1 and spec.cuts_points is not None:
+        return _fifo(search, budget, None)  # the points are cut inside their packs: point_rungs(...)
+    return spec.build(search, budget, None if state_dir is None else Path(state_dir))
+
+
+def point_rungs(search: Any, budget: int, state_dir: Path):
+    """The table that cuts points inside their packs (SchedulerSpec.cuts_points), or None."""
+    spec = scheduler_spec(search)
+    if search.pack > 1 and spec.cuts_points is not None:
+        return spec.cuts_points(search, budget, Path(state_dir))
+    return None
 
 
 def clones_checkpoints(search: Any) -> bool:
@@ -269,7 +328,10 @@ __all__ = [
     "clones_checkpoints",
     "expected_trials",
     "num_samples",
+    "pack_count",
+    "packs_searched",
     "param_space",
+    "point_rungs",
     "scheduler_spec",
     "searcher_spec",
 ]

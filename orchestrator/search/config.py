@@ -105,8 +105,10 @@ class SearchConfig:
     pack: int = 1
     """K > 1: each Ray trial trains up to K sampled points as one population (orchestrator.sweep.packing;
     points differing in model shape, batch size, task or optimizer family go to different packs);
-    every point keeps its own row in trials.parquet and its own curve. Points are drawn up front,
-    so it needs a searcher and scheduler that allow it (random or grid, fifo)."""
+    every point stays a trial of its own: its row, curve, ledger status and TensorBoard run.
+    random/grid draw the points up front; tpe asks Optuna for a pack at a time and tells each
+    point its own value (no structural key in the space); asha cuts each point at its rungs
+    inside its pack; hyperband and pbt are refused."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0
@@ -158,13 +160,19 @@ class SearchConfig:
         check_space(self.space)
         check_algorithm(self.space, self.algorithm, self.scheduler)
         if self.pack > 1:
-            if not (SEARCHERS[self.algorithm].packs and SCHEDULERS[self.scheduler].packs):
+            searcher = SEARCHERS[self.algorithm]
+            scheduler = SCHEDULERS[self.scheduler]
+            if not ((searcher.packs or searcher.build_packs is not None)
+                    and (scheduler.packs or scheduler.cuts_points is not None)):
                 raise ValueError(f"pack: got {self.pack} with algorithm {self.algorithm} and scheduler {self.scheduler}; "
-                                 f"packed trials need algorithm {_names(SEARCHERS, 'packs')} and scheduler "
-                                 f"{_names(SCHEDULERS, 'packs')}")
+                                 f"packed trials need algorithm {_pack_searchers()} and scheduler "
+                                 f"{_pack_schedulers()}")
             if self.seeds_per_trial > 1:
                 raise ValueError(f"pack: got {self.pack} with seeds_per_trial {self.seeds_per_trial}; "
                                  f"pack the seeds instead (list them in search.seeds)")
+            if searcher.build_packs is not None and isinstance(self.metric, list):
+                raise ValueError(f"pack: got {self.pack} with algorithm {self.algorithm} and several metrics; "
+                                 f"packed trials tell one objective per point (give one metric, or pack: 1)")
         check_objectives(self, [n for n, spec in SCHEDULERS.items() if spec.multi_objective],
                          [n for n, spec in SEARCHERS.items() if spec.multi_objective])  # metric/mode
 
@@ -185,6 +193,8 @@ class SearchConfig:
                 reason = str(err).removeprefix("population: ")
                 raise ValueError(f"search.{key}: got {members} (one population per trial), "
                                  f"but {reason}, or set search.{key}: 1") from None
+            if self.pack > 1 and SEARCHERS[self.algorithm].build_packs is not None:
+                check_packed_space(self.space, self.algorithm, self.pack)
 
 
 def check_trial_device(device: str, gpus_per_trial: float) -> None:
@@ -211,6 +221,31 @@ def trial_device(device: str, gpus_per_trial: float) -> str:
     if device != "auto":
         return device
     return "cuda" if gpus_per_trial > 0 else "cpu"
+
+
+def _pack_searchers() -> str:
+    """The searchers that take search.pack > 1 (drawn up front, or asking pack by pack)."""
+    names = [n for n, spec in SEARCHERS.items() if spec.packs or spec.build_packs is not None]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _pack_schedulers() -> str:
+    """The schedulers that take search.pack > 1 (never cutting a pack, or cutting its points)."""
+    names = [n for n, spec in SCHEDULERS.items() if spec.packs or spec.cuts_points is not None]
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def check_packed_space(space: dict, algorithm: str, pack: int) -> None:
+    """Refuse a structural key (trials.train.STRUCTURAL) in the space of a searcher that asks for
+    its packs: every point it asks must fit one population (ValueError, one line)."""
+    from trials.train import STRUCTURAL  # deferred: torch; check_against already needs it for populations
+
+    for key in space:
+        if any(key == s or key.startswith(s + ".") for s in STRUCTURAL):
+            raise ValueError(f"search.pack: got {pack} with algorithm {algorithm} and {key} in search.space; points "
+                             f"{algorithm} asks for share one population, so it cannot search {key} (a structural "
+                             f"key: it sets the model, task, batch or optimizer family); use algorithm random or "
+                             f"grid, or pack: 1")
 
 
 def _names(table: dict, flag: str) -> str:

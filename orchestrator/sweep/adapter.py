@@ -36,10 +36,12 @@ from ray import tune
 
 from groktune.errors import DamagedFile
 from groktune.events import event_patience
-from groktune.layout import TUNE_STATE, sweep_status
+from groktune.layout import FINAL_STATUSES, TUNE_STATE, sweep_status, trainer_status
 from groktune.readback import TUNE_STATE_DATA, read_json_object
-from orchestrator.sweep.packing import OUTCOMES_KEY, PACK_KEY, POINTS_KEY
+from orchestrator.sweep.ledger import read_record
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINTS_KEY, point_trial_id
 from tasks.classes import chance_level
+from trials.loop import TrainResult
 from trials.train import train, train_population
 from trials.setup import pick_device
 
@@ -121,51 +123,98 @@ PACK_SCORES = "pack_scores.json"
 
 
 def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type, vectorize: str,
-                   checkpoints: CheckpointPolicy = EVERY_SAVE) -> None:
+                   checkpoints: CheckpointPolicy = EVERY_SAVE, rungs: Any = None, exp_dir: str | None = None) -> None:
     """Run one pack (search.pack): its points (config[PACK_KEY]) as one population, each its own trial.
 
-    Every eval reports the pack's median record (what Tune's progress line and FIFO see) and,
-    under POINTS_KEY, each live point's own record with its own grok_score (its own ScoreState);
-    the closing report adds each point's status and steps_to_target under OUTCOMES_KEY.
-    orchestrator.sweep.packing.split_pack turns these back into one trial per point. The checkpoint
-    holds every point's own state (a lone run's format, trials.member.member_state) and the
-    points' score states, so a retried or resumed pack continues every point where it was.
+    Every eval reports the pack's median record (what Tune's progress line sees) and, under
+    POINTS_KEY, each live point's own record with its own grok_score (its own ScoreState); an
+    eval where points stopped names them under DONE_KEY (their ledger records are written then);
+    the closing report adds each point's outcome under OUTCOMES_KEY: its status, steps_to_target
+    and last scalars. orchestrator.sweep.packing.split_pack turns these back into one trial per
+    point. `rungs` (orchestrator.search.point_rungs.PointRungs, with ASHA) judges each point at
+    its rungs; a point below a rung's cut-off stops inside the pack (pruned), the rest go on. The
+    checkpoint holds every point's own state (a lone run's format, trials.member.member_state)
+    and the points' score states, so a retried or resumed pack continues every point where it was;
+    a point whose end the sweep's ledger (in `exp_dir`) holds but the checkpoint predates (it
+    stopped after the checkpoint, then the driver died) does not train again.
     """
     points = config[PACK_KEY]
     cfgs = [make_config(p) for p in points]
     chance, patience = chance_level(cfgs[0].task), event_patience(cfgs[0].train.target_patience)
+    trial_id = tune.get_context().get_trial_id()
 
     def fit(report: _Reporter, resume_from: Path | None) -> dict:
         saved = {}
         if resume_from is not None and (resume_from / PACK_SCORES).exists():
             saved = json.loads((resume_from / PACK_SCORES).read_text())
         states = [scorer.from_dict(saved.get(str(j), {}), chance=chance, patience=patience) for j in range(len(cfgs))]
+        # member -> (step, its score there): one update per eval; a resume keeps a stopped point's last
+        scored = {int(j): (int(step), float(v)) for j, (step, v) in saved.get("last", {}).items()}
+
+        def point_record(record: dict) -> dict:
+            j, step = record["member"], int(record["step"])
+            if scored.get(j, (None,))[0] != step:
+                tc = cfgs[j].train
+                scored[j] = (step, states[j].update(record, tc.target_val_acc, tc.steps))
+            return {**{k: _plain(v) for k, v in record.items()}, "grok_score": scored[j][1]}
+
+        def cut(records: list[dict]) -> list[int]:
+            if rungs is None:
+                return []
+            return [r["member"] for r in records
+                    if rungs.stops(point_trial_id(trial_id, r["member"]), point_record(r))]
 
         def on_eval(evaluation, save=None) -> None:
-            live = []
-            for record in evaluation.records:
-                j = record["member"]
-                tc = cfgs[j].train
-                score = states[j].update(record, tc.target_val_acc, tc.steps)
-                live.append({**{k: _plain(v) for k, v in record.items()}, "grok_score": score})
+            live = [point_record(record) for record in evaluation.records]
             summary = evaluation.median_record()
             summary.update(members_live=len(evaluation.records), grokked_fraction=evaluation.grokked_fraction)
             summary[POINTS_KEY] = json.dumps(live)
+            if evaluation.ended:
+                summary[DONE_KEY] = json.dumps([{"member": j, **_outcome(r)} for j, r in evaluation.ended.items()])
 
             def save_all(folder, save=save):
                 path = save(folder)
                 scores = {str(j): s.state_dict() for j, s in enumerate(states)}
+                scores["last"] = {str(j): list(v) for j, v in scored.items()}
                 (Path(folder) / PACK_SCORES).write_text(json.dumps(scores, default=_plain))
                 return path
 
             report(summary, save_all if save is not None else None)
 
-        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from)
-        outcomes = [{"status": sweep_status(r.status), "steps_to_target": r.steps_to_target} for r in result.members]
+        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from, cut=cut,
+                                  finished=_ledgered_points(exp_dir, trial_id, len(cfgs)))
+        # a point's last score: its last eval's here, or its ledgered one (_ledgered_points)
+        outcomes = [{**_outcome(r), "grok_score": scored[j][1] if j in scored else None, **_last_scalars(r.final)}
+                    for j, r in enumerate(result.members)]
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 OUTCOMES_KEY: json.dumps(outcomes)}
 
     _run_trial(cfgs[0], scorer, fit, checkpoints)
+
+
+def _ledgered_points(exp_dir: str | None, trial_id: str, k: int) -> dict[int, TrainResult]:
+    """{member: TrainResult} of the pack's points that the ledger holds as ended (not an error)."""
+    out = {}
+    for j in range(k):
+        record = read_record(exp_dir, point_trial_id(trial_id, j)) if exp_dir else None
+        if record is None or record["status"] not in FINAL_STATUSES or record["status"] == "error" or not record.get("curve"):
+            continue
+        last = {key: v for key, v in record["curve"][-1].items() if key not in ("status", "steps_to_target")}
+        stt = record.get("steps_to_target")
+        out[j] = TrainResult(status=trainer_status(record["status"]), steps_to_target=None if stt is None else int(stt),
+                             final_step=int(last["step"]), wall_time=float(last.get("wall_time") or 0.0), final=last)
+    return out
+
+
+def _outcome(result) -> dict:
+    """A point's status (as the ledger spells it) and steps_to_target, from its TrainResult."""
+    return {"status": sweep_status(result.status), "steps_to_target": result.steps_to_target}
+
+
+def _last_scalars(final: dict) -> dict:
+    """A point's last record's scalars: with its score, what a searcher is told when its pack closes."""
+    return {k: _plain(v) for k, v in final.items()
+            if k != "member" and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], dict],

@@ -1,12 +1,8 @@
 """Tune callbacks of a sweep: the ledger (statuses), the driver heartbeat that `groktune status`
 reads, the console's progress line, TensorBoard, and tracking.
 
-TensorBoard: StepTensorBoard replaces Ray's TBX logger (a subclass, so Tune does not add its
-own): every trial's scalars at the optimizer step (result["step"], not Tune's
-training_iteration), one run per trial named by its hyperparameters
-(`trial_1a2b3_00004_lr=0.003,weight_decay=1`), all in SWEEP/tensorboard/ (groktune.layout
-TENSORBOARD) instead of a temporary Ray folder, so `tensorboard --logdir SWEEP/tensorboard`
-follows a sweep live. MLflow and W&B callbacks (orchestrator.sweep.tracking, also on the optimizer
+TensorBoard: orchestrator.sweep.tensorboard.StepTensorBoard (one run per trial, or per point of
+a pack, at the optimizer step, in SWEEP/tensorboard/). MLflow and W&B callbacks (orchestrator.sweep.tracking, also on the optimizer
 step) are added when asked for in `search.tracking` and their packages are installed; asked for
 but missing, they are skipped with a warning.
 """
@@ -15,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -23,24 +18,17 @@ from collections import Counter
 from pathlib import Path
 
 from ray.tune import Callback
-from ray.tune.logger import JsonLoggerCallback, TBXLoggerCallback
-from tensorboardX.proto.summary_pb2 import Summary
-from tensorboardX.summary import scalar as tb_scalar
+from ray.tune.logger import JsonLoggerCallback
 
-from groktune.layout import EXPERIMENT, HEARTBEAT, TENSORBOARD, TIME_ATTR, TUNE_ERROR, write_atomic
+from groktune.layout import EXPERIMENT, HEARTBEAT, TUNE_ERROR, write_atomic
 from orchestrator.config.experiment import load_config
 from orchestrator.sweep.console import LinePrinter, eta_seconds, progress_line
-from orchestrator.sweep.ledger import final_status, record_trial, restore_curve, scalar_metrics
+from orchestrator.sweep.ledger import final_status, record_trial, restore_curve
 from orchestrator.session.start import cluster_resources
-from orchestrator.config.trial import searched_values
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, point_trial_id, record_points
+# Re-exported: the tuner.pkl of a sweep started before the move names callbacks.StepTensorBoard.
+from orchestrator.sweep.tensorboard import StepTensorBoard, run_name
 
-# TensorBoard event files are flushed this often (and when a trial ends), not after every
-# report: a flush is an fsync, and per report it was the driver's largest cost in a sweep of
-# many small trials (benchmarks/README.md, "Sweep throughput").
-FLUSH_S = 5
-RUN_NAME_MAX = 120  # characters of a TensorBoard run (folder) name
-# Scalars a trial's hparams entry shows (TensorBoard's HPARAMS tab), when the trial reported them.
-HPARAM_METRICS = ("grok_score", "val_acc", "steps_to_target")
 
 
 class LedgerCallback(Callback):
@@ -56,11 +44,23 @@ class LedgerCallback(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         restore_curve(self.exp, trial)
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if PACK_KEY in trial.config and result.get(DONE_KEY):
+            record_points(self.exp, trial, result=result)  # points that stopped inside a pack that goes on
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=False, train_cfg=self._train())
+        self._record(trial, errored=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        record_trial(self.exp, trial, errored=True, train_cfg=self._train())
+        self._record(trial, errored=True)
+
+    def _record(self, trial, errored: bool) -> None:
+        """The trial's record; a pack's points first, each its own (orchestrator.sweep.packing)."""
+        extra = None
+        if PACK_KEY in trial.config:
+            record_points(self.exp, trial, final_status(dict(trial.last_result or {}), errored))
+            extra = {"points": [point_trial_id(str(trial.trial_id), j) for j in range(len(trial.config[PACK_KEY]))]}
+        record_trial(self.exp, trial, errored=errored, train_cfg=self._train(), extra=extra)
 
     def _train(self):
         """The experiment's TrainConfig (its budget and stop rule), read once from experiment.yaml."""
@@ -114,7 +114,8 @@ class Progress(Callback):
     (no file polling), plus one line per trial that errored for good, naming its error file.
 
     Args:
-        total: trials the sweep will run (pending ones not sampled yet included).
+        total: trials the sweep will run (pending ones not sampled yet included); with packs
+            (search.pack) its points, each counted as a trial.
         stream: where to print (the driver's stdout); not pickled into tuner.pkl.
     """
 
@@ -144,15 +145,18 @@ class Progress(Callback):
         """Count the trials and hand the line to the printer."""
         done, running, best = Counter(), 0, None
         for t in trials:
+            size = len((getattr(t, "config", None) or {}).get(PACK_KEY) or [None])  # a pack counts as its points
             if t.status in ("TERMINATED", "ERROR"):
                 result = t.last_result or {}
-                status = final_status(result, t.status == "ERROR")
-                done[status] += 1
-                steps = result.get("steps_to_target")
-                if status == "grokked" and steps is not None:
-                    best = steps if best is None else min(best, steps)
+                outcomes = json.loads(result.get(OUTCOMES_KEY) or "[]") if t.status == "TERMINATED" else []
+                for outcome in outcomes or [{"status": final_status(result, t.status == "ERROR"),
+                                             "steps_to_target": result.get("steps_to_target")}] * size:
+                    done[outcome["status"]] += 1
+                    steps = outcome.get("steps_to_target")
+                    if outcome["status"] == "grokked" and steps is not None:
+                        best = steps if best is None else min(best, steps)
             elif t.status in ("RUNNING", "PAUSED"):
-                running += 1
+                running += size
         finished = sum(done.values())
         if self.done_before is None:
             self.done_before = finished
@@ -167,115 +171,6 @@ class Progress(Callback):
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._reset()
-
-
-def run_name(trial_id: str, config: dict, keys: list[str]) -> str:
-    """A trial's TensorBoard run name: `trial_<id>_` and its searched values, file-name safe.
-
-    Args:
-        trial_id: Tune's trial id.
-        config: the trial's sampled point (dotted keys; maybe "seed").
-        keys: the searched keys (search.space), in order; shown by their last component
-            (lr, weight_decay) unless two share it, then in full.
-    Returns:
-        e.g. `trial_1a2b3_00004_lr=0.003,weight_decay=1,seed=1`, at most RUN_NAME_MAX characters.
-    """
-    keys = [k for k in keys if k in config] + (["seed"] if "seed" in config and "seed" not in keys else [])
-    short = {k: k.rsplit(".", 1)[-1] for k in keys}
-    if len(set(short.values())) < len(short):
-        short = {k: k for k in keys}
-    parts = ",".join(f"{short[k]}={_short_value(config[k])}" for k in keys)
-    name = f"trial_{trial_id}" + (f"_{parts}" if parts else "")
-    return re.sub(r"[^\w.=,+-]", "_", name)[:RUN_NAME_MAX]
-
-
-def _short_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-class StepTensorBoard(TBXLoggerCallback):
-    """Each trial's scalars at the optimizer step, one run per trial in SWEEP/tensorboard/.
-
-    A step is written once per trial: the adapter's closing report repeats the last eval's step
-    (only its new scalars, such as steps_to_target, are added) and a trial retried from a
-    checkpoint repeats the steps after it (skipped). At the trial's end its hyperparameters and
-    HPARAM_METRICS go to TensorBoard's HPARAMS tab. The run is named when the trial starts: a PBT
-    trial that Tune restarts under a perturbed config continues in a run named by its new values.
-
-    Args:
-        experiment_dir: the sweep folder.
-        space: search.space, for run names and hparams (with each sampled value as the trial's
-            config holds it: orchestrator.config.trial.searched_values).
-    """
-
-    def __init__(self, experiment_dir: str | Path, space: dict):
-        super().__init__()  # tensorboardX's SummaryWriter
-        self.root = Path(experiment_dir) / TENSORBOARD
-        self.space = dict(space)
-        self._written: dict[str, tuple[int, set]] = {}  # trial id -> (last step, its scalar names)
-        self._starts: dict[str, int] = {}  # trial id -> writers opened for it
-
-    def log_trial_start(self, trial):
-        if trial in self._trial_writer:
-            self._trial_writer[trial].close()
-        folder = self.root / run_name(trial.trial_id, self._values(trial), list(self.space))
-        # tensorboardX names event files by the second: a retry within it would overwrite the file.
-        starts = self._starts[trial.trial_id] = self._starts.get(trial.trial_id, 0) + 1
-        self._trial_writer[trial] = self._summary_writer_cls(str(folder), flush_secs=FLUSH_S,
-                                                             filename_suffix=f".{os.getpid()}.{starts}")
-        self._trial_result[trial] = {}
-
-    def log_trial_result(self, iteration, trial, result):
-        if TIME_ATTR not in result:
-            return
-        if trial not in self._trial_writer:
-            self.log_trial_start(trial)
-        step, scalars = int(result[TIME_ATTR]), scalar_metrics(result)
-        last, names = self._written.get(trial.trial_id, (-1, set()))
-        if step < last:
-            return  # a retry repeating steps it had already reported
-        if step == last:
-            scalars = {k: v for k, v in scalars.items() if k not in names}
-        if scalars:  # one event holding every scalar of the step (not one event, and fsync, per scalar)
-            values = [tb_scalar(key, value).value[0] for key, value in scalars.items()]
-            self._trial_writer[trial].file_writer.add_summary(Summary(value=values), global_step=step)
-        self._written[trial.trial_id] = (step, (names if step == last else set()) | set(scalars))
-        self._trial_result[trial].update(scalars)
-
-    def log_trial_end(self, trial, failed: bool = False):
-        if trial not in self._trial_writer:
-            return
-        final = self._trial_result.get(trial, {})
-        metrics = {k: final[k] for k in HPARAM_METRICS if k in final}
-        params = {k: v for k, v in self._values(trial).items()
-                  if isinstance(v, (str, bool, int, float)) and not k.startswith("__")}  # not Tune's __trial_index__
-        if metrics and params:
-            self._try_log_hparams_plain(trial, params, metrics)
-        self._trial_writer.pop(trial).close()
-        self._trial_result.pop(trial, None)
-
-    def _values(self, trial) -> dict:
-        """The trial's config with its searched values as its training config holds them."""
-        config = dict(trial.config)
-        return {**config, **searched_values(config, {k: spec for k, spec in self.space.items() if spec})}
-
-    def _try_log_hparams_plain(self, trial, params: dict, metrics: dict) -> None:
-        from tensorboardX.summary import hparams  # deferred: only at a trial's end
-
-        try:
-            for summary in hparams(hparam_dict=params, metric_dict=metrics):
-                self._trial_writer[trial].file_writer.add_summary(summary)
-        except Exception:  # noqa: BLE001 - hparams are a convenience; the scalars are written
-            pass
-
-    def __getstate__(self):  # pickled into tuner.pkl: no open writers
-        return {"root": self.root, "space": self.space}
-
-    def __setstate__(self, state):
-        # A folder from before "space" was kept has only the keys: its values are shown as sampled.
-        self.__init__(state["root"].parent, state.get("space") or dict.fromkeys(state.get("keys", ())))
 
 
 def logger_callbacks(search, experiment_dir: str | Path) -> list:

@@ -34,7 +34,10 @@ from orchestrator.search.algos import (
     clones_checkpoints,
     expected_trials,
     num_samples,
+    pack_count,
+    packs_searched,
     param_space,
+    point_rungs,
 )
 from orchestrator.search.multi_objective import tune_objective
 from orchestrator.session.start import start_ray, stop_ray
@@ -43,7 +46,7 @@ from orchestrator.sweep.console import NORMAL, header_lines, quiet_ray
 from orchestrator.sweep.folder import check_fresh, check_resume, reconcile, resumable, tune_trial_ids
 from orchestrator.sweep.ledger import read_ledger, run_with_ledger
 from orchestrator.sweep.objective import ScoreState
-from orchestrator.sweep.packing import PACK_KEY, make_packs, sample_points
+from orchestrator.sweep.packing import PACK_KEY, is_pack_record, make_packs, sample_points
 from orchestrator.sweep.results import collect
 from orchestrator.config.trial import maker_for
 from orchestrator.sweep.verify import verify
@@ -122,7 +125,8 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
     ledger = {"exp": str(path), "orphans": dict(orphans or {}), "checkpoints": checkpoint_policy(s)}
     if s.pack > 1:
         bound = tune.with_parameters(run_with_ledger, inner=pack_trainable, make_config=maker, scorer=ScoreState,
-                                     vectorize=s.population_vectorize, **ledger)
+                                     vectorize=s.population_vectorize, rungs=point_rungs(s, cfg.train.steps, path),
+                                     exp_dir=str(path), **ledger)
     elif s.seeds_per_trial > 1:
         bound = tune.with_parameters(run_with_ledger, inner=population_trainable, make_members=maker.members,
                                      scorer=ScoreState, vectorize=s.population_vectorize, **ledger)
@@ -141,13 +145,17 @@ def packed_space(cfg: ExperimentConfig) -> dict:
     from trials.train import structural_values
 
     maker = maker_for(cfg)
-    packs = make_packs(sample_points(cfg.search, cfg.seed), cfg.search.pack,
+    points = sample_points(param_space(cfg.search), cfg.search.num_samples, cfg.seed)
+    packs = make_packs(points, cfg.search.pack,
                        lambda point: structural_values(maker(point)))
     return {PACK_KEY: tune.grid_search(packs)}
 
 
 def sweep_space(cfg: ExperimentConfig) -> tuple[dict, int]:
-    """(param_space, num_samples) of the Tuner: the search space, or packs of drawn points."""
+    """(param_space, num_samples) of the Tuner: the search space, or packs of drawn points, or
+    nothing and the number of packs a searcher asks for (packs_searched: TPE)."""
+    if packs_searched(cfg.search):
+        return {}, pack_count(cfg.search)
     if cfg.search.pack > 1:
         return packed_space(cfg), 1
     return param_space(cfg.search), num_samples(cfg.search)
@@ -190,11 +198,11 @@ def build_tuner(cfg: ExperimentConfig, path: Path, callbacks: Sequence = (), ver
 
     s = cfg.search
     space, samples = sweep_space(cfg)
-    n_trials = len(space[PACK_KEY]["grid_search"]) if s.pack > 1 else expected_trials(s)
-    progress = [Progress(n_trials)] if verbosity == NORMAL else []
+    n_points = sum(map(len, space[PACK_KEY]["grid_search"])) if PACK_KEY in space else expected_trials(s)
+    progress = [Progress(n_points)] if verbosity == NORMAL else []
     tune_config = tune.TuneConfig(
         **tune_objective(s),  # one metric; None with several (the searcher holds the lists)
-        search_alg=None if s.pack > 1 else build_searcher(s, cfg.seed, path.name),
+        search_alg=build_searcher(s, cfg.seed, path.name),  # None for packs drawn up front
         scheduler=build_scheduler(s, cfg.train.steps, path),
         num_samples=samples,
         max_concurrent_trials=s.max_concurrent or None,
@@ -228,7 +236,7 @@ def restore_tuner(cfg: ExperimentConfig, path: Path):
     from ray import tune
 
     orphans = reconcile(path)
-    finished = sum(r.get("status") in FINAL_STATUSES for r in read_ledger(path).values())
+    finished = sum(r.get("status") in FINAL_STATUSES and not is_pack_record(r) for r in read_ledger(path).values())
     print(f"groktune: resuming {path.name}: {len(tune_trial_ids(path))} trial(s) in Tune's saved state, "
           f"{finished} finished in the ledger (kept, not trained again)", flush=True)
     return tune.Tuner.restore(

@@ -190,8 +190,10 @@ def reconcile(path: Path) -> dict[str, dict]:
         print(f"groktune: trial {tid} continues from its next checkpoint (Tune had deleted the one its saved "
               f"state names)", flush=True)
     ledger = read_ledger(path)
+    # A packed trial's points (records with "pack") are not Tune trials: their pack is the orphan.
     orphans = {tid: rec.get("config") or {} for tid, rec in ledger.items()
-               if tid not in known and rec.get("status") in FINAL_STATUSES and rec.get("replay_of") in (None, tid)}
+               if tid not in known and rec.get("status") in FINAL_STATUSES and rec.get("replay_of") in (None, tid)
+               and "pack" not in rec}
     for tid, rec in ledger.items():
         folder = path / f"trial_{tid}"
         if folder.is_dir() and rec.get("replay_of") in (None, tid):

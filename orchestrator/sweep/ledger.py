@@ -175,12 +175,15 @@ def closing_outcome(result: dict, errored: bool, curve: list[dict], train_cfg=No
 
 
 def write_record(exp: str | Path, trial_id: str, status: str, config: dict, result: dict,
-                 curve: list[dict] | None = None, steps_to_target: int | None | str = "") -> bool:
+                 curve: list[dict] | None = None, steps_to_target: int | None | str = "",
+                 extra: dict | None = None) -> bool:
     """Write ledger/<trial_id>.json unless the trial already has one; True when written.
 
     Args:
         curve: the trial's records as its result.json held them when it finished (see module doc).
         steps_to_target: its outcome's (closing_outcome); "" leaves it out of the record.
+        extra: more keys (a packed trial's: "points" in a pack's record, "pack" and "member" in
+            its points', orchestrator.sweep.packing).
     """
     folder = ledger_dir(exp)
     target = folder / f"{trial_id}.json"
@@ -191,6 +194,7 @@ def write_record(exp: str | Path, trial_id: str, status: str, config: dict, resu
               "replay_of": result.get(REPLAY_KEY), "written": time.time(), "curve": _plain(list(curve or []))}
     if steps_to_target != "":
         record["steps_to_target"] = steps_to_target
+    record.update(_plain(extra or {}))
     write_atomic(target, json.dumps(record, sort_keys=True))
     return True
 
@@ -200,11 +204,12 @@ def mark_abandoned(exp: str | Path, trial_id: str, config: dict) -> None:
     write_record(exp, trial_id, ABANDONED, config, {})
 
 
-def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None) -> None:
+def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None, extra: dict | None = None) -> None:
     """Record a Tune Trial that finished (errored: its retries ran out); see LedgerCallback.
 
     Args:
         train_cfg: the experiment's TrainConfig (closing_outcome), or None.
+        extra: more keys for the record (write_record).
     """
     trial_id = str(trial.trial_id)
     if (ledger_dir(exp) / f"{trial_id}.json").exists():
@@ -214,7 +219,7 @@ def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None) -> None:
     if result.get("step") is not None and not any(r.get("step") == result["step"] for r in curve):
         curve.append({k: v for k, v in result.items() if k != "config"})
     status, steps = closing_outcome(result, errored, curve, train_cfg)
-    write_record(exp, trial_id, status, dict(trial.config), result, curve, steps)
+    write_record(exp, trial_id, status, dict(trial.config), result, curve, steps, extra)
 
 
 def _staged_curve(trial) -> list[dict]:

@@ -40,7 +40,11 @@ grokking study is looking for (the effect is measured in benchmarks/score_vs_val
   (a graded term ranks them strictly, and ASHA, cutting two thirds at each rung, then stops most
   would-be grokkers whatever the order). The threshold was chosen by replay: a lower one (val
   loss merely not rising) stops fewer would-be grokkers but spends more compute on trials that
-  never grok (benchmarks/README.md "Early signals").
+  never grok (benchmarks/README.md "Early signals"). Other rules for "coming" (val loss below
+  its peak or below the chance log loss, a lower threshold, "still memorising") and graded terms,
+  replayed through Ray's ASHA, all trade would-be grokkers stopped for compute along one line on
+  which this rule is the cheapest that keeps the fastest grokker; none stops fewer at its compute
+  (benchmarks/rung_frontier.py, benchmarks/README.md "Rung scores").
 
 Chance is 1 / the number of answer classes of the task (tasks.chance_level: p for modular,
 120 for s5, the answer vocabulary of a mixture, 0.5 for sparse parity), handed in by the trial

@@ -1,7 +1,7 @@
 """Packed trials (search.pack: K): up to K sampled points trained as one population in one Ray
 trial, each point still its own row in trials.parquet and its own curve in curves.parquet.
 
-    points = sample_points(cfg.search, cfg.seed)       # on the driver, from the search space
+    points = sample_points(param_space(cfg.search), cfg.search.num_samples, cfg.seed)  # on the driver
     packs = make_packs(points, k, key)                 # one structure per pack, <= k points each
     param_space = {PACK_KEY: tune.grid_search(packs)}  # one Ray trial per pack
 
@@ -17,11 +17,13 @@ trainer checks.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from orchestrator.search.algos import param_space
+from groktune.layout import TUNE_RESULT
+from orchestrator.sweep.ledger import read_curve, read_record, write_record
 
 PACK_KEY = "pack"
 """The Ray trial's config key holding its points (a list of sampled points)."""
@@ -29,19 +31,22 @@ POINTS_KEY = "points"
 """Per eval: JSON list of the live points' records, each with "member" (its index in the pack)."""
 OUTCOMES_KEY = "point_outcomes"
 """Closing report: JSON list of {"status", "steps_to_target"} per point, in pack order."""
+DONE_KEY = "points_done"
+"""Per eval where points stopped (grokked, diverged, early-stopped, cut at a rung): JSON list of
+{"member", "status", "steps_to_target"} of those points, so each gets its ledger record at once."""
 TRIAL_FACTS = ("device", "cpu_time_s", "peak_memory_mb", "node_id", "hostname", "node_ip", "resumed_from_step",
                "training_iteration", "iterations_since_restore", "trial_id")
 """Per-trial keys of a pack's reports that every point of it shares."""
 
 
-def sample_points(search: Any, seed: int) -> list[dict]:
-    """search.num_samples draws of the space (grids expanded, seeds as today), on the driver."""
+def sample_points(space: dict, num_samples: int, seed: int) -> list[dict]:
+    """num_samples draws of the Tuner's param space (orchestrator.search.algos.param_space: grids
+    expanded, seeds as today), on the driver."""
     from ray.tune.search.variant_generator import generate_variants  # deferred: Ray, only when a packed sweep starts
 
-    space = param_space(search)
     rng = np.random.RandomState(seed)
     points = []
-    for _ in range(max(1, search.num_samples)):
+    for _ in range(max(1, num_samples)):
         for _, variant in generate_variants(space, random_state=rng):
             points.append(dict(variant))
     return points
@@ -69,7 +74,11 @@ def point_trial_id(trial_id: str, j: int) -> str:
 
 
 def split_pack(trial_id: str, rows: list[dict], pack: list[dict], pack_status: str | None):
-    """Yield (point trial id, its rows, its point, its ledger status) for every point of a pack.
+    """Yield (point trial id, its rows, its point, its status) for every point of a pack.
+
+    A point's status is the one it stopped with (DONE_KEY, mid-pack), else the closing report's
+    (OUTCOMES_KEY), else the pack's own when it ended without one (an error), else None (live).
+    Its last row carries its "status" and "steps_to_target" once it has a status.
 
     Args:
         rows: the pack trial's result rows (orchestrator.sweep.results.read_results).
@@ -77,24 +86,62 @@ def split_pack(trial_id: str, rows: list[dict], pack: list[dict], pack_status: s
         pack_status: the pack's ledger status (None while it runs).
     """
     per_point: list[list[dict]] = [[] for _ in pack]
-    outcomes = None
+    ended: dict[int, dict] = {}
     for row in rows:
         facts = {k: row[k] for k in TRIAL_FACTS if k in row}
         for record in json.loads(row.get(POINTS_KEY) or "[]"):
             j = int(record.pop("member"))
             per_point[j].append({**facts, **record})
+        done = [dict(d) for d in json.loads(row.get(DONE_KEY) or "[]")]
         if OUTCOMES_KEY in row:
-            outcomes = json.loads(row[OUTCOMES_KEY])
-            for j, outcome in enumerate(outcomes):
-                if per_point[j]:
-                    per_point[j].append({**per_point[j][-1], **facts, **outcome})
+            done += [{"member": j, **o} for j, o in enumerate(json.loads(row[OUTCOMES_KEY]))]
+        for outcome in done:
+            j = int(outcome.pop("member"))
+            if j in ended:
+                continue  # the first word on a point is its outcome (a closing report repeats it)
+            ended[j] = outcome
+            if per_point[j]:
+                per_point[j].append({**per_point[j][-1], **facts, **outcome})
     for j, point in enumerate(pack):
-        status = None
-        if outcomes is not None:
-            status = outcomes[j]["status"]
-        elif pack_status is not None:
-            status = pack_status  # the pack ended without a closing report (an error)
+        status = ended[j]["status"] if j in ended else pack_status  # no word: the pack's (an error)
         yield point_trial_id(trial_id, j), per_point[j], point, status
 
 
-__all__ = ["OUTCOMES_KEY", "PACK_KEY", "POINTS_KEY", "make_packs", "point_trial_id", "sample_points", "split_pack"]
+def record_points(exp: str | Path, trial, status: str | None = None, result: dict | None = None) -> list[str]:
+    """Write the ledger record of every point of pack `trial` that has a status and none yet.
+
+    Called when a pack reports points that stopped (DONE_KEY) and when it ends (then `status`,
+    the pack's own final status, is what points without a word of their own get: an error).
+    A point's record is an unpacked trial's: its point as config, its last row as result, its
+    curve, its status and steps_to_target; plus "pack" and "member". The rows are the pack's
+    staging result.json and its latest result: `result` (Tune hands callbacks a result before it
+    becomes trial.last_result, and its JSON logger writes it after the ledger callback), else
+    trial.last_result.
+
+    Returns:
+        The point trial ids written now.
+    """
+    rows = read_curve(Path(trial.local_path) / TUNE_RESULT) if trial.local_path else []
+    last = {k: v for k, v in (result if result is not None else trial.last_result or {}).items() if k != "config"}
+    if last and not any(r.get("training_iteration") == last.get("training_iteration") for r in rows):
+        rows.append(last)
+    written = []
+    for point_id, point_rows, point, point_status in split_pack(str(trial.trial_id), rows, trial.config[PACK_KEY],
+                                                                status):
+        if point_status is None or read_record(exp, point_id) is not None:
+            continue
+        result = dict(point_rows[-1]) if point_rows else {}
+        stt = result.get("steps_to_target")
+        steps = int(stt) if isinstance(stt, (int, float)) and not isinstance(stt, bool) and stt == stt else None
+        if write_record(exp, point_id, point_status, point, result, point_rows, steps,
+                        extra={"pack": str(trial.trial_id), "member": int(point_id.rsplit("_p", 1)[1])}):
+            written.append(point_id)
+    return written
+
+
+def is_pack_record(record: dict) -> bool:
+    """Whether a ledger record is a pack trial's own (its points have records of their own)."""
+    return "points" in record
+
+
+__all__ = ["DONE_KEY", "OUTCOMES_KEY", "PACK_KEY", "POINTS_KEY", "is_pack_record", "make_packs", "point_trial_id", "record_points", "sample_points", "split_pack"]

@@ -23,7 +23,9 @@ node_id (the Ray node of the last report) and nodes (every node id it ran on); p
 cpu_time_s; restarts (starts from a checkpoint: failure retries, resumed sweeps, PBT exploits).
 
 A packed trial (search.pack > 1) gives one row and one curve per point, trial_id
-"<trial>_p<j>" (orchestrator.sweep.packing.split_pack), each with its own status.
+"<trial>_p<j>" (orchestrator.sweep.packing.split_pack), each with its own status: a point's
+ledger record once it stopped (its curve, status and steps_to_target, as an unpacked trial's),
+else what its pack reported so far; the pack's own record gives no row.
 
 A population trial (search.seeds_per_trial > 1) reports its members' median record, so its curves
 are the median curves (plus members_live and grokked_fraction), seed is the first member's, and
@@ -239,8 +241,12 @@ def build_tables(path: str | Path, cfg=None) -> tuple[pd.DataFrame, pd.DataFrame
             continue  # never to finish, or a replay of another trial's record: that trial has the row
         if PACK_KEY in point:  # a packed trial: one trial per point (orchestrator.sweep.packing)
             for point_id, point_rows, one, status in split_pack(trial_id, rows, point[PACK_KEY], record.get("status")):
+                own = ledger.get(point_id)  # a point's ledger record, once it stopped, is its truth
+                if own is not None:
+                    point_rows, status = _with_ledgered(_ledgered_curve(point_rows, own), own), own["status"]
                 curves.append(curves_frame(point_id, point_rows))
-                trials.append(trial_row(point_id, point_rows, one, cfg, status))
+                trials.append(trial_row(point_id, point_rows, one, cfg, status, ledger_steps=(own or {}).get(
+                    "steps_to_target", "")))
             continue
         curves.append(curves_frame(trial_id, rows))
         trials.append(trial_row(trial_id, rows, point, cfg, record.get("status"), source,
@@ -268,7 +274,7 @@ def _trials(path: Path, ledger: dict[str, dict], space: dict):
         point, source = _point(tdir, rows, space)
         yield trial_id, _with_ledgered(_ledgered_curve(rows, ledger.get(trial_id)), ledger.get(trial_id)), point, source
     for trial_id, record in ledger.items():
-        if trial_id not in seen:
+        if trial_id not in seen and "pack" not in record:  # a point: read with its pack
             source = path / "ledger" / f"{trial_id}.json"
             rows = _ledgered_curve([], record)
             yield trial_id, _with_ledgered(rows, record), record.get("config") or {}, source

@@ -26,7 +26,7 @@ CONFIG = {
               "eval_every": 25, "checkpoint_every": 250, "per_class_metrics": False},
     "search": {"space": {"optim.lr": {"grid": [3e-3, 6e-3]}, "train.batch_size": {"grid": [0, 64]}},
                "algorithm": "random", "scheduler": "asha", "grace_period": 200, "num_samples": 1,
-               "cpus_per_trial": 1, "seeds": [0], "seeds_per_trial": 3},
+               "cpus_per_trial": 1, "seeds": [0], "seeds_per_trial": 3, "verify": {"top": 0}},
 }
 
 

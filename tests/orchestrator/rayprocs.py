@@ -31,7 +31,8 @@ SWEEP = {
     "train": {"steps": 20000, "batch_size": 64, "eval_every": 100, "checkpoint_every": 500,
               "per_class_metrics": False, "num_threads": 1},
     "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 2,
-               "scheduler": "fifo", "max_concurrent": 2},
+               "scheduler": "fifo", "max_concurrent": 2,
+               "verify": {"top": 0}},
 }
 
 

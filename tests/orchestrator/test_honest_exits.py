@@ -31,7 +31,7 @@ CONFIG = {
     "model": {"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32},
     "train": {"steps": 100, "batch_size": 32, "eval_every": 20, "checkpoint_every": 40, "per_class_metrics": False},
     "search": {"space": {"optim.lr": {"grid": [0.001, 0.003]}}, "algorithm": "grid", "scheduler": "fifo",
-               "max_failures": 1},
+               "max_failures": 1, "verify": {"top": 0}},
 }
 
 PROBE = ("import sys; from orchestrator.cli.main import main; rc = main(sys.argv[1:]); "

@@ -25,7 +25,7 @@ from tests.cluster.rayhead import free_port, stop_head, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "tiny_sweep.yaml"
-SMALL = ["--set", "search.num_samples=2", "--set", "train.steps=100"]
+SMALL = ["--set", "search.num_samples=2", "--set", "train.steps=100", "--set", "search.verify.top=0"]
 
 
 def clean_env(home: Path) -> dict:

@@ -3,8 +3,10 @@ into packs, each pack one Ray trial, each point its own row and curve.
 
 Fast tier: packing and splitting on plain data, and the config's refusals.
 Slow tier (real local Ray): a sweep with pack 8 over lr, weight decay and two seeds, whose driver
-is SIGKILLed mid-pack and resumed: one row per point, each with its own status, and every point's
-curve equal to the same point trained alone (loop mode: bitwise, wall_time aside).
+is SIGKILLed mid-pack, just after a point stopped inside it, and resumed: one row, one ledger
+record and one TensorBoard run per point, each with its own status; no point that had stopped
+trains again; every point's curve equal to the same point trained alone (loop mode: bitwise,
+wall_time aside).
 """
 
 import json
@@ -15,7 +17,7 @@ import pytest
 
 from orchestrator.config.experiment import config_from_dict
 from orchestrator.config.tree import ConfigError
-from orchestrator.sweep.packing import OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
 from tests.conftest import TINY, deep_merge
 from tests.orchestrator.driver_kill import kill_driver_when
 from tests.orchestrator.test_cmd_sweep import groktune, write_config
@@ -49,28 +51,37 @@ def test_a_pack_trial_splits_into_one_trial_per_point():
 
 
 @pytest.mark.parametrize("search, needle", [
-    ({"algorithm": "tpe"}, "search.pack: got 4 with algorithm tpe and scheduler fifo; packed trials need "
-                           "algorithm random or grid and scheduler fifo"),
-    ({"algorithm": "random", "scheduler": "asha"}, "packed trials need algorithm random or grid and scheduler fifo"),
+    ({"algorithm": "random", "scheduler": "hyperband"},
+     "search.pack: got 4 with algorithm random and scheduler hyperband; packed trials need algorithm tpe, random "
+     "or grid and scheduler asha or fifo"),
+    ({"algorithm": "pbt", "scheduler": "pbt"}, "packed trials need algorithm tpe, random or grid and scheduler asha"),
     ({"algorithm": "random", "seeds_per_trial": 2}, "search.pack: got 4 with seeds_per_trial 2"),
+    ({"algorithm": "tpe", "metric": ["grok_score", "val_loss"], "mode": ["min", "min"]},
+     "search.pack: got 4 with algorithm tpe and several metrics"),
+    ({"algorithm": "tpe", "space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.d_model": {"choice": [16, 32]}}},
+     "search.pack: got 4 with algorithm tpe and model.d_model in search.space"),
 ])
 def test_packs_are_refused_where_they_cannot_run_in_one_line(search, needle):
     data = deep_merge(TINY, {"search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,
-                                        "scheduler": "fifo", "pack": 4, **search}})
+                                        "scheduler": "fifo", "pack": 4}})
+    data["search"].update(search)
     with pytest.raises(ConfigError) as err:
         config_from_dict(data)
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
-def _poll_step(exp, step: int, timeout: float) -> None:
-    """Wait until the pack trial reported an eval at or past `step` (its checkpoint is then saved)."""
+def _poll_step(exp, step: int, timeout: float, then_a_point: int = 0) -> set[str]:
+    """Wait until the pack trial reported an eval at or past `step` (its checkpoint is then saved)
+    and, with `then_a_point`, a point has a ledger record or the pack is past that step; return
+    the point ids the ledger holds then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for result in exp.glob("*/result.json"):
             steps = [json.loads(line).get("step", 0) for line in result.read_text().splitlines() if line.strip()]
-            if steps and max(steps) >= step:
-                return
-        time.sleep(1.0)
+            points = {f.stem for f in (exp / "ledger").glob("*_p*.json")}
+            if steps and max(steps) >= step and (not then_a_point or points or max(steps) >= then_a_point):
+                return points
+        time.sleep(0.5)
     raise AssertionError(f"the pack did not reach step {step} in time")
 
 
@@ -78,19 +89,23 @@ def _poll_step(exp, step: int, timeout: float) -> None:
 def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(tmp_path):
     from orchestrator.config.experiment import load_config
     from orchestrator.config.trial import maker_for
+    from orchestrator.sweep.ledger import count_starts, lineage, read_ledger
     from trials.train import train
 
     cfg = write_config(
         tmp_path,
         task={"name": "modular", "op": "x+y", "p": 13, "train_fraction": 0.8},
         model={"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32},
+        # target 0.5: some points reach it mid-pack (and stop there), others run the whole budget
         train={"steps": 400, "batch_size": 64, "eval_dense_until": 0, "eval_every": 20, "checkpoint_every": 100,
-               "target_val_acc": 0.9, "target_patience": 2, "per_class_metrics": False},
+               "target_val_acc": 0.5, "target_patience": 2, "per_class_metrics": False},
         search={"space": {"optim.lr": {"loguniform": [1e-3, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}},
                 "algorithm": "random", "scheduler": "fifo", "num_samples": 4, "seeds": [0, 1], "pack": 8,
                 "population_vectorize": "loop", "checkpoint_every": 100})
     exp = tmp_path / "res" / "clitest"
-    kill_driver_when(cfg, tmp_path, lambda: _poll_step(exp, 120, timeout=500))  # mid-pack, past a checkpoint
+    # Mid-pack, past a checkpoint, as soon as a point stopped (grokked) inside the pack.
+    before = {}
+    kill_driver_when(cfg, tmp_path, lambda: before.update(points=_poll_step(exp, 120, 500, then_a_point=380)))
     proc = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = pd.read_parquet(exp / "trials.parquet")
@@ -98,8 +113,33 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
     assert len(trials) == 8 and trials["trial_id"].is_unique and trials["trial_id"].str.endswith(
         tuple(f"_p{j}" for j in range(8))).all()
     assert trials["status"].isin({"grokked", "budget"}).all(), trials[["trial_id", "status"]]
+    assert set(trials["status"]) == {"grokked", "budget"}
     assert sorted(trials["seed"]) == [0, 0, 0, 0, 1, 1, 1, 1]
     assert trials["restarts"].max() >= 1  # the pack continued from its checkpoint after the kill
+    # Every point is a trial of its own in the ledger (status, steps_to_target, curve) and in
+    # TensorBoard; the pack's own record lists them and counts in no table.
+    ledger = read_ledger(exp)
+    points = {tid: rec for tid, rec in ledger.items() if "pack" in rec}
+    assert set(points) == set(trials["trial_id"])
+    packs = [rec for rec in ledger.values() if "points" in rec]
+    assert len(packs) == 1 and sorted(packs[0]["points"]) == sorted(points)
+    assert count_starts(exp, packs[0]["trial_id"]) == 2  # trained once before the kill, continued once after
+    # A point that had stopped before the kill is not trained again after it (its ledger record
+    # says it ended, whatever the pack's older checkpoint holds): no report of it after the restart.
+    rows = [r for r in packs[0]["curve"] if "step" in r]
+    restart = max(i for i, r in enumerate(rows) if r.get("iterations_since_restore") == 1)
+    after = [json.loads(r.get(POINTS_KEY) or "[]") + json.loads(r.get(DONE_KEY) or "[]") for r in rows[restart:]]
+    members = {f"{packs[0]['trial_id']}_p{rec['member']}" for recs in after for rec in recs}
+    assert before["points"] and not members & before["points"], (before, members)
+    for _, row in trials.iterrows():
+        rec = points[row["trial_id"]]
+        assert rec["status"] == row["status"] and rec["config"]["seed"] == row["seed"]
+        assert rec.get("steps_to_target") == (None if pd.isna(row["steps_to_target"]) else int(row["steps_to_target"]))
+        assert [r["step"] for r in lineage(rec["curve"])] == curves[curves.trial_id == row["trial_id"]]["step"].tolist()
+    runs = sorted(d.name for d in (exp / "tensorboard").iterdir())
+    assert len(runs) == 8 and all(any(name.startswith(f"trial_{tid}_") for name in runs) for tid in points), runs
+    status = groktune("status", exp, "--json")
+    assert status.returncode == 0, status.stderr
     maker = maker_for(load_config(cfg))
     for _, row in trials.iterrows():
         point = {"optim.lr": row["optim.lr"], "optim.weight_decay": row["optim.weight_decay"], "seed": row["seed"]}

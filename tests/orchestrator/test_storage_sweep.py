@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "tiny_sweep.yaml"
 NAME = "tiny_sweep"
 # Two short trials that checkpoint (every 50 steps, whatever the adapter's default period is).
-SMALL = ["--set", "search.num_samples=2", "--set", "train.steps=100", "--set", "search.checkpoint_every=50", "--quiet"]
+SMALL = ["--set", "search.num_samples=2", "--set", "train.steps=100", "--set", "search.checkpoint_every=50",
+         "--set", "search.verify.top=0", "--quiet"]
 SECRET = "s3cr3tKEY"
 
 

@@ -69,7 +69,8 @@ SWEEP = {
     "optim": {"lr": 3e-3, "weight_decay": 1.0},
     "train": {"steps": 120, "batch_size": 32, "eval_every": 20, "checkpoint_every": 60, "per_class_metrics": False},
     "search": {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "algorithm": "random", "scheduler": "fifo",
-               "num_samples": 2, "max_failures": 0, "tracking": ["mlflow", "wandb"]},
+               "num_samples": 2, "max_failures": 0, "tracking": ["mlflow", "wandb"],
+               "verify": {"top": 0}},
 }
 
 

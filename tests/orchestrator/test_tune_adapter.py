@@ -117,7 +117,7 @@ def test_pbt_clones_weights_and_applies_the_new_lr(ray_local, tmp_path, seeds_pe
     from ray import tune
 
     cfg = config_from_dict(deep_merge(TINY, {
-        "task": {"p": 11}, "train": {"steps": 150, "target_val_acc": 1.0, "target_patience": 0, "checkpoint_every": 25},
+        "task": {"p": 11}, "train": {"steps": 100, "target_val_acc": 1.0, "target_patience": 0, "checkpoint_every": 25},
         "search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "seeds_per_trial": seeds_per_trial}}))
     # synch: both trials reach each perturbation point before any exploits, so the donor always
     # has a checkpoint there (asynchronous PBT skipped every exploit when one trial lagged).

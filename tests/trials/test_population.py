@@ -350,3 +350,24 @@ def test_per_layer_grad_norms_combine_to_the_total_before_clipping():
     for record in records + curves[0] + curves[1]:
         _assert_norms_are_pre_clip(record, clip)
     assert_identical_curve(records, curves[0])
+
+
+def test_a_cut_member_stops_there_and_a_member_ended_elsewhere_does_not_train():
+    """`cut` (a sweep's rung cut-off) stops a member as early_stopped at that eval, before the
+    checkpoint; `finished` (a resumed pack's point the ledger holds as ended) never trains; the
+    others train exactly as alone."""
+    cfgs = configs(MEMBERS)
+    runs = separate(cfgs)
+    second = runs[1][1][1]["step"]
+    given = TrainResult("grokked", 40, 40, 1.0, final=dict(runs[2][1][0]))
+    evals = []
+    result = train_population(cfgs, lambda ev, save=None: evals.append(ev), vectorize="loop",
+                              cut=lambda records: [r["member"] for r in records if r["member"] == 1 and r["step"] == second],
+                              finished={2: given})
+    got = [[r for ev in evals for r in ev.records if r["member"] == k] for k in range(3)]
+    assert_identical_curve(runs[0][1], got[0])
+    assert_same_result(runs[0][0], result.members[0])
+    assert_identical_curve(runs[1][1][:2], got[1])
+    assert (result.members[1].status, result.members[1].final_step) == ("early_stopped", second)
+    assert [list(ev.ended) for ev in evals if ev.ended][0] == [1]
+    assert got[2] == [] and result.members[2] == given
