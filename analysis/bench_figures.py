@@ -1,4 +1,4 @@
-"""GrokBench's figures: val curves per setting, the Liu phase diagram, the wd-dependence plot.
+"""GrokBench's figures: val curves per setting, the Liu phase diagram, the wd- and init-dependence plots.
 
 Each takes the runs and rows analysis.bench_table computed and returns PNG bytes; the Nanda
 progress measures reuse analysis.probe_figures.progress_measures (orchestrator.bench calls it).
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.bench_table import BenchRun, BenchSetting, point_label, run_events
+from analysis.bench_table import TRENDS, BenchRun, BenchSetting, point_label, run_events
 from analysis.figures import legend_outside, new_figure, phase_diagram, to_png
 
 
@@ -65,22 +65,24 @@ def liu_phase_diagram(setting: BenchSetting, rows: list[dict]) -> bytes:
 
 
 def wd_dependence(setting: BenchSetting, runs: list[BenchRun]) -> bytes:
-    """Steps to the threshold over weight decay: each seed a dot, the median a line; failures on top.
+    """Steps to the threshold over the trend's key (weight decay, or the initial weight scale of an
+    init_trend): each seed a dot, the median a line; failures on top.
 
     Args:
-        setting: the sweep's spec (grid over optim.weight_decay).
+        setting: the sweep's spec (a wd_trend or init_trend grid, analysis.bench_table.TRENDS).
         runs: its runs.
     Returns:
         PNG bytes.
     """
     fig = new_figure(6.4, 4.2)
     ax = fig.subplots()
+    key, _, words = TRENDS[setting.check]
     by_wd: dict[float, list[float]] = {}
     budget = max(r.budget for r in runs)
     for run in runs:
         e = run_events(run, setting.threshold, setting.delay_boundary)
         step = e["s95"] if setting.threshold == 0.95 else e["s99"]
-        by_wd.setdefault(float(run.point["optim.weight_decay"]), []).append(math.inf if step is None else step)
+        by_wd.setdefault(float(run.point[key]), []).append(math.inf if step is None else step)
     wds = sorted(by_wd)
     for wd in wds:
         values = np.array(by_wd[wd])
@@ -92,7 +94,7 @@ def wd_dependence(setting: BenchSetting, runs: list[BenchRun]) -> bytes:
     ax.plot(wds, [m if math.isfinite(m) else budget for m in medians], color="black", lw=1.2, label="median")
     ax.scatter([], [], marker="^", color="C3", label=f"not reached in {budget} steps")
     ax.set_xscale("log")
-    ax.set_xlabel("weight decay")
+    ax.set_xlabel(words)
     ax.set_ylabel(f"steps to {setting.threshold:.0%} val")
     ax.set_title(f"{setting.name}: {setting.claim}", fontsize=9)
     legend_outside(ax)

@@ -25,7 +25,7 @@ from analysis.safe_text import csv_safe_frame, md_escape
 from analysis.grokking import DEFAULT_DELAY_BOUNDARY, PHASES, classify_phase
 from groktune.events import DEFAULT_PATIENCE, first_event
 
-CHECKS = ("steps", "censored", "stalls", "generalises", "phases", "wd_trend")
+CHECKS = ("steps", "censored", "stalls", "generalises", "phases", "wd_trend", "init_trend")
 """How a setting is judged against its paper (configs/bench/index.yaml documents each)."""
 
 COLUMNS = ("setting", "point", "paper", "claim", "paper_steps", "threshold", "seeds", "budget",
@@ -54,6 +54,9 @@ class BenchSetting:
     delay_boundary: float = DEFAULT_DELAY_BOUNDARY
     differs: str = ""
     """What differs from the paper's setup, appended to a verdict that does not reproduce."""
+    gpu_command: str = ""
+    """The command that runs the setting's published budget on a GPU, where it cannot fit a 2-core
+    CPU; a table without its runs says so instead of a verdict."""
 
 
 @dataclass
@@ -69,6 +72,14 @@ class BenchRun:
     """train.steps of the run."""
     wall_time: float | None
     status: str
+
+
+def grid_points(grid: dict[str, list]) -> list[dict]:
+    """Every point of a grid ({key: [values]}), the first key varying slowest; [{}] for no grid."""
+    points = [{}]
+    for key, values in grid.items():
+        points = [{**p, key: v} for p in points for v in values]
+    return points
 
 
 def point_label(point: dict) -> str:
@@ -188,11 +199,35 @@ def _verdict(setting: BenchSetting, median: float, budget: int) -> str:
     return ""  # grid checks: judged over all points in summary_row
 
 
+TRENDS = {"wd_trend": ("optim.weight_decay", "fall", "weight decay"),
+          "init_trend": ("model.init_scale", "rise", "initial weight scale")}
+"""Grid checks that judge the medians' direction along one key: (key, direction, words)."""
+
+
+def _trend_verdict(setting: BenchSetting, rows: list[dict], differs: str) -> tuple[str, str]:
+    """(verdict, medians chain) of a wd_trend or init_trend setting over its grid rows."""
+    key, direction, words = TRENDS[setting.check]
+    ordered = sorted(rows, key=lambda r: float(r["_point"].get(key, 0.0)))
+    medians = [r["_median"] for r in ordered]
+    pairs = list(zip(medians, medians[1:]))
+    if direction == "fall":
+        ok = all(b <= a for a, b in pairs) and medians[-1] < medians[0]
+    else:
+        ok = all(b >= a for a, b in pairs) and medians[-1] > medians[0]
+    budget = max(r["budget"] for r in rows)
+    chain = " → ".join(_fmt_steps(m, budget) for m in medians)
+    if ok:
+        return f"reproduces: steps {direction} as {words} rises ({chain})", chain
+    return f"does not reproduce (medians by rising {words}: {chain}{differs})", chain
+
+
 def summary_row(setting: BenchSetting, rows: list[dict]) -> dict | None:
-    """The verdict row of a grid setting ("phases" or "wd_trend"); None for other checks."""
-    if setting.check not in ("phases", "wd_trend"):
+    """The verdict row of a grid setting ("phases", "wd_trend" or "init_trend"); None for other checks."""
+    if setting.check not in ("phases", *TRENDS):
         return None
     differs = f"; {setting.differs}" if setting.differs else ""
+    ran = {r["point"] for r in rows}
+    absent = [label for label in (point_label(p) for p in grid_points(setting.grid)) if label not in ran]
     if setting.check == "phases":
         found = [p for p in PHASES if any(r["phase"] == p for r in rows)]
         missing = [p for p in PHASES if p not in found]
@@ -200,19 +235,25 @@ def summary_row(setting: BenchSetting, rows: list[dict]) -> dict | None:
                    f"does not reproduce (found {', '.join(found) or 'none'}; missing {', '.join(missing)}{differs})")
         counts = ", ".join(f"{p} {sum(r['phase'] == p for r in rows)}" for p in found)
     else:
-        ordered = sorted(rows, key=lambda r: float(r["_point"].get("optim.weight_decay", 0.0)))
-        medians = [r["_median"] for r in ordered]
-        falling = all(b <= a for a, b in zip(medians, medians[1:])) and medians[-1] < medians[0]
-        budget = max(r["budget"] for r in rows)
-        chain = " → ".join(_fmt_steps(m, budget) for m in medians)
-        verdict = ("reproduces: steps fall as weight decay rises" if falling else
-                   f"does not reproduce (medians by rising wd: {chain}{differs})")
-        counts = chain
+        verdict, counts = _trend_verdict(setting, rows, differs)
+    if absent:  # a grid verdict needs every point: never judge a trend or the phases on part of it
+        verdict = f"incomplete: {len(absent)} of {len(absent) + len(ran)} grid points not run ({', '.join(absent)})"
     base = {c: "" for c in COLUMNS}
     base.update({"setting": setting.name, "point": "all", "paper": setting.paper, "claim": setting.claim,
                  "paper_steps": _paper_text(setting.paper_steps), "threshold": setting.threshold,
                  "seeds": sum(r["seeds"] for r in rows), "phase": counts, "verdict": verdict})
     return base
+
+
+def not_run_row(setting: BenchSetting) -> dict:
+    """The row of a setting with no runs in the bench folder: why, and (if marked) its GPU command."""
+    row = {c: "" for c in COLUMNS}
+    why = (f"not run: its budget does not fit a 2-core CPU; on a GPU: {setting.gpu_command}" if setting.gpu_command
+           else "not run in this bench folder")
+    row.update({"setting": setting.name, "point": "–", "paper": setting.paper, "claim": setting.claim,
+                "paper_steps": _paper_text(setting.paper_steps), "threshold": setting.threshold,
+                "seeds": 0, "verdict": why})
+    return row
 
 
 def setting_rows(setting: BenchSetting, runs: list[BenchRun]) -> list[dict]:

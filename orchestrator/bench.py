@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.bench_figures import liu_phase_diagram, val_curves, wd_dependence
-from analysis.bench_table import CHECKS, BenchRun, BenchSetting, point_label, setting_rows, table_frame, to_csv, to_markdown
+from analysis.bench_table import (CHECKS, TRENDS, BenchRun, BenchSetting, grid_points, not_run_row, point_label, setting_rows,
+                                  table_frame, to_csv, to_markdown)
 from analysis.figures import to_png
 from analysis.probe_figures import progress_measures
 from analysis.probes import load_probes
@@ -39,7 +40,7 @@ INDEX = Path(__file__).resolve().parent.parent / "configs" / "bench" / "index.ya
 """The published settings and their numbers (`groktune bench`'s default --index)."""
 
 _KEYS = {"config", "paper", "claim", "check", "threshold", "paper_steps", "max_seeds", "grid",
-         "delay_boundary", "differs"}
+         "delay_boundary", "differs", "gpu_command"}
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,10 @@ def _setting(name: str, entry, folder: Path) -> BenchSetting:
         raise UserError(f"{where}.grid: expected {{dotted key: [values, ...]}}")
     if entry["check"] == "phases" and len(grid) != 2:
         raise UserError(f"{where}.grid: check 'phases' needs exactly two keys, got {len(grid)}")
-    if entry["check"] == "wd_trend" and list(grid) != ["optim.weight_decay"]:
-        raise UserError(f"{where}.grid: check 'wd_trend' needs exactly the key optim.weight_decay")
+    if entry["check"] in TRENDS and list(grid) != [TRENDS[entry["check"]][0]]:
+        raise UserError(f"{where}.grid: check {entry['check']!r} needs exactly the key {TRENDS[entry['check']][0]}")
+    if not isinstance(entry.get("gpu_command", ""), str):
+        raise UserError(f"{where}.gpu_command: expected a command line (a string)")
     config = folder / entry["config"]
     if not config.is_file():
         raise UserError(f"{where}.config: {config}: no such file")
@@ -95,7 +98,8 @@ def _setting(name: str, entry, folder: Path) -> BenchSetting:
     return BenchSetting(name=name, config=str(config), paper=entry["paper"], claim=entry["claim"],
                         check=entry["check"], threshold=float(threshold), paper_steps=paper,
                         max_seeds=max_seeds, grid=dict(grid),
-                        delay_boundary=float(entry.get("delay_boundary", 1000)), differs=str(entry.get("differs", "")))
+                        delay_boundary=float(entry.get("delay_boundary", 1000)), differs=str(entry.get("differs", "")),
+                        gpu_command=entry.get("gpu_command", ""))
 
 
 def load_index(path: str | Path = INDEX) -> dict[str, BenchSetting]:
@@ -124,13 +128,6 @@ def load_index(path: str | Path = INDEX) -> dict[str, BenchSetting]:
     return {str(name): _setting(str(name), entry, path.parent) for name, entry in settings.items()}
 
 
-def _points(grid: dict[str, list]) -> list[dict]:
-    points = [{}]
-    for key, values in grid.items():
-        points = [{**p, key: v} for p in points for v in values]
-    return points
-
-
 def plan_runs(settings: dict[str, BenchSetting], chosen: list[str], seeds: int, steps_scale: float,
               out: Path) -> list[RunPlan]:
     """Every run of the chosen settings: grid points x seeds 0..n-1 (n = min(seeds, max_seeds)).
@@ -153,7 +150,7 @@ def plan_runs(settings: dict[str, BenchSetting], chosen: list[str], seeds: int, 
     for name in chosen or list(settings):
         s = settings[name]
         budget = int(read_yaml(s.config).get("train", {}).get("steps", 10_000))
-        for point in _points(s.grid):
+        for point in grid_points(s.grid):
             label = point_label(point)
             for seed in range(min(seeds, s.max_seeds or seeds)):
                 overrides = [f"seed={seed}"] + [f"{k}={v}" for k, v in point.items()]
@@ -196,7 +193,7 @@ def collect(plans: list[RunPlan]) -> dict[str, list[BenchRun]]:
 
 
 def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, list[BenchRun]],
-                  plans: list[RunPlan], meta: dict) -> list[Path]:
+                  plans: list[RunPlan], meta: dict, not_run: tuple[str, ...] = ()) -> list[Path]:
     """Write table.md, table.csv, bench.json and figures/*.png into `out`.
 
     Args:
@@ -205,6 +202,8 @@ def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, 
         runs: collect()'s output.
         plans: the runs' plans (for the Nanda probes' folder).
         meta: provenance (command, dates, load average) stored in bench.json and under the table.
+        not_run: settings chosen that have no run in `out`: a row each saying so (and, where the
+            index marks one, the command that runs it on a GPU), never a verdict.
     Returns:
         The files written.
     """
@@ -223,11 +222,14 @@ def write_outputs(out: Path, settings: dict[str, BenchSetting], runs: dict[str, 
             png = figures / f"{name}_phase_diagram.png"
             png.write_bytes(liu_phase_diagram(s, [r for r in these if r["point"] != "all"]))
             written.append(png)
-        if s.check == "wd_trend":
-            png = figures / f"{name}_wd.png"
+        if s.check in TRENDS:
+            png = figures / f"{name}_{'wd' if s.check == 'wd_trend' else 'init'}.png"
             png.write_bytes(wd_dependence(s, setting_runs))
             written.append(png)
         written += _progress_figures(name, setting_runs, [p for p in plans if p.setting == name], figures)
+    order = list(settings)
+    rows += [not_run_row(settings[name]) for name in not_run]
+    rows.sort(key=lambda r: order.index(r["setting"]))  # index order, each setting's rows kept together
     frame = table_frame(rows)
     note = (f"\n{meta.get('command', '')}\n\nStarted {meta.get('started', '')}, finished {meta.get('finished', '')}; "
             f"load average at the end {meta.get('load_end', '')} on {meta.get('cpus', '')} CPUs.\n")

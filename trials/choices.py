@@ -58,6 +58,11 @@ UPDATES = tuple(dict.fromkeys(rule.update for rule in OPTIMIZERS.values()))
 ARCHS = ("transformer", "mlp")
 """Model architectures (the first is the default). Built by trials.model.ARCH_MODULES."""
 
+INITS = ("normal", "xavier", "pytorch")
+"""Initial weights (the first is the default): GPT-style N(0, 0.02), Xavier-uniform, or each torch
+module's own default (nn.Embedding N(0, 1), nn.Linear Kaiming-uniform). Applied by
+trials.model.init_weights."""
+
 ACTIVATIONS = ("gelu", "relu", "swiglu")
 """Feed-forward (transformer) and hidden-layer (MLP) nonlinearities; swiglu = silu(a) * b over a
 doubled up-projection (Shazeer 2020). Built by trials.model.ACTIVATION_MODULES."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from trials.choices import ACTIVATIONS, ARCHS, LOSSES, NORMS, OPTIMIZERS, SCHEDULES, WEIGHT_NORM_CLIP_MODES
+from trials.choices import ACTIVATIONS, ARCHS, INITS, LOSSES, NORMS, OPTIMIZERS, SCHEDULES, WEIGHT_NORM_CLIP_MODES
 from trials.limits import (  # noqa: F401  (MAX_* re-exported for callers of the config)
     MAX_BATCH,
     MAX_COUNT,
@@ -72,7 +72,9 @@ class ModelConfig:
     dropout_ff: float = 0.0
     """Dropout inside the feed-forward block."""
     init: str = "normal"
-    """normal (std 0.02) | xavier"""
+    """normal (std 0.02) | xavier | pytorch (each torch module's own default: embeddings N(0, 1), Linear
+    weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as research code that builds plain torch
+    modules gets; ironjr/grokfast's Adam baseline starts so)"""
     init_scale: float = 1.0
     """Multiplier on every initial weight matrix (Liu et al. 2022: large init slows grokking)."""
     tie_embeddings: bool = False
@@ -97,7 +99,7 @@ class ModelConfig:
         _choice("positional", self.positional, ("learned", "rotary"))
         _choice("norm", self.norm, NORMS)
         _choice("activation", self.activation, ACTIVATIONS)
-        _choice("init", self.init, ("normal", "xavier"))
+        _choice("init", self.init, INITS)
         for name in ("dropout_emb", "dropout_attn", "dropout_resid", "dropout_ff"):
             _in_unit(name, getattr(self, name))
         _positive("init_scale", self.init_scale)

@@ -283,15 +283,26 @@ _same_names(ARCH_MODULES, ARCHS, "arch")
 
 
 def init_weights(model: nn.Module, cfg: ModelConfig) -> None:
-    """Normal(0, 0.02) or Xavier-uniform weights times init_scale; zero biases; unit norms."""
+    """Initial weights by cfg.init (trials.choices.INITS), weight matrices times init_scale.
+
+    normal: N(0, 0.02) matrices; xavier: Xavier-uniform matrices; both with zero biases and unit
+    norms. pytorch: every module's own reset_parameters() (nn.Embedding N(0, 1), nn.Linear
+    U(+-1/sqrt(fan_in)) weights and biases, norms ones/zeros), what plain torch research code gets;
+    ironjr/grokfast's Adam baseline starts so, its embeddings ~50x larger than normal's.
+    """
+    if cfg.init == "pytorch":
+        for module in model.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     for name, p in model.named_parameters():
         if p.dim() < 2:
-            if name.endswith("bias"):
+            if name.endswith("bias") and cfg.init != "pytorch":
                 nn.init.zeros_(p)
             continue
         if cfg.init == "xavier":
             nn.init.xavier_uniform_(p)
-        else:
+        elif cfg.init == "normal":
             nn.init.normal_(p, std=0.02)
         with torch.no_grad():
             p.mul_(cfg.init_scale)

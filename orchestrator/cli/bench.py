@@ -80,13 +80,16 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = machine_meta()
     meta = {"command": _command(args, out), "started": start["time"], "load_start": start["load"], "runs": len(plans)}
+    not_run: tuple[str, ...] = ()
     if args.table_only:  # the runs that exist; a planned run never started is left out (and said so)
         missing = [p for p in plans if not (p.out / METRICS).is_file() or not (p.out / METRICS).stat().st_size]
         if len(missing) == len(plans):
             raise UserError(f"--table-only: {out}: holds none of the {len(plans)} planned runs")
         for plan in missing:
             print(f"missing (left out of the table): {plan.out}")
+        planned = list(dict.fromkeys(p.setting for p in plans))
         plans = [p for p in plans if p not in missing]
+        not_run = tuple(name for name in planned if name not in {p.setting for p in plans})  # a row each saying why
         plans_to_run = []
     else:
         plans_to_run = plans
@@ -96,6 +99,6 @@ def run(args) -> int:
         run_one(plan, args.resume)
     end = machine_meta()
     meta.update(finished=end["time"], load_end=end["load"], cpus=end["cpus"])
-    written = write_outputs(out, settings, collect(plans), plans, meta)
+    written = write_outputs(out, settings, collect(plans), plans, meta, not_run)
     print(f"bench: {len(plans)} runs -> {written[0]}")
     return 0

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.bench_table import (BenchRun, BenchSetting, median_failures_as_inf, setting_rows, table_frame, to_csv,
-                                  to_markdown)
+from analysis.bench_table import (BenchRun, BenchSetting, median_failures_as_inf, not_run_row, setting_rows,
+                                  table_frame, to_csv, to_markdown)
 
 
 def curve(mem: int | None, gen: int | None, end: int = 2000, every: int = 10) -> pd.DataFrame:
@@ -67,16 +67,44 @@ def test_phase_grid_needs_all_four_phases():
     rows = setting_rows(s, runs)
     assert [r["phase"] for r in rows[:4]] == ["comprehension", "grokking", "memorization", "confusion"]
     assert rows[4]["point"] == "all" and rows[4]["verdict"] == "reproduces: all four phases"
-    rows = setting_rows(s, runs[:3])
+    rows = setting_rows(s, runs[:3] + [run(None, mem=50, point=points[3])])  # memorization instead of confusion
     assert rows[-1]["verdict"].startswith("does not reproduce") and "missing confusion" in rows[-1]["verdict"]
 
 
 def test_wd_trend_needs_steps_to_fall_as_wd_rises():
     s = setting("wd_trend", None, grid={"optim.weight_decay": [0.3, 1.0, 3.0]})
     falling = [run(g, point={"optim.weight_decay": wd}) for wd, g in ((0.3, 1500), (1.0, 800), (3.0, 300))]
-    assert setting_rows(s, falling)[-1]["verdict"] == "reproduces: steps fall as weight decay rises"
+    assert setting_rows(s, falling)[-1]["verdict"] == "reproduces: steps fall as weight decay rises (1500 → 800 → 300)"
     rising = [run(g, point={"optim.weight_decay": wd}) for wd, g in ((0.3, 300), (1.0, 800), (3.0, None))]
     assert setting_rows(s, rising)[-1]["verdict"].startswith("does not reproduce")
+
+
+def test_init_trend_needs_steps_to_rise_with_the_initial_scale():
+    """Omnigrok: a larger initial weight norm delays generalisation; a censored seed counts as +inf."""
+    s = setting("init_trend", None, grid={"model.init_scale": [0.5, 1.0, 2.0]})
+    rising = [run(g, point={"model.init_scale": a}, seed=k) for a, gs in ((0.5, (300, 350)), (1.0, (700, 800)),
+                                                                          (2.0, (None, None))) for k, g in enumerate(gs)]
+    rows = setting_rows(s, rising)
+    assert rows[-1]["verdict"] == "reproduces: steps rise as initial weight scale rises (325 → 750 → > 2000)"
+    falling = [run(g, point={"model.init_scale": a}) for a, g in ((0.5, 900), (1.0, 500), (2.0, 500))]
+    assert setting_rows(s, falling)[-1]["verdict"].startswith("does not reproduce (medians by rising initial weight "
+                                                              "scale: 900 → 500 → 500")
+
+
+def test_a_grid_with_points_not_run_is_incomplete_never_judged():
+    s = setting("wd_trend", None, grid={"optim.weight_decay": [0.3, 1.0, 3.0]})
+    part = [run(g, point={"optim.weight_decay": wd}) for wd, g in ((1.0, 800), (3.0, 300))]
+    assert setting_rows(s, part)[-1]["verdict"] == "incomplete: 1 of 3 grid points not run (weight_decay=0.3)"
+    phases = setting("phases", None, grid={"optim.lr": [1, 2], "optim.weight_decay": [1, 2]})
+    three = [run(100, point={"optim.lr": a, "optim.weight_decay": b}) for a, b in ((1, 1), (1, 2), (2, 1))]
+    assert setting_rows(phases, three)[-1]["verdict"].startswith("incomplete: 1 of 4 grid points not run (lr=2_")
+
+
+def test_a_setting_without_runs_says_why_never_a_verdict():
+    row = not_run_row(setting(gpu_command="groktune bench s --seeds 3"))
+    assert row["seeds"] == 0 and row["verdict"] == ("not run: its budget does not fit a 2-core CPU; on a GPU: "
+                                                    "groktune bench s --seeds 3")
+    assert not_run_row(setting())["verdict"] == "not run in this bench folder"
 
 
 def test_markdown_and_csv_are_escaped():

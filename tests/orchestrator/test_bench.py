@@ -106,6 +106,29 @@ def test_bench_end_to_end(tmp_path, capsys):
     assert again["median_95"] == tiny["median_95"]
 
 
+@pytest.mark.slow  # trains 30 steps: ~3 s of CPU; the default suite and CI run it
+def test_steps_scale_runs_a_tiny_setting_and_marks_the_unrun_ones(tmp_path):
+    """`groktune bench --steps-scale` on a tiny setting (the CI check of the bench): the budget is cut,
+    the table is written from the run it made, and a --table-only over settings it never ran gives
+    those rows their reason (the GPU command where the index marks one), never a verdict."""
+    index = tiny_index(tmp_path)
+    data = yaml.safe_load(index.read_text())
+    data["settings"]["tiny_gpu"] = {**data["settings"]["tiny"], "gpu_command": "groktune bench tiny_gpu --seeds 5"}
+    index.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "bench"
+    assert main(["bench", "tiny", "--seeds", "1", "--steps-scale", "0.1", "--out", str(out), "--index", str(index)]) == 0
+    (row,) = list(csv.DictReader((out / "table.csv").open()))
+    records = metrics(out / "runs" / "tiny" / "seed0")
+    assert row["budget"] == "30" and max(r["step"] for r in records) <= 30
+    assert row["seeds"] == "1" and row["verdict"].startswith("does not reproduce (not reached in 30 steps")
+    assert main(["bench", "tiny", "tiny_gpu", "--seeds", "1", "--steps-scale", "0.1", "--out", str(out),
+                 "--index", str(index), "--table-only"]) == 0
+    rows = {r["setting"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert rows["tiny"]["budget"] == "30"
+    assert rows["tiny_gpu"]["seeds"] == "0" and rows["tiny_gpu"]["verdict"] == (
+        "not run: its budget does not fit a 2-core CPU; on a GPU: groktune bench tiny_gpu --seeds 5")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["nope"], "setting 'nope' is not in the bench index"),
     (["tiny", "--seeds", "0"], "--seeds: got 0"),
@@ -162,3 +185,29 @@ def test_resume_keeps_finished_runs_and_adds_seeds(tmp_path, capsys):
     assert {name: (seed0 / name).read_bytes() for name in before} == before  # a finished run is never rewritten
     (row,) = [r for r in csv.DictReader((out / "table.csv").open()) if r["setting"] == "tiny"]
     assert row["seeds"] == "2" and (out / "runs" / "tiny" / "seed1" / "result.json").is_file()
+
+
+def test_bench_summaries_copies_what_the_table_reads_and_refuses_a_clash(tmp_path, capsys):
+    """scripts/bench_summaries.py: config, metrics and result of each run go to the committed folder;
+    checkpoints stay behind; a differing file already there is refused before anything is copied."""
+    import importlib.util  # deferred: loads a script by path, only in this test
+
+    spec = importlib.util.spec_from_file_location("bench_summaries", INDEX.parents[2] / "scripts" / "bench_summaries.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    run = tmp_path / "b1" / "runs" / "s" / "lr=1" / "seed0"
+    (run / "checkpoints").mkdir(parents=True)
+    for name, text in (("config.yaml", "seed: 0\n"), ("metrics.jsonl", "{}\n"), ("result.json", "{}"),
+                       ("checkpoints/last.pt", "x")):
+        (run / name).write_text(text)
+    into = tmp_path / "committed"
+    assert script.main([str(tmp_path / "b1"), "--into", str(into)]) == 0
+    copied = sorted(p.relative_to(into).as_posix() for p in into.rglob("*") if p.is_file())
+    assert copied == [f"runs/s/lr=1/seed0/{n}" for n in ("config.yaml", "metrics.jsonl", "result.json")]
+    assert script.main([str(tmp_path / "b1"), "--into", str(into)]) == 0  # same contents: fine
+    (run / "metrics.jsonl").write_text("{\"step\": 1}\n")
+    (run / "config.yaml").write_text("seed: 1\n")
+    assert script.main([str(tmp_path / "b1"), "--into", str(into)]) == 2
+    assert "exists with other contents" in capsys.readouterr().err
+    assert (into / "runs/s/lr=1/seed0/metrics.jsonl").read_text() == "{}\n"  # nothing copied
+    assert script.main([str(tmp_path / "nope"), "--into", str(into)]) == 2

@@ -131,3 +131,28 @@ def test_unknown_model_names_are_refused_in_one_line(field, value, allowed):
         cfg.validate()
     with pytest.raises(ValueError, match=rf"^model\.{field}: got '{value}', allowed: {allowed}$"):
         build_model(cfg, 10, 3)  # unvalidated: still no fallback
+
+
+def test_pytorch_init_is_each_modules_own_default_times_init_scale():
+    """init: pytorch gives what plain torch modules get (ironjr/grokfast's baseline): N(0, 1)
+    embeddings, Linear weights and biases within 1/sqrt(fan_in); init_scale still multiplies."""
+    cfg = ModelConfig(d_model=128, n_heads=4, d_ff=512, init="pytorch")
+    torch.manual_seed(0)
+    model = build_model(cfg, vocab_size=99, seq_len=5)
+    assert 0.9 < model.embed.weight.std().item() < 1.1  # nn.Embedding: N(0, 1)
+    up = model.blocks[0].ff.up
+    bound = 1 / 128 ** 0.5  # nn.Linear: kaiming_uniform(a=sqrt 5) = U(+-1/sqrt(fan_in))
+    assert up.weight.abs().max().item() <= bound and up.weight.abs().max().item() > 0.9 * bound
+    assert up.bias.abs().max().item() > 0.5 * bound  # biases are drawn too, not zeroed
+    assert model.norm.weight.eq(1).all()
+    normal = build_model(ModelConfig(d_model=128, n_heads=4, d_ff=512), vocab_size=99, seq_len=5)
+    assert normal.embed.weight.std().item() < 0.03
+    torch.manual_seed(0)
+    scaled = build_model(ModelConfig(d_model=128, n_heads=4, d_ff=512, init="pytorch", init_scale=0.5), 99, 5)
+    torch.testing.assert_close(scaled.embed.weight, 0.5 * model.embed.weight)
+    torch.testing.assert_close(scaled.blocks[0].ff.up.bias, model.blocks[0].ff.up.bias)
+
+
+def test_unknown_init_is_refused_with_the_allowed_names():
+    with pytest.raises(ValueError, match="init: got 'kaiming', allowed: normal, xavier, pytorch"):
+        ModelConfig(init="kaiming").validate()
