@@ -55,7 +55,7 @@ HEARTBEAT_DATA = {"pid": "int", "host": "str", "updated": "number", "finished": 
                   "resources": "dict"}
 # tune_state.json inside a sweep trial's Tune checkpoint (orchestrator.sweep.adapter).
 TUNE_STATE_DATA = {"score": "dict", "cpu_time_s": "number", "resumed_from_step": "int", "last_metrics": "dict",
-              "finished": "dict?"}
+              "finished": "dict?", "curve": "list"}
 # scheduler.state (orchestrator.search.durable_asha).
 SCHEDULER_STATE_DATA = {"!rungs": "list", "stopped": "list"}
 

@@ -229,7 +229,8 @@ def _run_trial(cfg: Any, scorer: type, fit: Callable[[_Reporter, Path | None], d
         # Chance comes from this trial's task; the event from the trainer's records.
         state = scorer.from_dict(saved.get("score", {}), chance=chance_level(cfg.task))
         meter = _Meter(float(saved.get("cpu_time_s", 0.0)), str(_device_name(cfg)))
-        report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)), checkpoints)
+        report = _Reporter(cfg, state, meter, work, int(saved.get("resumed_from_step", 0)), checkpoints,
+                           curve=saved.get("curve", []))
         report.last_metrics = dict(saved.get("last_metrics", {}))  # if resumed at the very end
         outcome = fit(report, resume_from)
         final = dict(report.last_metrics)
@@ -278,8 +279,12 @@ class _Reporter:
     """The `report(record, save)` handed to train()."""
 
     def __init__(self, cfg: Any, state: Any, meter: _Meter, work: Path, resumed_from_step: int,
-                 policy: CheckpointPolicy = EVERY_SAVE):
+                 policy: CheckpointPolicy = EVERY_SAVE, curve: list[dict] | None = None):
         self.cfg, self.state, self.meter, self.work, self.policy = cfg, state, meter, work, policy
+        # Every report so far (the checkpoint's, then this run's): each checkpoint carries it, so
+        # the driver can mend a result.json that lags the checkpoint a trial restarts from
+        # (orchestrator.sweep.ledger.restore_curve).
+        self.curve: list[dict] = list(curve or [])
         self.resumed_from_step = resumed_from_step  # the checkpoint's step, 0 on a fresh start
         self.last_metrics: dict = {}
         self.last_save = None
@@ -307,6 +312,7 @@ class _Reporter:
         return self.policy.enabled and (self.policy.min_interval_s == 0 or self.checkpointed)
 
     def send(self, metrics: dict, save, finished: dict | None = None) -> None:
+        self.curve.append(metrics)
         if save is None:
             tune.report(metrics)
             return
@@ -319,6 +325,7 @@ class _Reporter:
             "resumed_from_step": metrics["step"],
             "last_metrics": metrics,
             "finished": finished,
+            "curve": self.curve,
         }
         (folder / TUNE_STATE).write_text(json.dumps(adapter_state, default=_plain))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(folder)))

@@ -51,7 +51,7 @@ import time
 from pathlib import Path
 
 from groktune.errors import DamagedFile
-from groktune.layout import (ABANDONED, FINAL_STATUSES, LEDGER, TIME_ATTR, TUNE_RESULT, sweep_status,
+from groktune.layout import (ABANDONED, FINAL_STATUSES, LEDGER, TIME_ATTR, TUNE_RESULT, TUNE_STATE, sweep_status,
                              write_atomic)
 from groktune.readback import EVAL_RECORD, read_json_lines, read_ledger_folder, read_ledger_record
 from trials.evalplan import StopRule
@@ -233,17 +233,60 @@ def _staged_curve(trial) -> list[dict]:
 
 
 def restore_curve(exp: str | Path, trial) -> bool:
-    """Before Tune's JSON logger opens a restarted trial's result.json: when the ledger holds the
-    trial as finished and the staging result.json lacks part of its curve (Tune restored the
-    trial without a checkpoint, so nothing was copied back), write the ledger's curve there, so
-    the replay appends to the whole curve instead of replacing it with one line. True if written."""
+    """Before Tune's JSON logger opens a restarted trial's result.json (its staging copy): make it
+    hold the trial's whole curve so far, so what the trial reports next appends to it.
+
+    - The ledger holds the trial as finished: Tune restored it without a checkpoint, so nothing
+      was copied back; the ledger's curve is written there (the replay appends one line).
+    - Tune restarts it from a checkpoint: the file is the sweep folder's copy, which lags the
+      checkpoint by up to a snapshot period; the evals the checkpoint carries (every report up to
+      it, orchestrator.sweep.adapter) that the file lacks are put back (mend_curve).
+
+    Returns:
+        True if the file was written.
+    """
     try:
         record = read_record(exp, str(trial.trial_id))
     except DamagedFile:
         return False
-    if record is None or not trial.local_path:
+    if not trial.local_path:
         return False
-    return write_curve(Path(trial.local_path) / TUNE_RESULT, record, dict(trial.config))
+    target = Path(trial.local_path) / TUNE_RESULT
+    if record is not None:
+        return write_curve(target, record, dict(trial.config))
+    return mend_curve(target, checkpoint_curve(trial.checkpoint), dict(trial.config))
+
+
+def checkpoint_curve(checkpoint) -> list[dict]:
+    """The reports a trial's Tune checkpoint carries (its adapter state's "curve"), [] when it has
+    none or cannot be read here (the trial names a damaged checkpoint itself when it restores)."""
+    if checkpoint is None:
+        return []
+    try:
+        with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{TUNE_STATE}") as f:
+            saved = json.loads(f.read())
+    except (OSError, ValueError):
+        return []
+    curve = saved.get("curve") if isinstance(saved, dict) else None
+    return [r for r in curve if isinstance(r, dict) and "step" in r] if isinstance(curve, list) else []
+
+
+def mend_curve(target: Path, saved: list[dict], config: dict) -> bool:
+    """Rewrite result.json `target` (atomically) as the history of `saved` (a checkpoint's
+    reports) when it lacks any of its evals: each eval as the file has it where it has it (with
+    Tune's own keys), else as the checkpoint has it; each line carries `config`, as Tune's do.
+    Evals after the checkpoint are left out: the restarted trial reports them again. True if written."""
+    want = lineage(saved)
+    try:
+        have = {r["step"]: r for r in lineage(read_curve(target))}
+    except DamagedFile:
+        have = {}
+    if all(r["step"] in have for r in want):
+        return False
+    rows = [have.get(r["step"], r) for r in want]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, "".join(json.dumps({**_plain(r), "config": _plain(config)}) + "\n" for r in rows))
+    return True
 
 
 def write_curve(target: Path, record: dict, config: dict) -> bool:
@@ -348,6 +391,6 @@ def _plain(value):
 
 __all__ = [
     "REPLAY_KEY", "claim", "closing_outcome", "lineage", "outcome_from_curve", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
-    "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
+    "checkpoint_curve", "mend_curve", "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
     "run_with_ledger", "same_point", "scalar_metrics", "write_curve", "write_record",
 ]

@@ -164,7 +164,7 @@ def staged_trial(tmp_path, tid="a"):
 
     staging = tmp_path / "staging" / f"trial_{tid}"
     staging.mkdir(parents=True)
-    return SimpleNamespace(trial_id=tid, config={"optim.lr": 1e-3}, local_path=str(staging))
+    return SimpleNamespace(trial_id=tid, config={"optim.lr": 1e-3}, local_path=str(staging), checkpoint=None)
 
 
 def test_a_replayed_finished_trial_gets_its_whole_curve_back(tmp_path):
@@ -181,6 +181,36 @@ def test_a_replayed_finished_trial_gets_its_whole_curve_back(tmp_path):
     staged.write_text(json.dumps({**rows[-1], "config": {}}) + "\n")  # the one line a replay once left
     assert restore_curve(path, trial)
     assert len(staged.read_text().splitlines()) == 5
+
+
+def test_a_trial_restarted_from_a_checkpoint_gets_the_evals_its_lagging_result_json_lacks(tmp_path):
+    """The sweep folder's result.json Tune restarts a trial with lags its checkpoint; the evals the
+    checkpoint carries (the adapter's reports up to it) are put back before the trial appends."""
+    from ray.tune import Checkpoint
+
+    from orchestrator.sweep.ledger import lineage, read_curve, restore_curve
+
+    path = sweep_folder(tmp_path, ["a"])
+    rows = curve_rows(6)
+    ckpt = tmp_path / "checkpoint_000004"
+    ckpt.mkdir()
+    carried = [{k: v for k, v in r.items() if k not in ("config", "training_iteration")} for r in rows[:4]]
+    (ckpt / "tune_state.json").write_text(json.dumps({"curve": carried}))
+    trial = staged_trial(tmp_path)
+    trial.checkpoint = Checkpoint.from_directory(str(ckpt))
+    staged = tmp_path / "staging" / "trial_a" / "result.json"
+    staged.write_text("".join(json.dumps(r) + "\n" for r in rows[:2] + rows[3:6]))  # eval 30 never copied
+    assert restore_curve(path, trial)
+    mended = read_curve(staged)
+    assert [r["step"] for r in mended] == [10, 20, 30, 40]  # after 40 the trial reports again
+    assert mended[2] == carried[2] and mended[1] == {k: v for k, v in rows[1].items() if k != "config"}
+    assert not restore_curve(path, trial)  # whole already: left as it is
+    with open(staged, "a") as f:  # the restarted trial appends from its checkpoint on
+        f.writelines(json.dumps(r) + "\n" for r in rows[4:])
+    assert [r["step"] for r in lineage(read_curve(staged))] == [10, 20, 30, 40, 50, 60]
+    (ckpt / "tune_state.json").write_text("{torn")  # unreadable here: the trial names it when it restores
+    staged.write_text(json.dumps(rows[0]) + "\n")
+    assert not restore_curve(path, trial) and len(staged.read_text().splitlines()) == 1
 
 
 def test_reconcile_restores_a_lagging_result_json_of_a_finished_trial(tmp_path):

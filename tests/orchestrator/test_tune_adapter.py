@@ -82,6 +82,11 @@ def test_every_eval_is_reported_with_score_and_resources_and_checkpoints_load_sa
         assert state["progress"]["step"] == 60
         adapter_state = json.load(open(f"{d}/tune_state.json"))
         assert adapter_state["finished"]["status"] == "budget"
+    # each checkpoint carries every report up to it: what mends a result.json that lags it
+    for d in Path(result.path).glob("checkpoint_*"):
+        carried = json.load(open(d / "tune_state.json"))["curve"]
+        upto = [r for r in reported if r["step"] <= carried[-1]["step"]]
+        assert [(c["step"], c["val_acc"]) for c in carried] == [(r["step"], r["val_acc"]) for r in upto]
     # every offered save became a checkpoint once: the last step's goes only with the closing report
     saved = sorted(json.load(open(d / "tune_state.json"))["resumed_from_step"] for d in Path(result.path).glob("checkpoint_*"))
     offered = [r["step"] for r in plain if r["step"] >= 20 and r["step"] < 60]
