@@ -196,9 +196,19 @@ def _asha_points(search: Any, budget: int, state_dir: Path):
                       grace_period=search.grace_period, reduction_factor=search.reduction_factor)
 
 
+def _hyperband_points(search: Any, budget: int, state_dir: Path):
+    """HyperBand per point of packed trials: the asynchronous form (brackets of ASHA, each point in
+    one), since a point cannot wait inside its pack for a bracket to fill (orchestrator.search.point_rungs)."""
+    from orchestrator.search.point_rungs import PointRungs, hyperband_brackets  # deferred: imports Ray
+
+    return PointRungs(str(Path(state_dir) / SCHEDULER_STATE), metric=search.metric, mode=search.mode, max_t=budget,
+                      grace_period=search.grace_period, reduction_factor=search.reduction_factor,
+                      brackets=hyperband_brackets(budget, search.grace_period, search.reduction_factor))
+
+
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "asha": SchedulerSpec(_asha, cuts_points=_asha_points),
-    "hyperband": SchedulerSpec(_hyperband),
+    "hyperband": SchedulerSpec(_hyperband, cuts_points=_hyperband_points),
     "fifo": SchedulerSpec(_fifo, multi_objective=True, packs=True),
     "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True),
 }

@@ -110,7 +110,7 @@ class SearchConfig:
     every point stays a trial of its own: its row, curve, ledger status and TensorBoard run.
     random/grid draw the points up front; tpe asks Optuna for a pack at a time and tells each
     point its own value (no structural key in the space); asha cuts each point at its rungs
-    inside its pack; hyperband and pbt are refused."""
+    inside its pack; hyperband does so in asynchronous brackets (each point in one); pbt is refused."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0

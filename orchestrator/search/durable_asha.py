@@ -42,6 +42,12 @@ class DurableASHA(AsyncHyperBandScheduler):
         self._load()
         super().on_trial_add(tune_controller, trial)
 
+    def add_to_bracket(self, trial, index: int) -> None:
+        """on_trial_add with the bracket chosen by the caller (orchestrator.search.point_rungs draws
+        it from the point's id, the same in every process), not at random."""
+        self._load()
+        self._trial_info[trial.trial_id] = self._brackets[index]
+
     def on_trial_result(self, tune_controller, trial, result):
         self._load()
         if trial.trial_id in self._stopped:

@@ -18,11 +18,22 @@ stopped again at its first rung). Each judgement loads the file, decides and sav
 exclusive lock (fcntl), so packs training at once on one machine see each other's points;
 several nodes need the sweep folder on a shared file system (as the ledger does for replays).
 The file is touched only when a point reaches a rung it was not judged at in this process.
+
+With `brackets` > 1 (scheduler hyperband, orchestrator.search.algos) the table is asynchronous
+HyperBand, as Li et al. define it beside ASHA ("A System for Massively Parallel Hyperparameter
+Tuning", 2020) and Ray's AsyncHyperBandScheduler runs it: bracket s has its first rung at
+grace_period * reduction_factor^s, and each point runs in one bracket, drawn with Ray's weights
+(brackets with more rungs are likelier) from a generator seeded by the point's id, so every pack
+and every later driver draws the same bracket for it. Ray's synchronous HyperBandScheduler, which
+an unpacked sweep runs, pauses whole trials until a bracket fills; a point inside a pack cannot
+wait for points in other packs, so packs get the asynchronous form.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,19 +60,29 @@ class PointRungs:
     max_t: int
     grace_period: int
     reduction_factor: float
+    brackets: int = 1
     _judged: dict = field(default_factory=dict, repr=False)  # point id -> highest milestone judged here
-    _milestones: list = field(default_factory=list, repr=False)
+    _milestones: dict = field(default_factory=dict, repr=False)  # bracket -> its rungs' steps
 
-    def milestones(self) -> list[float]:
-        """The rungs' steps, ascending."""
-        if not self._milestones:
-            self._milestones = sorted(m for m, _ in self._scheduler()._brackets[0]._rungs)
-        return self._milestones
+    def milestones(self, bracket: int = 0) -> list[float]:
+        """The rungs' steps of `bracket`, ascending."""
+        if bracket not in self._milestones:
+            self._milestones[bracket] = sorted(m for m, _ in self._scheduler()._brackets[bracket]._rungs)
+        return self._milestones[bracket]
+
+    def bracket(self, point_id: str) -> int:
+        """The bracket the point runs in: Ray's draw (weights e^(rungs - most rungs)), seeded by its id."""
+        if self.brackets == 1:
+            return 0
+        sizes = [len(self.milestones(b)) for b in range(self.brackets)]
+        weights = [math.exp(n - max(sizes)) for n in sizes]
+        return random.Random(point_id).choices(range(self.brackets), weights)[0]
 
     def stops(self, point_id: str, record: dict) -> bool:
         """Whether the point whose eval `record` is (its TIME_ATTR and metric) stops here."""
         step = int(record[TIME_ATTR])
-        due = [m for m in self.milestones() if m <= step]
+        bracket = self.bracket(point_id)
+        due = [m for m in self.milestones(bracket) if m <= step]
         if not due or due[-1] <= self._judged.get(point_id, -1):
             return False  # no rung reached since its last judgement in this process
         self._judged[point_id] = due[-1]
@@ -70,13 +91,21 @@ class PointRungs:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
             scheduler = self._scheduler()
             point = _Point(point_id)
-            scheduler.on_trial_add(None, point)  # loads the rungs the other packs' points wrote
+            scheduler.add_to_bracket(point, bracket)  # loads the rungs the other packs' points wrote
             return scheduler.on_trial_result(None, point, dict(record)) == TrialScheduler.STOP
 
     def _scheduler(self) -> DurableASHA:
         return DurableASHA(self.state_file, time_attr=TIME_ATTR, metric=self.metric, mode=self.mode,
                            max_t=self.max_t, grace_period=min(self.grace_period, self.max_t),
-                           reduction_factor=self.reduction_factor, stop_last_trials=False)
+                           reduction_factor=self.reduction_factor, brackets=self.brackets, stop_last_trials=False)
 
 
-__all__ = ["PointRungs"]
+def hyperband_brackets(budget: int, grace_period: int, reduction_factor: float) -> int:
+    """HyperBand's bracket count: one per first rung grace_period * reduction_factor^s within the budget."""
+    grace, n = min(grace_period, budget), 1
+    while grace * reduction_factor ** n <= budget:
+        n += 1
+    return n
+
+
+__all__ = ["PointRungs", "hyperband_brackets"]

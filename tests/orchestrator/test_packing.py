@@ -51,10 +51,9 @@ def test_a_pack_trial_splits_into_one_trial_per_point():
 
 
 @pytest.mark.parametrize("search, needle", [
-    ({"algorithm": "random", "scheduler": "hyperband"},
-     "search.pack: got 4 with algorithm random and scheduler hyperband; packed trials need algorithm tpe, random "
-     "or grid and scheduler asha or fifo"),
-    ({"algorithm": "pbt", "scheduler": "pbt"}, "packed trials need algorithm tpe, random or grid and scheduler asha"),
+    ({"algorithm": "pbt", "scheduler": "pbt"},
+     "search.pack: got 4 with algorithm pbt and scheduler pbt; packed trials need algorithm tpe, random "
+     "or grid and scheduler asha, hyperband or fifo"),
     ({"algorithm": "random", "seeds_per_trial": 2}, "search.pack: got 4 with seeds_per_trial 2"),
     ({"algorithm": "tpe", "metric": ["grok_score", "val_loss"], "mode": ["min", "min"]},
      "search.pack: got 4 with algorithm tpe and several metrics"),

@@ -6,7 +6,9 @@ Slow tier (real local Ray, tiny models trained for real: x+y mod 11, d_model 16,
   and its own intermediate values at its own eval steps;
 - ASHA cuts points inside their packs (orchestrator.search.point_rungs): a point below its
   rung's cut-off ends "pruned" at that rung (its ledger record, its row, its Optuna trial
-  PRUNED) while its pack trains the others on, and one rung table holds every pack's points.
+  PRUNED) while its pack trains the others on, and one rung table holds every pack's points;
+- HyperBand does the same in asynchronous brackets: each point is judged only at its own
+  bracket's rungs, in the bracket its id draws.
 Full tier: a TPE packed sweep whose driver is SIGKILLed while its second pack trains, resumed:
 the finished pack is not trained again and every point's Optuna trial is told once, COMPLETE.
 """
@@ -40,7 +42,8 @@ def _sweep(tmp_path, **search):
     from orchestrator.storage.optuna_study import open_storage
     from orchestrator.sweep.ledger import read_ledger
 
-    study = optuna.load_study(study_name="clitest", storage=open_storage(f"journal:{journal}"))
+    tpe = search.get("algorithm", "tpe") == "tpe"  # only TPE keeps an Optuna study
+    study = optuna.load_study(study_name="clitest", storage=open_storage(f"journal:{journal}")) if tpe else None
     progress = [line for line in proc.stdout.splitlines() if line.startswith("trials ")]
     return (pd.read_parquet(exp / "trials.parquet"), pd.read_parquet(exp / "curves.parquet"), read_ledger(exp),
             study, progress)
@@ -95,6 +98,31 @@ def test_asha_cuts_points_inside_their_packs_over_one_rung_table(tmp_path):
     assert set(first) == set(trials["trial_id"])  # every point of both packs was judged at the first rung
 
 
+@pytest.mark.slow
+def test_hyperband_cuts_points_inside_their_packs_at_their_own_brackets_rungs(tmp_path):
+    from orchestrator.search.point_rungs import PointRungs
+
+    space = {"optim.lr": {"loguniform": [1e-5, 3e-2]}}
+    trials, curves, ledger, _, _ = _sweep(tmp_path, space=space, algorithm="random", scheduler="hyperband",
+                                          num_samples=12, pack=6, grace_period=50, reduction_factor=2)
+    assert len(trials) == 12
+    state = json.loads((tmp_path / "res" / "clitest" / "scheduler.state").read_text())
+    table = PointRungs("unused", metric="grok_score", mode="min", max_t=300, grace_period=50, reduction_factor=2,
+                       brackets=3)
+    assert [table.milestones(b) for b in range(3)] == [[50, 100, 200], [100, 200], [200]] and len(state["rungs"]) == 3
+    last_step = curves.groupby("trial_id")["step"].max()
+    judged = {b: {tid for _, recorded in rungs for tid in recorded} for b, rungs in enumerate(state["rungs"])}
+    for tid in trials["trial_id"]:
+        bracket = table.bracket(tid)
+        assert all(tid not in judged[b] for b in judged if b != bracket), tid  # judged in its own bracket only
+        if last_step[tid] >= table.milestones(bracket)[0]:
+            assert tid in judged[bracket], tid
+    pruned = trials[trials.status == "pruned"]
+    assert 0 < len(pruned) < 12, trials[["trial_id", "status", "final_step"]]
+    for tid in pruned["trial_id"]:
+        assert last_step[tid] in table.milestones(table.bracket(tid)) and ledger[tid]["status"] == "pruned"
+
+
 @pytest.mark.full
 def test_a_tpe_packed_sweep_resumes_after_a_driver_kill_with_every_point_told_once(tmp_path):
     from orchestrator.storage.optuna_study import open_storage
@@ -129,7 +157,8 @@ def test_a_tpe_packed_sweep_resumes_after_a_driver_kill_with_every_point_told_on
     packs = sorted((r for r in ledger.values() if "points" in r), key=lambda r: r["written"])
     assert len(trials) == 8 and len(packs) == 2 and set(trials["status"]) <= {"grokked", "budget"}
     assert [count_starts(exp, p["trial_id"]) for p in packs] == [1, 2]  # the finished pack never trained again
-    study = optuna.load_study(study_name="clitest", storage=open_storage(f"journal:{journal}"))
+    tpe = search.get("algorithm", "tpe") == "tpe"  # only TPE keeps an Optuna study
+    study = optuna.load_study(study_name="clitest", storage=open_storage(f"journal:{journal}")) if tpe else None
     for _, row in trials.iterrows():
         told = _optuna_trial(study, row)
         assert told.state.name == "COMPLETE" and told.value == pytest.approx(row["final_grok_score"])
