@@ -376,3 +376,21 @@ class ProbeConfig:
         _positive("n_key_freqs", self.n_key_freqs, allow_zero=True)
         for k in self.key_freqs:
             _positive("key_freqs", k)
+
+
+STRUCTURAL = ("task", "model.arch", "model.n_layers", "model.d_model", "model.n_heads", "model.d_ff",
+              "model.positional", "model.norm", "model.activation", "model.tie_embeddings", "train",
+              "optim.name", "optim.loss", "optim.no_decay", "optim.orthogonal_grad", "optim.weight_norm_clip_mode",
+              "optim.grokfast.kind", "optim.grokfast.window", "probes")
+"""Config keys (and sections) every member of a population shares; everything else is per member."""
+
+
+def is_structural(key: str) -> bool:
+    """Whether a dotted config key ("model.d_model", "train.batch_size") is, or lies in, a STRUCTURAL one."""
+    return any(key == s or key.startswith(s + ".") for s in STRUCTURAL)
+
+
+def structural_part(point: dict) -> dict:
+    """The structural entries of a dotted-key point ({"train.batch_size": 64, "optim.lr": 0.01} ->
+    {"train.batch_size": 64}): two points of one base config fit one population when these are equal."""
+    return {k: v for k, v in point.items() if is_structural(k)}

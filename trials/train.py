@@ -11,7 +11,7 @@ member plus "member" (its index in `cfgs`). `save` is None or, when a checkpoint
 function `save(directory) -> path` that writes one there. The caller decides where checkpoints
 go (a run dir, a Ray Tune checkpoint, nowhere).
 
-Members share what makes them one population (`STRUCTURAL`: the task, the model's shape, the
+Members share what makes them one population (trials.config.STRUCTURAL: the task, the model's shape, the
 train section, the optimizer's family and switches) and may differ in every per-member scalar:
 lr, weight decay, betas, eps, momentum, warmup and schedule, grad clip, gradient noise, Grokfast
 alpha/lamb, weight-norm clip, Muon's lr and momentum, label smoothing, init scale, dropout rates
@@ -42,6 +42,7 @@ from groktune.layout import losses_finite
 from tasks.lm import TokenStream
 from trials.checkpoint import load_checkpoint, restore_rng, rng_state, to_cpu
 from trials.choices import VECTORIZE, resolve_vectorize
+from trials.config import STRUCTURAL, is_structural
 from trials.loop import Loop, Save, TrainResult, stop_rule
 from trials.member import Member, batch_size, member_state, record_tensors, restore_member, scores, train_step
 from trials.metrics import perplexity
@@ -50,11 +51,6 @@ from trials.population_summary import PopulationEval, PopulationReporter, Popula
 from trials.probes import ProbeCollector
 from trials.setup import build_run, config_sections, pick_device
 
-STRUCTURAL = ("task", "model.arch", "model.n_layers", "model.d_model", "model.n_heads", "model.d_ff",
-              "model.positional", "model.norm", "model.activation", "model.tie_embeddings", "train",
-              "optim.name", "optim.loss", "optim.no_decay", "optim.orthogonal_grad", "optim.weight_norm_clip_mode",
-              "optim.grokfast.kind", "optim.grokfast.window", "probes")
-"""Config keys (and sections) every member of a population shares; everything else is per member."""
 
 
 class Reporter(Protocol):
@@ -129,7 +125,7 @@ def structural_values(cfg: Any) -> dict[str, Any]:
     sections = {s: dataclasses.asdict(getattr(cfg, s)) for s in ("task", "model", "optim", "train", "probes")
                 if getattr(cfg, s, None) is not None}
     return {k: v for k, v in _flat(sections).items()
-            if any(k == s or k.startswith(s + ".") for s in STRUCTURAL)}
+            if is_structural(k)}
 
 
 def check_population(cfgs: list, vectorize: str = "loop") -> None:
@@ -347,5 +343,5 @@ def _restore(members: list[Member], loop: Loop, state: dict) -> None:
     loop.clock.load_state_dict(state["progress"])
 
 
-__all__ = ["STRUCTURAL", "Cut", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
+__all__ = ["Cut", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
            "median_steps_to_target", "resolve_vectorize", "structural_values", "train", "train_population"]

@@ -34,6 +34,7 @@ from groktune.layout import SCHEDULER_STATE, TIME_ATTR
 from groktune.space import Dist, grid_size
 from orchestrator.search.multi_objective import searcher_objective
 from orchestrator.search.ray_space import mutations, to_ray
+from trials.config import is_structural, structural_part
 
 
 def _variants(search: Any, seed: int, study_name: str):
@@ -92,7 +93,7 @@ def _tpe_packs(search: Any, seed: int, study_name: str):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return PackedOptunaSearch(to_ray(search.params), search.pack, list(search.seeds), search.num_samples,
                               optuna.samplers.TPESampler(seed=seed), search.metric, search.mode,
-                              storage=open_storage(search.optuna_storage), study_name=study_name)
+                              storage=open_storage(search.optuna_storage), study_name=study_name, key=structural_part)
 
 
 @dataclass(frozen=True)
@@ -285,8 +286,12 @@ def packs_searched(search: Any) -> bool:
 
 
 def pack_count(search: Any) -> int:
-    """How many packs (Ray trials) a searcher that builds packs suggests: num_samples points,
-    pack // len(seeds) (at least 1) per pack, each trained once per seed."""
+    """The most packs (Ray trials) a searcher that builds packs suggests: num_samples points,
+    pack // len(seeds) (at least 1) per pack, each trained once per seed; with a structural key
+    in the space a batch may split into several packs, up to one per point (the searcher says
+    FINISHED after its last)."""
+    if any(is_structural(key) for key in search.params):
+        return search.num_samples
     per_pack = max(1, search.pack // len(search.seeds))
     return -(-search.num_samples // per_pack)
 

@@ -108,8 +108,8 @@ class SearchConfig:
     """K > 1: each Ray trial trains up to K sampled points as one population (orchestrator.sweep.packing;
     points differing in model shape, batch size, task or optimizer family go to different packs);
     every point stays a trial of its own: its row, curve, ledger status and TensorBoard run.
-    random/grid draw the points up front; tpe asks Optuna for a pack at a time and tells each
-    point its own value (no structural key in the space); asha cuts each point at its rungs
+    random/grid draw the points up front; tpe asks Optuna for a batch of points at a time (split
+    into packs by structure) and tells each point its own value; asha cuts each point at its rungs
     inside its pack; hyperband does so in asynchronous brackets (each point in one); pbt is refused."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
@@ -204,8 +204,6 @@ class SearchConfig:
                 reason = str(err).removeprefix("population: ")
                 raise ValueError(f"search.{key}: got {members} (one population per trial), "
                                  f"but {reason}, or set search.{key}: 1") from None
-            if self.pack > 1 and SEARCHERS[self.algorithm].build_packs is not None:
-                check_packed_space(self.params, self.algorithm, self.pack)
 
 
 def check_trial_device(device: str, gpus_per_trial: float) -> None:
@@ -244,19 +242,6 @@ def _pack_schedulers() -> str:
     """The schedulers that take search.pack > 1 (never cutting a pack, or cutting its points)."""
     names = [n for n, spec in SCHEDULERS.items() if spec.packs or spec.cuts_points is not None]
     return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
-
-
-def check_packed_space(dists: dict[str, Dist], algorithm: str, pack: int) -> None:
-    """Refuse a structural key (trials.train.STRUCTURAL) in the space of a searcher that asks for
-    its packs: every point it asks must fit one population (ValueError, one line)."""
-    from trials.train import STRUCTURAL  # deferred: torch; check_against already needs it for populations
-
-    for key in dists:
-        if any(key == s or key.startswith(s + ".") for s in STRUCTURAL):
-            raise ValueError(f"search.pack: got {pack} with algorithm {algorithm} and {key} in search.space; points "
-                             f"{algorithm} asks for share one population, so it cannot search {key} (a structural "
-                             f"key: it sets the model, task, batch or optimizer family); use algorithm random or "
-                             f"grid, or pack: 1")
 
 
 def _names(table: dict, flag: str) -> str:

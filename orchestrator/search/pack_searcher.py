@@ -3,7 +3,7 @@ batch of points, and each point is told its own result when the pack closes.
 
     searcher = PackedOptunaSearch(space=to_ray(search.params), pack=8, seeds=[0, 1], num_points=32,
                                   sampler=TPESampler(seed=0), metric="grok_score", mode="min")
-    # suggest(trial_id) -> {"pack": [point, ...]}: pack // len(seeds) Optuna trials, each once per seed
+    # suggest(trial_id) -> {"pack": [point, ...]}: up to pack // len(seeds) Optuna trials, each once per seed
 
 - suggest: a batched ask. Up to `pack // len(seeds)` (at least 1) Optuna trials are asked at
   once (TPE then samples each from the trials told so far, as Optuna's own batched
@@ -19,8 +19,11 @@ batch of points, and each point is told its own result when the pack closes.
   its points' metric over the seeds. A point's outcome is the one it stopped with
   (orchestrator.sweep.packing.DONE_KEY), else the closing report's (OUTCOMES_KEY).
 
-Points never differ in a structural key (trials.train.STRUCTURAL): search.config refuses
-algorithm tpe with pack > 1 when the space has one, so every asked point fits one population.
+Points that differ in a structural key (trials.config.STRUCTURAL: model shape, batch size, task,
+optimizer family) never share a pack: one batched ask is split by `key` (the point's structural
+values), the first group becomes this Ray trial's pack and the others wait, in ask order, for the
+next suggestions; a new batch is asked only when none waits. An Optuna trial's seeds always share
+its pack (a seed is not structural).
 The searcher's state (the study included, when in memory) is pickled into Tune's searcher
 snapshot, as Ray's OptunaSearch does; a resumed driver tells the packs that finish after it.
 Several objectives are refused with packs (search.config).
@@ -32,7 +35,7 @@ import json
 import logging
 import math
 import pickle
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -49,8 +52,10 @@ class PackedOptunaSearch(Searcher):
     """A Tune Searcher whose every suggestion is a pack of points, each its own Optuna trial."""
 
     def __init__(self, space: dict, pack: int, seeds: list[int], num_points: int, sampler: Any,
-                 metric: str, mode: str, storage: Any = None, study_name: str | None = None):
+                 metric: str, mode: str, storage: Any = None, study_name: str | None = None,
+                 key: Callable[[dict], Any] | None = None):
         super().__init__(metric=metric, mode=mode)
+        self._key = key or (lambda point: None)  # None: every point fits one population
         self._dists = OptunaSearch.convert_search_space(space)
         self._seeds = list(seeds)
         self._per_pack = max(1, pack // len(self._seeds))
@@ -65,24 +70,34 @@ class PackedOptunaSearch(Searcher):
         self._ended: dict[str, dict[int, dict]] = {}  # Ray trial id -> member -> outcome (DONE_KEY)
         self._last: dict[str, dict[int, float]] = {}  # Ray trial id -> member -> its last metric value
         self._told: set[int] = set()
+        self._waiting: list[tuple[list[dict], list[int]]] = []  # asked packs not yet given a Ray trial
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # the space, metric and mode are this searcher's own (search.config)
 
     def suggest(self, trial_id: str) -> dict | None:
-        if self._asked >= self._num_points:
-            return Searcher.FINISHED
+        if not self._waiting:
+            if self._asked >= self._num_points:
+                return Searcher.FINISHED
+            self._waiting = self._ask()
+        points, numbers = self._waiting.pop(0)
+        self._packs[trial_id] = numbers
+        return {PACK_KEY: points}
+
+    def _ask(self) -> list[tuple[list[dict], list[int]]]:
+        """One batched ask, as packs: (points, each point's Optuna trial number), one per structure."""
         n = min(self._per_pack, self._num_points - self._asked)
-        asked = [self._study.ask(fixed_distributions=self._dists) for _ in range(n)]  # one batched ask
+        asked = [self._study.ask(fixed_distributions=self._dists) for _ in range(n)]
         self._asked += n
-        points, numbers = [], []
+        groups: dict[str, tuple[list[dict], list[int]]] = {}
         for trial in asked:
             self._trials[trial.number] = trial
+            points, numbers = groups.setdefault(json.dumps(self._key(trial.params), sort_keys=True, default=str),
+                                                ([], []))
             for seed in self._seeds:
                 points.append({**trial.params, **({"seed": seed} if len(self._seeds) > 1 else {})})
                 numbers.append(trial.number)
-        self._packs[trial_id] = numbers
-        return {PACK_KEY: points}
+        return list(groups.values())
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         numbers = self._packs.get(trial_id)

@@ -9,7 +9,7 @@ The pack trainable (orchestrator.sweep.adapter.pack_trainable) reports, at every
 points' own records (with their own grok_score) as JSON text under POINTS_KEY, and closes with
 each point's outcome under OUTCOMES_KEY; `split_pack` turns one pack trial's result rows back
 into one (trial id, rows, point) per point for orchestrator.sweep.results. Points that differ in a
-structural key (trials.train.STRUCTURAL: model shape, batch size, task, optimizer family) never
+structural key (trials.config.STRUCTURAL: model shape, batch size, task, optimizer family) never
 share a pack: `key` is trials.train.structural_values of the point's config, the same rule the
 trainer checks.
 """

@@ -57,8 +57,6 @@ def test_a_pack_trial_splits_into_one_trial_per_point():
     ({"algorithm": "random", "seeds_per_trial": 2}, "search.pack: got 4 with seeds_per_trial 2"),
     ({"algorithm": "tpe", "metric": ["grok_score", "val_loss"], "mode": ["min", "min"]},
      "search.pack: got 4 with algorithm tpe and several metrics"),
-    ({"algorithm": "tpe", "space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.d_model": {"choice": [16, 32]}}},
-     "search.pack: got 4 with algorithm tpe and model.d_model in search.space"),
 ])
 def test_packs_are_refused_where_they_cannot_run_in_one_line(search, needle):
     data = deep_merge(TINY, {"search": {"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}}, "num_samples": 2,

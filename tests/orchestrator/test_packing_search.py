@@ -75,6 +75,23 @@ def test_tpe_asks_packs_of_points_and_tells_each_point_its_own_result(tmp_path):
 
 
 @pytest.mark.slow
+def test_tpe_splits_a_batch_with_a_structural_key_into_one_pack_per_structure(tmp_path):
+    space = {"optim.lr": {"loguniform": [1e-3, 3e-2]}, "train.batch_size": {"choice": [32, 64]}}
+    trials, curves, ledger, study, progress = _sweep(tmp_path, space=space, scheduler="fifo", num_samples=6, pack=4)
+    assert len(trials) == 6 and progress[-1].startswith("trials 6/6 done, 0 running, 0 pending")
+    packs = [rec for rec in ledger.values() if "points" in rec]
+    assert sum(len(rec["points"]) for rec in packs) == 6 and len(packs) > 2  # 2 asks (4, 2), at least one split
+    for rec in packs:  # one structure per pack
+        assert len({ledger[pid]["config"]["train.batch_size"] for pid in rec["points"]}) == 1, rec["points"]
+    assert len(study.trials) == 6 and all(t.state.name == "COMPLETE" for t in study.trials)
+    for _, row in trials.iterrows():
+        told = _optuna_trial(study, row)
+        assert told.value == pytest.approx(row["final_grok_score"])
+        assert told.params["train.batch_size"] == ledger[row["trial_id"]]["config"]["train.batch_size"]
+    assert set(trials["train.batch_size"]) == {32, 64}  # both structures were asked (TPE's start is random)
+
+
+@pytest.mark.slow
 def test_asha_cuts_points_inside_their_packs_over_one_rung_table(tmp_path):
     space = {"optim.lr": {"loguniform": [1e-5, 3e-2]}}
     trials, curves, ledger, study, _ = _sweep(tmp_path, space=space, scheduler="asha", num_samples=8, pack=4,
