@@ -16,6 +16,10 @@ One run, side by side, every sweep a subprocess (its own Ray, started and stoppe
    (psutil, sampled every 0.1 s).
 3. the same N trials through plain Ray Tune + OptunaSearch as Ray's docs write it
    (benchmarks/plain_tune.py), with the same trainer: wall time and the ratio to groktune's.
+   With --demo-packs 4,16 the demo also runs with search.pack K (TPE asks K points at a time, split
+   into packs by structure: the demo's space holds batch size and train fraction, so most packs
+   hold one point); its efficiency is then Σ pack wall time / (wall × CPUs), a pack's wall time
+   being its trainer's clock at its last point's last record.
 4. with --packs 1,4,16: the same N trials through `groktune sweep` with random search and
    search.pack K (K points trained as one population per Ray trial, orchestrator.sweep.packing), each
    against the true floor N × (one trial alone) / CPUs (a packed point's wall_time is its pack's
@@ -98,6 +102,15 @@ def groktune_trial_seconds(path: Path) -> list[float]:
     return [float(w) for w in trials["wall_time"].dropna()]
 
 
+def pack_seconds(path: Path) -> list[float]:
+    """Each pack's trainer clock at its end: the largest wall_time among its points (a point's
+    trial id is "<pack trial id>_p<member>", orchestrator.sweep.packing.point_trial_id)."""
+    import pandas as pd
+
+    trials = pd.read_parquet(path / "trials.parquet").dropna(subset=["wall_time"])
+    return [float(w) for w in trials.groupby(trials["trial_id"].str.rsplit("_p", n=1).str[0])["wall_time"].max()]
+
+
 def plain_trial_seconds(path: Path) -> list[float]:
     """Each trial's trainer clock at its last record, from Ray's result.json files."""
     out = []
@@ -143,6 +156,16 @@ def measure(args, work: Path) -> dict:
         trial_s = groktune_trial_seconds(work / "demo")
         out["demo"] = {"wall": wall, "rss_mb": rss, "exit": code, "driver_cpu_s": cpu_s, "trials": len(trial_s), "trial_s": sum(trial_s),
                        "efficiency": sum(trial_s) / (wall * cpus)}
+    for k in args.demo_packs:
+        name = f"demo_pack{k}"
+        wall, rss, code, cpu_s = run_driver(groktune_cmd(DEMO, work, name, [*args.demo_set, f"search.pack={k}"]),
+                                            work / f"{name}.log")
+        done = (work / name / "trials.parquet").exists()
+        pack_s = pack_seconds(work / name) if done else []
+        out.setdefault("demo_packs", {})[k] = {
+            "wall": wall, "rss_mb": rss, "exit": code, "driver_cpu_s": cpu_s, "packs": len(pack_s),
+            "trials": len(groktune_trial_seconds(work / name)) if done else 0, "trial_s": sum(pack_s),
+            "efficiency": sum(pack_s) / (wall * cpus)}
     config = work / "throughput.yaml"
     config.write_text(yaml.safe_dump(tiny_experiment(args.trials, args.steps), sort_keys=False))
     out["alone_s"] = alone_seconds(config, args.repeats)
@@ -179,6 +202,10 @@ def table(m: dict, trials: int, steps: int) -> str:
         rows.append(f"| demo (configs/demo_sweep.yaml, `groktune sweep`) | {d['trials']} | {d['wall']:.1f} | "
                     f"{d['trial_s']:.1f} | {d['trial_s'] / m['cpus']:.1f} | Σ trial / (wall × CPUs) = "
                     f"**{d['efficiency']:.2f}** | ≥ 0.85 | {d['rss_mb']:.0f} | {d['driver_cpu_s']:.0f} |")
+    for k, d in m.get("demo_packs", {}).items():
+        rows.append(f"| demo, search.pack {k} ({d['packs']} packs) | {d['trials']} | {d['wall']:.1f} | "
+                    f"{d['trial_s']:.1f} (packs) | {d['trial_s'] / m['cpus']:.1f} | Σ pack / (wall × CPUs) = "
+                    f"**{d['efficiency']:.2f}** | ≥ 0.85 | {d['rss_mb']:.0f} | {d['driver_cpu_s']:.0f} |")
     g = m["groktune"]
     rows.append(f"| {trials} × {steps} steps, `groktune sweep` (TPE, FIFO) | {g['trials']} | {g['wall']:.1f} | "
                 f"{g['trial_s']:.1f} | {g['floor']:.1f} (alone: {g['floor_alone']:.1f}) | wall / floor = "
@@ -208,6 +235,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--packs", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
                         help="also run the small trials packed, e.g. 1,4,16 (random search, search.pack K)")
+    parser.add_argument("--demo-packs", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
+                        help="also run the demo packed, e.g. 4,16 (search.pack K; the demo's own TPE + ASHA)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--keep", type=Path, help="keep the sweep folders here (default: a temp dir, removed)")
     args = parser.parse_args(argv)

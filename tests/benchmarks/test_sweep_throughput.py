@@ -1,5 +1,6 @@
 """benchmarks/sweep_throughput.py: its sweep config is valid, and a tiny run of the whole benchmark
-(slow: three real sweeps, each its own Ray) produces every number of its table."""
+(slow: five real sweeps, each its own Ray: the demo, packed too, the small trials through
+groktune, plain Tune and packed) produces every number of its table."""
 
 import importlib.util
 import json
@@ -35,7 +36,8 @@ def test_a_tiny_run_fills_the_table(tmp_path):
     out = tmp_path / "m.json"
     proc = subprocess.run(
         [sys.executable, str(PATH), "--trials", "6", "--steps", "40", "--repeats", "1", "--json", str(out),
-         "--demo-set", "search.num_samples=2", "--demo-set", "train.steps=200", "--keep", str(tmp_path / "runs")],
+         "--demo-set", "search.num_samples=2", "--demo-set", "train.steps=200", "--keep", str(tmp_path / "runs"),
+         "--demo-packs", "4", "--packs", "3"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(out.read_text())
@@ -46,3 +48,7 @@ def test_a_tiny_run_fills_the_table(tmp_path):
     assert 0 < m["demo"]["efficiency"] < 1
     assert m["groktune"]["over_floor"] > 1 and math.isfinite(m["plain"]["vs_groktune"])
     assert "| 6 × 40 steps, `groktune sweep`" in proc.stdout and "plain Ray Tune + OptunaSearch" in proc.stdout
+    packed_demo, packed = m["demo_packs"]["4"], m["packs"]["3"]
+    assert packed_demo["exit"] == 0 and packed_demo["trials"] == 2 and 1 <= packed_demo["packs"] <= 2
+    assert 0 < packed_demo["efficiency"] < 1 and "| demo, search.pack 4" in proc.stdout
+    assert packed["exit"] == 0 and packed["trials"] == 6 and packed["over_floor"] > 0
