@@ -41,7 +41,10 @@ def _variants(search: Any, seed: int, study_name: str):
     from ray.tune.search.basic_variant import BasicVariantGenerator  # deferred: Ray, only to build
 
     # Tune applies max_concurrent_trials only to a Searcher; this generator takes its own.
-    return BasicVariantGenerator(random_state=seed, max_concurrent=search.max_concurrent)
+    # constant_grid_search: a random draw is held over the grid dimensions, the seeds among them
+    # (param_space), so every sampled config trains once per seed; Ray's default draws anew per
+    # grid value, which would give each seed a config of its own.
+    return BasicVariantGenerator(random_state=seed, max_concurrent=search.max_concurrent, constant_grid_search=True)
 
 
 def _tpe(search: Any, seed: int, study_name: str):

@@ -41,13 +41,14 @@ TRIAL_FACTS = ("device", "cpu_time_s", "peak_memory_mb", "node_id", "hostname", 
 
 def sample_points(space: dict, num_samples: int, seed: int) -> list[dict]:
     """num_samples draws of the Tuner's param space (orchestrator.search.algos.param_space: grids
-    expanded, seeds as today), on the driver."""
+    expanded, seeds as today), on the driver. A draw is held over the grid dimensions (the seeds
+    among them), as orchestrator.search.algos._variants does for unpacked random search."""
     from ray.tune.search.variant_generator import generate_variants  # deferred: Ray, only when a packed sweep starts
 
     rng = np.random.RandomState(seed)
     points = []
     for _ in range(max(1, num_samples)):
-        for _, variant in generate_variants(space, random_state=rng):
+        for _, variant in generate_variants(space, constant_grid_search=True, random_state=rng):
             points.append(dict(variant))
     return points
 

@@ -44,6 +44,34 @@ def test_tpe_repeats_each_config_per_seed():
     assert num_samples(cfg.search) == 15 and expected_trials(cfg.search) == 15
 
 
+@pytest.mark.parametrize("pack", [1, 4])
+def test_random_search_trains_each_sampled_config_once_per_seed_and_grid_value(pack):
+    """Ray draws random values anew for every grid value unless told otherwise; the seeds are a
+    grid dimension, so without constant_grid_search each seed would train a config of its own."""
+    from ray.tune.experiment import Experiment
+
+    from orchestrator.search.algos import build_searcher, param_space
+    from orchestrator.sweep.packing import sample_points
+
+    cfg = config_from_dict(with_search(
+        space={"optim.lr": {"loguniform": [1e-3, 1e-2]}, "task.op": {"grid": ["x+y", "x-y"]}},
+        algorithm="random", num_samples=3, seeds=[0, 1], scheduler="fifo", pack=pack))
+    if pack == 1:  # the Tuner's generator, driven as Tune drives it
+        gen = build_searcher(cfg.search, 0, "s")
+        gen.add_configurations([Experiment("x", run=lambda config: None, config=param_space(cfg.search),
+                                           num_samples=num_samples(cfg.search))])
+        points = []
+        while (trial := gen.next_trial()) is not None:
+            points.append(trial.config)
+    else:  # packs: drawn on the driver
+        points = sample_points(param_space(cfg.search), cfg.search.num_samples, cfg.seed)
+    assert len(points) == expected_trials(cfg.search) == 3 * 2 * 2
+    by_lr: dict[float, set] = {}
+    for p in points:
+        by_lr.setdefault(p["optim.lr"], set()).add((p["task.op"], p["seed"]))
+    assert len(by_lr) == 3 and all(cells == {(op, s) for op in ("x+y", "x-y") for s in (0, 1)} for cells in by_lr.values())
+
+
 @pytest.mark.parametrize("search, needle", [
     ({"space": {"optim.lrr": {"loguniform": [1e-4, 1e-2]}}}, "search.space.optim.lrr: unknown key"),
     ({"space": {"model": {"choice": [1, 2]}}}, "search.space.model: unknown key"),
