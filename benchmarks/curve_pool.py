@@ -8,10 +8,10 @@ as a compact Parquet file under benchmarks/pools/ (committed: the replays then n
 * plateau-S: score_vs_valacc's "plateau" sample (p=97 transformer, lr / weight decay / batch /
   train fraction / op), 32 configs drawn with seed S, one training seed each, run to the full
   budget of 4000 steps (no stop at the target) so every signal can be read at every rung.
-* grid: a tabular benchmark on the space of configs/fastest_modmul97.yaml's base point: every
+* grid: a tabular benchmark on the space of configs/fastest_modmul97_methods.yaml's base point: every
   config of GRID (4 x 3 x 2 x 2 = 48) with training seeds 0-9 (0-2 for searching, 3-4 for the
   verification stage, 5-9 to judge a search's answer), stopping at the target like a sweep trial.
-* fastest: N configs sampled from configs/fastest_modmul97.yaml's own space, seeds 0-2 and 10-14.
+* fastest: N configs sampled from configs/fastest_modmul97_methods.yaml's own space, seeds 0-2 and 10-14.
 
 Runs go to a process pool in that order; at --deadline seconds the pool stops and what finished
 is written (a pool file says how many runs it holds). CPU seconds per run are recorded (the
@@ -38,7 +38,7 @@ from orchestrator.config.experiment import load_config, with_values  # noqa: E40
 from groktune.space import PER_VALUE, Dist, snap_values  # noqa: E402
 
 POOLS = ROOT / "benchmarks" / "pools"
-FASTEST = ROOT / "configs" / "fastest_modmul97.yaml"
+FASTEST = ROOT / "configs" / "fastest_modmul97_methods.yaml"
 KEYS = ("step", "train_acc", "val_acc", "train_loss", "val_loss", "param_norm")
 GRID = {
     "optim.lr": [1.0e-2, 2.0e-2, 5.0e-2, 1.0e-1],

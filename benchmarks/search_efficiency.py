@@ -4,7 +4,7 @@
     python benchmarks/search_efficiency.py --space fastest --figure benchmarks/figures/search_efficiency_fastest.png
 
 A tabular replay (as NAS-Bench does): benchmarks/pools/grid.parquet holds every config of a
-48-point space around configs/fastest_modmul97.yaml's base point (lr x weight decay x warmup x
+48-point space around configs/fastest_modmul97_methods.yaml's base point (lr x weight decay x warmup x
 batch size; x*y mod 97, the one-hidden-layer MLP, B = 300 steps, 95 % val for 3 evals) trained
 once per seed 0-9 with the real trainer (benchmarks/curve_pool.py). A search "trains" a
 (config, seed) by reading that run's curve eval by eval, so a scheduler can stop it at any eval,
@@ -12,7 +12,7 @@ exactly as it would have stopped the real run. Seeds 0-2 are the search seeds, 3
 verification stage's fresh seeds, 5-9 judge a search's answer: the median over those five of
 steps to target (a seed that never reached it counts as never, capped at 2B for the regret).
 
---space fastest replays the space of configs/fastest_modmul97.yaml itself (14 keys, a learning-rate
+--space fastest replays the space of configs/fastest_modmul97_methods.yaml itself (14 keys, a learning-rate
 range per optimizer) on the 100 configs drawn from it at random (pools fastest and fastest-1,
 seeds 0-2 and 10-14): a searcher's point is run as the nearest pool config (a differing choice
 costs 1, a range its distance in [0, 1], log ranges on a log scale). Those pools have no spare
@@ -315,7 +315,7 @@ def regret_figure(trace: pd.DataFrame, best: float, path: Path, budget_steps: in
 
 
 def load_pool(space: str) -> Pool:
-    """The grid pool, or the two pools sampled from configs/fastest_modmul97.yaml's space."""
+    """The grid pool, or the two pools sampled from configs/fastest_modmul97_methods.yaml's space."""
     if space == "grid":
         return Pool(pd.read_parquet(POOL))
     frames = []
@@ -323,7 +323,7 @@ def load_pool(space: str) -> Pool:
         f = pd.read_parquet(POOLS / f"{name}.parquet")
         frames.append(f.assign(config=f["config"] + 1000 * offset))
     frame = pd.concat(frames, ignore_index=True)
-    searched = load_config(ROOT / "configs" / "fastest_modmul97.yaml").search.params
+    searched = load_config(ROOT / "configs" / "fastest_modmul97_methods.yaml").search.params
     keys = [f"p:{k}" for k in searched]
     return Pool(frame, keys, judge=FASTEST_JUDGE, verify=[], space=searched)
 
@@ -334,7 +334,7 @@ def main(argv=None) -> int:
     p.add_argument("--search-seeds", type=int, default=10, help="search seeds per strategy (--quick: 10)")
     p.add_argument("--budget", type=int, default=48 * BUDGET, help="summed optimizer steps per search")
     p.add_argument("--space", choices=["grid", "fastest"], default="grid",
-                   help="grid: the 48-point tabular space; fastest: configs/fastest_modmul97.yaml's space, "
+                   help="grid: the 48-point tabular space; fastest: configs/fastest_modmul97_methods.yaml's space, "
                         "replayed on 100 configs sampled from it (nearest pool config to a searcher's point)")
     p.add_argument("--figure", type=Path, help="write the regret curves (PNG) here")
     args = p.parse_args(argv)

@@ -33,13 +33,13 @@ def test_top_configs_rank_by_the_median_over_the_search_seeds():
 
 
 def test_fresh_seeds_are_never_seeds_the_search_used():
-    cfg = load_config("configs/fastest_modmul97.yaml")
+    cfg = load_config("configs/fastest_modmul97_methods.yaml")
     assert fresh_seeds(cfg.search, 3) == [3, 4, 5]
-    pop = load_config("configs/fastest_modmul97.yaml", ["search.seeds=[7]", "search.seeds_per_trial=3",
+    pop = load_config("configs/fastest_modmul97_methods.yaml", ["search.seeds=[7]", "search.seeds_per_trial=3",
                                                        "optim.name=adamw", "search.space={optim.lr: {loguniform: [0.01, 0.1]}}"])
     assert fresh_seeds(pop.search, 2) == [2008, 2009]  # members 7, 1007, 2007
     assert verify_counts(cfg.search) == (3, 3)  # on by default: the objective is speed
-    multi = load_config("configs/fastest_modmul97.yaml", ["search.metric=[grok_score, cpu_time_s]", "search.mode=[min, min]",
+    multi = load_config("configs/fastest_modmul97_methods.yaml", ["search.metric=[grok_score, cpu_time_s]", "search.mode=[min, min]",
                                                          "search.scheduler=fifo", "search.seeds=[0]"])
     assert verify_counts(multi.search) == (0, 0)
 
