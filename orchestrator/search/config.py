@@ -61,8 +61,8 @@ class SearchConfig:
     """Dotted config key -> {distribution: arguments}; distributions as in groktune.space.DISTRIBUTIONS.
     Parsed once, by validate(), into `params`, which is what the sweep reads."""
     algorithm: str = "tpe"
-    """tpe (Optuna, seeded) | random (each draw trained at every grid value and seed) | grid (every combination once; num_samples ignored) | pbt |
-    nsga2 (Optuna's NSGA-II, for several objectives)"""
+    """tpe (Optuna, seeded) | random (each draw trained at every grid value and seed) | grid (every
+    combination once; num_samples ignored) | pbt | nsga2 (Optuna's NSGA-II, for several objectives)"""
     scheduler: str = "asha"
     """asha | hyperband | fifo | pbt (pbt goes with algorithm pbt; both perturb optim/train keys only)"""
     metric: str | list[str] = "grok_score"
