@@ -96,7 +96,7 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
         # target 0.5: some points reach it mid-pack (and stop there), others run the whole budget
         train={"steps": 400, "batch_size": 64, "eval_dense_until": 0, "eval_every": 20, "checkpoint_every": 100,
                "target_val_acc": 0.5, "target_patience": 2, "per_class_metrics": False},
-        search={"space": {"optim.lr": {"loguniform": [1e-3, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}},
+        search={"space": {"optim.lr": {"loguniform": [3e-4, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}},
                 "algorithm": "random", "scheduler": "fifo", "num_samples": 4, "seeds": [0, 1], "pack": 8,
                 "population_vectorize": "loop", "checkpoint_every": 100})
     exp = tmp_path / "res" / "clitest"
