@@ -215,11 +215,27 @@ def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None, extra: d
     if (ledger_dir(exp) / f"{trial_id}.json").exists():
         return  # replayed, or a late duplicate: the first record stands
     result = dict(trial.last_result or {})
-    curve = _staged_curve(trial)
+    curve = with_checkpoint_evals(_staged_curve(trial), checkpoint_curve(trial.checkpoint))
     if result.get("step") is not None and not any(r.get("step") == result["step"] for r in curve):
         curve.append({k: v for k, v in result.items() if k != "config"})
     status, steps = closing_outcome(result, errored, curve, train_cfg)
     write_record(exp, trial_id, status, dict(trial.config), result, curve, steps, extra)
+
+
+def with_checkpoint_evals(rows: list[dict], saved: list[dict]) -> list[dict]:
+    """A finished trial's result.json rows, with the evals its latest checkpoint carries (every
+    report up to it, orchestrator.sweep.adapter) that the rows lack put back in step order.
+
+    A restarted trial's staging file can lag the checkpoint it continued from (restore_curve
+    mends it at the restart, but not when the driver was killed again before Tune synced it);
+    the latest checkpoint holds every eval before any restart point, so the record misses none.
+    Returns the rows unchanged when they lack nothing, else their lineage with the evals added."""
+    have = lineage(rows)
+    steps = {r["step"] for r in have}
+    missing = [r for r in lineage(saved) if r["step"] not in steps]
+    if not missing:
+        return rows
+    return sorted(have + missing, key=lambda r: r["step"])
 
 
 def _staged_curve(trial) -> list[dict]:

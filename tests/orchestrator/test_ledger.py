@@ -213,6 +213,29 @@ def test_a_trial_restarted_from_a_checkpoint_gets_the_evals_its_lagging_result_j
     assert not restore_curve(path, trial) and len(staged.read_text().splitlines()) == 1
 
 
+def test_a_finished_trial_is_recorded_with_the_evals_its_staged_file_lost_before_its_latest_checkpoint(tmp_path):
+    """A driver killed after a restart but before Tune synced the mended file leaves a staging
+    result.json with a hole; the record takes the missing evals from the latest checkpoint."""
+    from ray.tune import Checkpoint
+
+    from orchestrator.sweep.ledger import read_ledger, record_trial
+
+    path = sweep_folder(tmp_path, ["a"])
+    rows = curve_rows(6)
+    ckpt = tmp_path / "checkpoint_000009"
+    ckpt.mkdir()
+    carried = [{k: v for k, v in r.items() if k not in ("config", "training_iteration")} for r in rows]
+    (ckpt / "tune_state.json").write_text(json.dumps({"curve": carried}))
+    trial = staged_trial(tmp_path)
+    trial.checkpoint, trial.last_result = Checkpoint.from_directory(str(ckpt)), rows[-1]
+    staged = tmp_path / "staging" / "trial_a" / "result.json"
+    staged.write_text("".join(json.dumps(r) + "\n" for r in rows[:2] + rows[4:]))  # evals 30 and 40 lost
+    record_trial(path, trial, errored=False)
+    curve = read_ledger(path)["a"]["curve"]
+    assert [r["step"] for r in curve] == [10, 20, 30, 40, 50, 60]
+    assert curve[2]["val_acc"] == carried[2]["val_acc"] and curve[4] == {k: v for k, v in rows[4].items() if k != "config"}
+
+
 def test_reconcile_restores_a_lagging_result_json_of_a_finished_trial(tmp_path):
     path = sweep_folder(tmp_path, ["a"])
     rows = curve_rows(6)
