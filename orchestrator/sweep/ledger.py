@@ -215,7 +215,7 @@ def record_trial(exp: str | Path, trial, errored: bool, train_cfg=None, extra: d
     if (ledger_dir(exp) / f"{trial_id}.json").exists():
         return  # replayed, or a late duplicate: the first record stands
     result = dict(trial.last_result or {})
-    curve = with_checkpoint_evals(_staged_curve(trial), checkpoint_curve(trial.checkpoint))
+    curve = finished_curve(trial)
     if result.get("step") is not None and not any(r.get("step") == result["step"] for r in curve):
         curve.append({k: v for k, v in result.items() if k != "config"})
     status, steps = closing_outcome(result, errored, curve, train_cfg)
@@ -236,6 +236,18 @@ def with_checkpoint_evals(rows: list[dict], saved: list[dict]) -> list[dict]:
     if not missing:
         return rows
     return sorted(have + missing, key=lambda r: r["step"])
+
+
+def finished_curve(trial, last: dict | None = None) -> list[dict]:
+    """The rows a finished (or partly finished: a pack's stopped points) trial is recorded with:
+    its staging result.json, plus `last` (a result Tune has not logged yet) when the file lacks
+    its training_iteration, plus the evals the trial's latest checkpoint carries that the file
+    lost (with_checkpoint_evals). Packed trials' points are cut from these rows too
+    (orchestrator.sweep.packing.record_points)."""
+    rows = _staged_curve(trial)
+    if last and not any(r.get("training_iteration") == last.get("training_iteration") for r in rows):
+        rows.append({k: v for k, v in last.items() if k != "config"})
+    return with_checkpoint_evals(rows, checkpoint_curve(trial.checkpoint))
 
 
 def _staged_curve(trial) -> list[dict]:
@@ -407,6 +419,6 @@ def _plain(value):
 
 __all__ = [
     "REPLAY_KEY", "claim", "closing_outcome", "lineage", "outcome_from_curve", "count_starts", "final_status", "ledger_dir", "mark_abandoned",
-    "checkpoint_curve", "mend_curve", "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
+    "checkpoint_curve", "finished_curve", "mend_curve", "note_start", "read_curve", "read_ledger", "read_record", "record_trial", "replay_for", "restore_curve",
     "run_with_ledger", "same_point", "scalar_metrics", "write_curve", "write_record",
 ]

@@ -22,8 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from groktune.layout import TUNE_RESULT
-from orchestrator.sweep.ledger import read_curve, read_record, write_record
+from orchestrator.sweep.ledger import finished_curve, read_record, write_record
 
 PACK_KEY = "pack"
 """The Ray trial's config key holding its points (a list of sampled points)."""
@@ -117,15 +116,13 @@ def record_points(exp: str | Path, trial, status: str | None = None, result: dic
     curve, its status and steps_to_target; plus "pack" and "member". The rows are the pack's
     staging result.json and its latest result: `result` (Tune hands callbacks a result before it
     becomes trial.last_result, and its JSON logger writes it after the ledger callback), else
-    trial.last_result.
+    trial.last_result; and the evals the pack's latest checkpoint carries that the staging file
+    lost (a restart the driver was killed during: orchestrator.sweep.ledger.finished_curve).
 
     Returns:
         The point trial ids written now.
     """
-    rows = read_curve(Path(trial.local_path) / TUNE_RESULT) if trial.local_path else []
-    last = {k: v for k, v in (result if result is not None else trial.last_result or {}).items() if k != "config"}
-    if last and not any(r.get("training_iteration") == last.get("training_iteration") for r in rows):
-        rows.append(last)
+    rows = finished_curve(trial, result if result is not None else trial.last_result)
     written = []
     for point_id, point_rows, point, point_status in split_pack(str(trial.trial_id), rows, trial.config[PACK_KEY],
                                                                 status):

@@ -50,6 +50,39 @@ def test_a_pack_trial_splits_into_one_trial_per_point():
     assert [status for *_, status in running] == [None, None]
 
 
+def test_a_packs_points_are_recorded_with_the_evals_its_staged_file_lost_before_its_latest_checkpoint(tmp_path):
+    """A driver killed after a pack restarted, before Tune synced its mended staging file, leaves
+    a hole in the pack's result.json; each point's record takes the evals from the latest checkpoint."""
+    from types import SimpleNamespace
+
+    from ray.tune import Checkpoint
+
+    from orchestrator.sweep.ledger import read_ledger
+    from orchestrator.sweep.packing import record_points
+
+    pack = [{"optim.lr": 1e-3}, {"optim.lr": 1e-2}]
+    rec = lambda j, step: {"member": j, "step": step, "val_acc": step / 100 + j / 10}  # noqa: E731
+    rows = [{"step": s, "device": "cpu", POINTS_KEY: json.dumps([rec(0, s), rec(1, s)])} for s in (10, 20, 30, 40, 50)]
+    rows[-1][OUTCOMES_KEY] = json.dumps([{"status": "budget", "steps_to_target": None}] * 2)
+    ckpt = tmp_path / "checkpoint_000004"
+    ckpt.mkdir()
+    (ckpt / "tune_state.json").write_text(json.dumps({"curve": rows[:4]}))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    tune_rows = [{**r, "training_iteration": i + 1} for i, r in enumerate(rows)]
+    (staging / "result.json").write_text("".join(json.dumps(r) + "\n" for r in tune_rows[:1] + tune_rows[3:]))
+    trial = SimpleNamespace(trial_id="t", config={"pack": pack}, local_path=str(staging),
+                            checkpoint=Checkpoint.from_directory(str(ckpt)), last_result=tune_rows[-1])
+    exp = tmp_path / "exp"
+    assert sorted(record_points(exp, trial, "budget")) == ["t_p0", "t_p1"]
+    ledger = read_ledger(exp)
+    for j in (0, 1):
+        curve = ledger[f"t_p{j}"]["curve"]
+        assert [r["step"] for r in curve] == [10, 20, 30, 40, 50, 50]  # the closing row repeats the last eval
+        assert [r["val_acc"] for r in curve[:5]] == [s / 100 + j / 10 for s in (10, 20, 30, 40, 50)]
+        assert ledger[f"t_p{j}"]["status"] == "budget"
+
+
 @pytest.mark.parametrize("search, needle", [
     ({"algorithm": "pbt", "scheduler": "pbt"},
      "search.pack: got 4 with algorithm pbt and scheduler pbt; packed trials need algorithm tpe, random "
