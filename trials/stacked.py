@@ -42,10 +42,7 @@ class Stacked:
 
     def __init__(self, members: list[Member], attention: str = "auto"):
         self.attention = attention
-        by_dropout: dict[tuple, list[Member]] = defaultdict(list)
-        for m in members:
-            by_dropout[tuple(getattr(m.cfg.model, d) for d in DROPOUTS)].append(m)
-        self.groups = [_Group(ms, attention) for ms in by_dropout.values()]
+        self.groups = _groups(members, attention)
 
     def step(self, live: list[Member], step: int, lrs: list[float], want_norms: bool) -> list:
         lr_of = {m.index: lr for m, lr in zip(live, lrs)}
@@ -67,9 +64,20 @@ class Stacked:
     def keep(self, live: list[Member]) -> None:
         """Rebuild the groups from the runs of the members that go on (after `sync`)."""
         self.sync()
-        keep = {m.index for m in live}
-        groups = [[m for m in g.members if m.index in keep] for g in self.groups]
-        self.groups = [_Group(ms, self.attention) for ms in groups if ms]
+        self.rebuild(live)
+
+    def rebuild(self, live: list[Member]) -> None:
+        """Regroup `live` from their runs as they are now (no sync: a clone has just replaced
+        some runs, trials.train._clone), by their dropout rates as at the start."""
+        self.groups = _groups(live, self.attention)
+
+
+def _groups(members: list[Member], attention: str) -> list[_Group]:
+    """The members in vmapped groups, one per distinct set of dropout rates, in member order."""
+    by_dropout: dict[tuple, list[Member]] = defaultdict(list)
+    for m in members:
+        by_dropout[tuple(getattr(m.cfg.model, d) for d in DROPOUTS)].append(m)
+    return [_Group(ms, attention) for ms in by_dropout.values()]
 
 
 class _Group:

@@ -61,6 +61,10 @@ class Cut(Protocol):
     def __call__(self, records: list[dict]) -> Iterable[int]: ...
 
 
+class Clone(Protocol):
+    def __call__(self, records: list[dict]) -> dict[int, tuple[int, Any]]: ...
+
+
 def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path | None = None,
           artifacts_dir: str | Path | None = None) -> TrainResult:
     """Train `cfg` (an orchestrator ExperimentConfig) alone and report one record per eval.
@@ -83,7 +87,8 @@ def train(cfg: Any, report: Reporter | None = None, *, resume_from: str | Path |
 
 def train_population(cfgs: list, report: PopulationReporter | None = None, *, vectorize: str = VECTORIZE[0],
                      attention: str = "auto", resume_from: str | Path | None = None,
-                     cut: Cut | None = None, finished: dict[int, TrainResult] | None = None) -> PopulationResult:
+                     cut: Cut | None = None, clone: Clone | None = None,
+                     finished: dict[int, TrainResult] | None = None) -> PopulationResult:
     """Train the configs as one population; call report(PopulationEval, save) once per eval.
 
     Args:
@@ -96,6 +101,12 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         cut: called at every eval, after the members' own stop rules and before the checkpoint,
             with the records of the members that go on; the members it returns (indices) stop
             there as early_stopped (a scheduler's rung cut-off: orchestrator.sweep.adapter).
+        clone: called at every eval after `cut`, with the records of the members that go on;
+            returns {member: (source member, new config)}: each such member continues from its
+            source's state at this step (weights, optimizer moments, filters, stop rule, RNG
+            streams, batches) under the new config, as a lone run resumed from the source's
+            checkpoint with that config would (PBT's exploit and explore, per point of a pack:
+            orchestrator.search.point_pbt). The new config must fit the population.
         finished: members that already ended elsewhere (index -> TrainResult: a resumed pack's
             points whose end the sweep's ledger holds but the checkpoint predates); they do not
             train again and end with that result.
@@ -107,7 +118,7 @@ def train_population(cfgs: list, report: PopulationReporter | None = None, *, ve
         raise SetupError(f"vectorize: got {vectorize!r}, allowed: {', '.join(VECTORIZE)}")
     mode = resolve_vectorize(vectorize, pick_device(cfgs[0].train.device).type) if cfgs else vectorize
     check_population(cfgs, mode)
-    return _train(cfgs, report, mode, attention, resume_from, None, tag=True, cut=cut, finished=finished)
+    return _train(cfgs, report, mode, attention, resume_from, None, tag=True, cut=cut, clone=clone, finished=finished)
 
 
 def _flat(obj, prefix: str = "") -> dict[str, Any]:
@@ -171,6 +182,9 @@ class LoopEngine:
     def keep(self, live: list[Member]) -> None:
         """Nothing to rebuild."""
 
+    def rebuild(self, live: list[Member]) -> None:
+        """Nothing to rebuild: each step reads the members' runs."""
+
 
 def _build(cfgs: list, mode: str) -> list[Member]:
     members = []
@@ -182,7 +196,9 @@ def _build(cfgs: list, mode: str) -> list[Member]:
 
 
 def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts_dir, tag: bool,
-           cut: Cut | None = None, finished: dict[int, TrainResult] | None = None) -> PopulationResult:
+           cut: Cut | None = None, clone: Clone | None = None,
+           finished: dict[int, TrainResult] | None = None) -> PopulationResult:
+    cfgs = list(cfgs)  # a clone replaces its member's config here, not in the caller's list
     members = _build(cfgs, mode)
     tc = cfgs[0].train
     loop = Loop(tc)
@@ -226,6 +242,8 @@ def _train(cfgs: list, report, mode: str, attention: str, resume_from, artifacts
             probes.collect(loop.clock.step, records[0])
         if len(going) < len(live):
             _leave(engine, live, going, loop, len(members))
+        if clone is not None and going:
+            _clone(clone, engine, going, loop, cfgs, mode)
         live = going
         save = loop.checkpoint(lambda: _snapshot(engine, members, loop, cfgs))
         if report is not None:
@@ -246,6 +264,32 @@ def _cut(cut: Cut, live: list[Member], loop: Loop) -> None:
     for index in set(cut([m.last for m in going.values()])):
         m = going[index]
         m.result = loop.result(m.rule, "early_stopped", m.last)
+
+
+def _clone(clone: Clone, engine, going: list[Member], loop: Loop, cfgs: list, mode: str) -> None:
+    """Give the members `clone` names their sources' states and new configs (see train_population);
+    `cfgs` (the population's, this loop's own list) takes the new configs."""
+    moves = clone([m.last for m in going])
+    if not moves:
+        return
+    engine.sync()
+    by_index = {m.index: m for m in going}
+    clock = loop.clock.state_dict()
+    states = {j: member_state(by_index[i], clock) for j, (i, _) in moves.items()}  # all read before any is written
+    device = going[0].run.device
+    for j, (_, cfg) in moves.items():
+        m = by_index[j]
+        own_last = m.last
+        stream = rng_state(device)
+        m.run = build_run(cfg)  # the new config's optimizer and filters, its data and batches
+        restore_rng(stream, device)  # building reseeds the global stream; the population's goes on
+        restore_member(m, states[j])
+        if m.rng is not None:
+            m.rng = {key: states[j][key] for key in m.rng}
+        m.last = own_last  # this eval's record stays its own; its next is the clone's
+        cfgs[j] = cfg
+    check_population(cfgs, mode)
+    engine.rebuild(going)
 
 
 def _leave(engine, live: list[Member], going: list[Member], loop: Loop, k: int) -> None:
@@ -343,5 +387,5 @@ def _restore(members: list[Member], loop: Loop, state: dict) -> None:
     loop.clock.load_state_dict(state["progress"])
 
 
-__all__ = ["Cut", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
+__all__ = ["Clone", "Cut", "PopulationEval", "PopulationResult", "Reporter", "TrainResult", "check_population",
            "median_steps_to_target", "resolve_vectorize", "structural_values", "train", "train_population"]

@@ -129,7 +129,7 @@ SEARCHERS: dict[str, SearcherSpec] = {
                         build_packs=_tpe_packs),
     "random": SearcherSpec(_variants, multi_objective=True, packs=True),  # ignores the values: lists only name the front
     "grid": SearcherSpec(_variants, exhaustive=True, multi_objective=True, packs=True),
-    "pbt": SearcherSpec(_variants, defers_to_scheduler=True),  # the PBT scheduler does the searching
+    "pbt": SearcherSpec(_variants, defers_to_scheduler=True, packs=True),  # the PBT scheduler does the searching
     "nsga2": SearcherSpec(_nsga2, repeats_seeds=True, grid_dimensions=False, needs_space=True, multi_objective=True),
 }
 
@@ -189,6 +189,9 @@ class SchedulerSpec:
     cuts_points: Callable[[Any, int, Path], Any] | None = None
     """(search, step budget, sweep folder) -> the rung table that cuts each point of a pack
     inside its pack (orchestrator.search.point_rungs); Ray's own scheduler is then FIFO."""
+    perturbs_points: Callable[[Any, int], Any] | None = None
+    """(search, the sweep's seed) -> what exploits and explores the points of a pack inside
+    their pack (orchestrator.search.point_pbt); Ray's own scheduler is then FIFO."""
 
 
 def _asha_points(search: Any, budget: int, state_dir: Path):
@@ -210,11 +213,19 @@ def _hyperband_points(search: Any, budget: int, state_dir: Path):
                       brackets=hyperband_brackets(budget, search.grace_period, search.reduction_factor))
 
 
+def _pbt_points(search: Any, seed: int):
+    """PBT per point of packed trials: each pack's points are one population
+    (orchestrator.search.point_pbt), with the unpacked PBT's interval and quantile."""
+    from orchestrator.search.point_pbt import PointPBT  # deferred: numpy, only to build
+
+    return PointPBT(search.params, search.perturbation_interval, search.metric, search.mode, seed)
+
+
 SCHEDULERS: dict[str, SchedulerSpec] = {
     "asha": SchedulerSpec(_asha, cuts_points=_asha_points),
     "hyperband": SchedulerSpec(_hyperband, cuts_points=_hyperband_points),
     "fifo": SchedulerSpec(_fifo, multi_objective=True, packs=True),
-    "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True),
+    "pbt": SchedulerSpec(_pbt, clones_checkpoints=True, needs_mutations=True, perturbs_points=_pbt_points),
 }
 
 
@@ -313,8 +324,8 @@ def build_scheduler(search: Any, budget: int, state_dir: Any = None):
         A Ray Tune TrialScheduler.
     """
     spec = scheduler_spec(search)
-    if search.pack > 1 and spec.cuts_points is not None:
-        return _fifo(search, budget, None)  # the points are cut inside their packs: point_rungs(...)
+    if search.pack > 1 and (spec.cuts_points is not None or spec.perturbs_points is not None):
+        return _fifo(search, budget, None)  # the points are cut or perturbed inside their packs
     return spec.build(search, budget, None if state_dir is None else Path(state_dir))
 
 
@@ -326,9 +337,18 @@ def point_rungs(search: Any, budget: int, state_dir: Path):
     return None
 
 
+def point_pbt(search: Any, seed: int):
+    """What exploits and explores points inside their packs (SchedulerSpec.perturbs_points), or None."""
+    spec = scheduler_spec(search)
+    if search.pack > 1 and spec.perturbs_points is not None:
+        return spec.perturbs_points(search, seed)
+    return None
+
+
 def clones_checkpoints(search: Any) -> bool:
-    """Whether trials continue from other trials' checkpoints (PBT); see SchedulerSpec."""
-    return scheduler_spec(search).clones_checkpoints
+    """Whether trials continue from other trials' checkpoints (PBT, unpacked: packed points
+    clone each other inside their pack, point_pbt); see SchedulerSpec."""
+    return scheduler_spec(search).clones_checkpoints and search.pack <= 1
 
 
 def checkpoint_every(search: Any, train_every: int) -> int:
@@ -352,6 +372,7 @@ __all__ = [
     "expected_trials",
     "num_samples",
     "pack_count",
+    "point_pbt",
     "packs_searched",
     "param_space",
     "point_rungs",

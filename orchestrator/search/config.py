@@ -110,7 +110,8 @@ class SearchConfig:
     every point stays a trial of its own: its row, curve, ledger status and TensorBoard run.
     random/grid draw the points up front; tpe asks Optuna for a batch of points at a time (split
     into packs by structure) and tells each point its own value; asha cuts each point at its rungs
-    inside its pack; hyperband does so in asynchronous brackets (each point in one); pbt is refused."""
+    inside its pack; hyperband does so in asynchronous brackets (each point in one); pbt makes each
+    pack's points one population that exploits and explores per point (orchestrator.search.point_pbt)."""
     max_failures: int = 2
     """Retries of a failed trial, each from its last checkpoint."""
     checkpoint_every: int = 0
@@ -174,7 +175,7 @@ class SearchConfig:
             searcher = SEARCHERS[self.algorithm]
             scheduler = SCHEDULERS[self.scheduler]
             if not ((searcher.packs or searcher.build_packs is not None)
-                    and (scheduler.packs or scheduler.cuts_points is not None)):
+                    and (scheduler.packs or scheduler.cuts_points is not None or scheduler.perturbs_points is not None)):
                 raise ValueError(f"pack: got {self.pack} with algorithm {self.algorithm} and scheduler {self.scheduler}; "
                                  f"packed trials need algorithm {_pack_searchers()} and scheduler "
                                  f"{_pack_schedulers()}")
@@ -240,7 +241,8 @@ def _pack_searchers() -> str:
 
 def _pack_schedulers() -> str:
     """The schedulers that take search.pack > 1 (never cutting a pack, or cutting its points)."""
-    names = [n for n, spec in SCHEDULERS.items() if spec.packs or spec.cuts_points is not None]
+    names = [n for n, spec in SCHEDULERS.items()
+             if spec.packs or spec.cuts_points is not None or spec.perturbs_points is not None]
     return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 

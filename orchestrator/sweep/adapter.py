@@ -38,7 +38,7 @@ from groktune.errors import DamagedFile
 from groktune.layout import FINAL_STATUSES, TUNE_STATE, sweep_status, trainer_status
 from groktune.readback import TUNE_STATE_DATA, read_json_object
 from orchestrator.sweep.ledger import read_record
-from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINTS_KEY, point_trial_id
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINT_KEY, POINTS_KEY, point_trial_id
 from tasks.classes import chance_level
 from trials.loop import TrainResult
 from trials.train import train, train_population
@@ -114,7 +114,7 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 "member_steps_to_target": json.dumps(by_seed)}
 
-    _run_trial(cfgs[0], scorer, fit, checkpoints)
+    _run_trial(first, scorer, fit, checkpoints)
 
 
 PACK_SCORES = "pack_scores.json"
@@ -122,7 +122,8 @@ PACK_SCORES = "pack_scores.json"
 
 
 def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: type, vectorize: str,
-                   checkpoints: CheckpointPolicy = EVERY_SAVE, rungs: Any = None, exp_dir: str | None = None) -> None:
+                   checkpoints: CheckpointPolicy = EVERY_SAVE, rungs: Any = None, pbt: Any = None,
+                   exp_dir: str | None = None) -> None:
     """Run one pack (search.pack): its points (config[PACK_KEY]) as one population, each its own trial.
 
     Every eval reports the pack's median record (what Tune's progress line sees) and, under
@@ -131,21 +132,27 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
     the closing report adds each point's outcome under OUTCOMES_KEY: its status, steps_to_target
     and last scalars. orchestrator.sweep.packing.split_pack turns these back into one trial per
     point. `rungs` (orchestrator.search.point_rungs.PointRungs, with ASHA) judges each point at
-    its rungs; a point below a rung's cut-off stops inside the pack (pruned), the rest go on. The
-    checkpoint holds every point's own state (a lone run's format, trials.member.member_state)
-    and the points' score states, so a retried or resumed pack continues every point where it was;
+    its rungs; a point below a rung's cut-off stops inside the pack (pruned), the rest go on.
+    `pbt` (orchestrator.search.point_pbt.PointPBT) makes the pack's points one PBT population: at
+    its rounds a point in the bottom quantile continues from a top point's state with explored
+    values (trials.train's `clone`); its records then carry its new point under POINT_KEY. The
+    checkpoint holds every point's own state (a lone run's format, trials.member.member_state),
+    the points' score states and current points, so a retried or resumed pack continues every point where it was;
     a point whose end the sweep's ledger (in `exp_dir`) holds but the checkpoint predates (it
     stopped after the checkpoint, then the driver died) does not train again.
     """
-    points = config[PACK_KEY]
-    cfgs = [make_config(p) for p in points]
-    chance = chance_level(cfgs[0].task)
+    first = make_config(config[PACK_KEY][0])
+    chance = chance_level(first.task)
     trial_id = tune.get_context().get_trial_id()
 
     def fit(report: _Reporter, resume_from: Path | None) -> dict:
         saved = {}
         if resume_from is not None and (resume_from / PACK_SCORES).exists():
             saved = json.loads((resume_from / PACK_SCORES).read_text())
+        points = [dict(p) for p in saved.get("points", config[PACK_KEY])]  # PBT moves them
+        moved = set(saved.get("moved", []))  # points PBT has moved: their records carry their point
+        last_round = int(saved.get("round", 0))
+        cfgs = [make_config(p) for p in points]
         states = [scorer.from_dict(saved.get(str(j), {}), chance=chance) for j in range(len(cfgs))]
         # member -> (step, its score there): one update per eval; a resume keeps a stopped point's last
         scored = {int(j): (int(step), float(v)) for j, (step, v) in saved.get("last", {}).items()}
@@ -155,13 +162,27 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
             if scored.get(j, (None,))[0] != step:
                 tc = cfgs[j].train
                 scored[j] = (step, states[j].update(record, tc.target_val_acc, tc.steps))
-            return {**{k: _plain(v) for k, v in record.items()}, "grok_score": scored[j][1]}
+            moved_point = {POINT_KEY: points[j]} if j in moved else {}
+            return {**{k: _plain(v) for k, v in record.items()}, "grok_score": scored[j][1], **moved_point}
 
         def cut(records: list[dict]) -> list[int]:
             if rungs is None:
                 return []
             return [r["member"] for r in records
                     if rungs.stops(point_trial_id(trial_id, r["member"]), point_record(r))]
+
+        def clone(records: list[dict]) -> dict[int, tuple[int, Any]]:
+            nonlocal last_round
+            step = int(records[0]["step"])
+            if pbt is None or not pbt.due(step, last_round):
+                return {}
+            last_round = step
+            moves = pbt.exploit(step, [point_record(r) for r in records], dict(enumerate(points)),
+                                json.dumps(config[PACK_KEY], sort_keys=True, default=str))
+            for j, (i, point) in moves.items():  # this eval's record and score stay j's own; then i's state goes on
+                points[j], states[j] = point, scorer.from_dict(states[i].state_dict(), chance=chance)
+                moved.add(j)
+            return {j: (i, make_config(point)) for j, (i, point) in moves.items()}
 
         def on_eval(evaluation, save=None) -> None:
             live = [point_record(record) for record in evaluation.records]
@@ -175,12 +196,13 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
                 path = save(folder)
                 scores = {str(j): s.state_dict() for j, s in enumerate(states)}
                 scores["last"] = {str(j): list(v) for j, v in scored.items()}
+                scores.update(points=points, moved=sorted(moved), round=last_round)
                 (Path(folder) / PACK_SCORES).write_text(json.dumps(scores, default=_plain))
                 return path
 
             report(summary, save_all if save is not None else None)
 
-        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from, cut=cut,
+        result = train_population(cfgs, on_eval, vectorize=vectorize, resume_from=resume_from, cut=cut, clone=clone,
                                   finished=_ledgered_points(exp_dir, trial_id, len(cfgs)))
         # a point's last score: its last eval's here, or its ledgered one (_ledgered_points)
         outcomes = [{**_outcome(r), "grok_score": scored[j][1] if j in scored else None, **_last_scalars(r.final)}
@@ -188,7 +210,7 @@ def pack_trainable(config: dict, *, make_config: Callable[[dict], Any], scorer: 
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 OUTCOMES_KEY: json.dumps(outcomes)}
 
-    _run_trial(cfgs[0], scorer, fit, checkpoints)
+    _run_trial(first, scorer, fit, checkpoints)
 
 
 def _ledgered_points(exp_dir: str | None, trial_id: str, k: int) -> dict[int, TrainResult]:

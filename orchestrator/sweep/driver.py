@@ -35,6 +35,7 @@ from orchestrator.search.algos import (
     expected_trials,
     num_samples,
     pack_count,
+    point_pbt,
     packs_searched,
     param_space,
     point_rungs,
@@ -126,7 +127,7 @@ def build_trainable(cfg: ExperimentConfig, path: Path, orphans: dict | None = No
     if s.pack > 1:
         bound = tune.with_parameters(run_with_ledger, inner=pack_trainable, make_config=maker, scorer=ScoreState,
                                      vectorize=s.population_vectorize, rungs=point_rungs(s, cfg.train.steps, path),
-                                     exp_dir=str(path), **ledger)
+                                     pbt=point_pbt(s, cfg.seed), exp_dir=str(path), **ledger)
     elif s.seeds_per_trial > 1:
         bound = tune.with_parameters(run_with_ledger, inner=population_trainable, make_members=maker.members,
                                      scorer=ScoreState, vectorize=s.population_vectorize, **ledger)

@@ -30,6 +30,9 @@ POINTS_KEY = "points"
 """Per eval: JSON list of the live points' records, each with "member" (its index in the pack)."""
 OUTCOMES_KEY = "point_outcomes"
 """Closing report: JSON list of {"status", "steps_to_target"} per point, in pack order."""
+POINT_KEY = "point"
+"""In a point's record (under POINTS_KEY): its point now, once PBT has moved it (search.pack with
+pbt: orchestrator.search.point_pbt); split_pack gives a point its latest."""
 DONE_KEY = "points_done"
 """Per eval where points stopped (grokked, diverged, early-stopped, cut at a rung): JSON list of
 {"member", "status", "steps_to_target"} of those points, so each gets its ledger record at once."""
@@ -76,7 +79,8 @@ def point_trial_id(trial_id: str, j: int) -> str:
 def split_pack(trial_id: str, rows: list[dict], pack: list[dict], pack_status: str | None):
     """Yield (point trial id, its rows, its point, its status) for every point of a pack.
 
-    A point's status is the one it stopped with (DONE_KEY, mid-pack), else the closing report's
+    A point's point is its latest (POINT_KEY, once PBT moved it), else its drawn one. A point's
+    status is the one it stopped with (DONE_KEY, mid-pack), else the closing report's
     (OUTCOMES_KEY), else the pack's own when it ended without one (an error), else None (live).
     Its last row carries its "status" and "steps_to_target" once it has a status.
 
@@ -86,11 +90,14 @@ def split_pack(trial_id: str, rows: list[dict], pack: list[dict], pack_status: s
         pack_status: the pack's ledger status (None while it runs).
     """
     per_point: list[list[dict]] = [[] for _ in pack]
+    latest = [dict(p) for p in pack]
     ended: dict[int, dict] = {}
     for row in rows:
         facts = {k: row[k] for k in TRIAL_FACTS if k in row}
         for record in json.loads(row.get(POINTS_KEY) or "[]"):
             j = int(record.pop("member"))
+            if isinstance(record.get(POINT_KEY), dict):
+                latest[j] = record.pop(POINT_KEY)
             per_point[j].append({**facts, **record})
         done = [dict(d) for d in json.loads(row.get(DONE_KEY) or "[]")]
         if OUTCOMES_KEY in row:
@@ -102,7 +109,7 @@ def split_pack(trial_id: str, rows: list[dict], pack: list[dict], pack_status: s
             ended[j] = outcome
             if per_point[j]:
                 per_point[j].append({**per_point[j][-1], **facts, **outcome})
-    for j, point in enumerate(pack):
+    for j, point in enumerate(latest):
         status = ended[j]["status"] if j in ended else pack_status  # no word: the pack's (an error)
         yield point_trial_id(trial_id, j), per_point[j], point, status
 
@@ -142,4 +149,4 @@ def is_pack_record(record: dict) -> bool:
     return "points" in record
 
 
-__all__ = ["DONE_KEY", "OUTCOMES_KEY", "PACK_KEY", "POINTS_KEY", "is_pack_record", "make_packs", "point_trial_id", "record_points", "sample_points", "split_pack"]
+__all__ = ["DONE_KEY", "OUTCOMES_KEY", "PACK_KEY", "POINT_KEY", "POINTS_KEY", "is_pack_record", "make_packs", "point_trial_id", "record_points", "sample_points", "split_pack"]

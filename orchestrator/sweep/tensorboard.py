@@ -21,7 +21,7 @@ from groktune.layout import TENSORBOARD, TIME_ATTR
 from groktune.space import Dist, parse_space
 from orchestrator.config.trial import searched_values
 from orchestrator.sweep.ledger import scalar_metrics
-from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINTS_KEY, point_trial_id
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINT_KEY, POINTS_KEY, point_trial_id
 
 # TensorBoard event files are flushed this often (and when a trial ends), not after every
 # report: a flush is an fsync, and per report it was the driver's largest cost in a sweep of
@@ -138,7 +138,10 @@ class StepTensorBoard(TBXLoggerCallback):
 
         for record in json.loads(result.get(POINTS_KEY) or "[]"):
             j = int(record["member"])
-            writer, _, final = run(j)
+            entry = run(j)
+            if isinstance(record.get(POINT_KEY), dict):
+                entry[1] = record[POINT_KEY]  # PBT moved it: its HPARAMS are its latest point's
+            writer, _, final = entry
             final.update(self._add(point_trial_id(trial.trial_id, j), writer, int(record[TIME_ATTR]),
                                    scalar_metrics({k: v for k, v in record.items() if k != "member"})))
         ended = [dict(d) for d in json.loads(result.get(DONE_KEY) or "[]")]

@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator.config.experiment import config_from_dict
 from orchestrator.config.tree import ConfigError
-from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, POINTS_KEY, make_packs, split_pack
+from orchestrator.sweep.packing import DONE_KEY, OUTCOMES_KEY, PACK_KEY, POINTS_KEY, make_packs, split_pack
 from tests.conftest import TINY, deep_merge
 from tests.orchestrator.driver_kill import kill_driver_when
 from tests.orchestrator.test_cmd_sweep import groktune, write_config
@@ -84,9 +84,9 @@ def test_a_packs_points_are_recorded_with_the_evals_its_staged_file_lost_before_
 
 
 @pytest.mark.parametrize("search, needle", [
-    ({"algorithm": "pbt", "scheduler": "pbt"},
-     "search.pack: got 4 with algorithm pbt and scheduler pbt; packed trials need algorithm tpe, random "
-     "or grid and scheduler asha, hyperband or fifo"),
+    ({"algorithm": "nsga2"},
+     "search.pack: got 4 with algorithm nsga2 and scheduler fifo; packed trials need algorithm tpe, random, "
+     "grid or pbt and scheduler asha, hyperband, fifo or pbt"),
     ({"algorithm": "random", "seeds_per_trial": 2}, "search.pack: got 4 with seeds_per_trial 2"),
     ({"algorithm": "tpe", "metric": ["grok_score", "val_loss"], "mode": ["min", "min"]},
      "search.pack: got 4 with algorithm tpe and several metrics"),
@@ -115,6 +115,19 @@ def _poll_step(exp, step: int, timeout: float, then_a_point: int = 0) -> set[str
     raise AssertionError(f"the pack did not reach step {step} in time")
 
 
+def packed_config(tmp_path, target: float, **search):
+    """A sweep config of 8 tiny points (x+y mod 13, d=16, 400 steps) in one pack of 8, in loop
+    mode, over lr and weight decay; `search` adds the searcher, scheduler and sampling."""
+    return write_config(
+        tmp_path,
+        task={"name": "modular", "op": "x+y", "p": 13, "train_fraction": 0.8},
+        model={"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32},
+        train={"steps": 400, "batch_size": 64, "eval_dense_until": 0, "eval_every": 20, "checkpoint_every": 100,
+               "target_val_acc": target, "target_patience": 2, "per_class_metrics": False},
+        search={"space": {"optim.lr": {"loguniform": [3e-4, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}},
+                "pack": 8, "population_vectorize": "loop", "checkpoint_every": 100, **search})
+
+
 @pytest.mark.slow
 def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(tmp_path):
     from orchestrator.config.experiment import load_config
@@ -122,16 +135,8 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
     from orchestrator.sweep.ledger import count_starts, lineage, read_ledger
     from trials.train import train
 
-    cfg = write_config(
-        tmp_path,
-        task={"name": "modular", "op": "x+y", "p": 13, "train_fraction": 0.8},
-        model={"n_layers": 1, "d_model": 16, "n_heads": 2, "d_ff": 32},
-        # target 0.5: some points reach it mid-pack (and stop there), others run the whole budget
-        train={"steps": 400, "batch_size": 64, "eval_dense_until": 0, "eval_every": 20, "checkpoint_every": 100,
-               "target_val_acc": 0.5, "target_patience": 2, "per_class_metrics": False},
-        search={"space": {"optim.lr": {"loguniform": [3e-4, 3e-2]}, "optim.weight_decay": {"uniform": [0.1, 1.0]}},
-                "algorithm": "random", "scheduler": "fifo", "num_samples": 4, "seeds": [0, 1], "pack": 8,
-                "population_vectorize": "loop", "checkpoint_every": 100})
+    # target 0.5: some points reach it mid-pack (and stop there), others run the whole budget
+    cfg = packed_config(tmp_path, 0.5, algorithm="random", scheduler="fifo", num_samples=4, seeds=[0, 1])
     exp = tmp_path / "res" / "clitest"
     # Mid-pack, past a checkpoint, as soon as a point stopped (grokked) inside the pack.
     before = {}
@@ -181,3 +186,48 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
             assert got[key].tolist() == [r[key] for r in records], (row["trial_id"], key)
         assert row["status"] == result.status
         assert (None if pd.isna(row["steps_to_target"]) else int(row["steps_to_target"])) == result.steps_to_target
+
+
+@pytest.mark.slow
+def test_packed_pbt_moves_points_inside_their_pack_and_a_killed_sweep_resumes_to_the_same_tables(tmp_path):
+    """search.pack 8 with pbt: the pack's points are one population; at every round the bottom
+    quarter continues from a top-quarter point with explored lr and weight decay. A sweep whose
+    driver is SIGKILLed after the first round and resumed ends with the tables of one that ran
+    through: the same moved points, statuses and curves (loop mode: bitwise, wall time aside)."""
+    from orchestrator.sweep.ledger import read_ledger
+
+    cfg = packed_config(tmp_path, 0.9, algorithm="pbt", scheduler="pbt", num_samples=8, perturbation_interval=100)
+    through = groktune("sweep", cfg, "--storage", tmp_path / "through")
+    assert through.returncode == 0, through.stderr[-3000:]
+    exp = tmp_path / "res" / "clitest"
+    kill_driver_when(cfg, tmp_path, lambda: _poll_step(exp, 160, 500))  # past the first round and its checkpoint
+    resumed = groktune("sweep", cfg, "--storage", tmp_path / "res", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    tables = {}
+    for name, folder in (("through", tmp_path / "through" / "clitest"), ("resumed", exp)):
+        trials = pd.read_parquet(folder / "trials.parquet").sort_values("trial_id", ignore_index=True)
+        curves = pd.read_parquet(folder / "curves.parquet").drop(columns=["wall_time"])
+        tables[name] = trials, curves.sort_values(["trial_id", "step"], ignore_index=True), read_ledger(folder)
+    trials, curves, ledger = tables["through"]
+    pack = next(rec for rec in ledger.values() if "points" in rec)
+    drawn = pack["config"][PACK_KEY]
+    assert len(trials) == 8 and trials["trial_id"].str.endswith(tuple(f"_p{j}" for j in range(8))).all()
+    moved = [j for j in range(8) if trials.loc[j, "optim.lr"] != pytest.approx(drawn[j]["optim.lr"])]
+    assert moved, "no point was moved"
+    for j in moved:  # a moved point's row and ledger record hold its latest point, inside the space
+        record = ledger[trials.loc[j, "trial_id"]]
+        assert record["config"]["optim.lr"] == trials.loc[j, "optim.lr"] and 3e-4 <= trials.loc[j, "optim.lr"] <= 3e-2
+        assert 0.1 <= trials.loc[j, "optim.weight_decay"] <= 1.0
+        lrs = curves[curves.trial_id == trials.loc[j, "trial_id"]]["lr"]
+        assert lrs.nunique() >= 2  # its curve runs under its drawn lr, then under the moved one
+    steps = curves.groupby("trial_id")["step"].apply(list)
+    assert all(s == sorted(set(s)) for s in steps)  # one record per eval, no step twice
+    r_trials, r_curves, _ = tables["resumed"]
+    assert r_trials["restarts"].max() >= 1  # the pack continued from its checkpoint after the kill
+    rename = dict(zip(r_trials["trial_id"], trials["trial_id"]))  # the ids differ between the sweeps, the points not
+    keys = ["trial_id", "optim.lr", "optim.weight_decay", "seed", "status", "steps_to_target", "final_val_acc"]
+    pd.testing.assert_frame_equal(r_trials.assign(trial_id=r_trials["trial_id"].map(rename))[keys], trials[keys])
+    metrics = ["trial_id", "step", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "param_norm", "grok_score"]
+    r_curves = r_curves.assign(trial_id=r_curves["trial_id"].map(rename)).sort_values(["trial_id", "step"],
+                                                                                    ignore_index=True)
+    pd.testing.assert_frame_equal(r_curves[metrics], curves[metrics])
