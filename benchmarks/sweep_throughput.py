@@ -23,7 +23,8 @@ One run, side by side, every sweep a subprocess (its own Ray, started and stoppe
 4. with --packs 1,4,16: the same N trials through `groktune sweep` with random search and
    search.pack K (K points trained as one population per Ray trial, orchestrator.sweep.packing), each
    against the true floor N × (one trial alone) / CPUs (a packed point's wall_time is its pack's
-   clock, so Σ trial wall would count a pack K times).
+   clock, so Σ trial wall would count a pack K times); with --pack-vectorize loop,vmap each K
+   runs in both of the population's modes.
 
 Prints a Markdown table (and writes it with the raw numbers as JSON with --json).
 """
@@ -182,13 +183,15 @@ def measure(args, work: Path) -> dict:
                         "floor": sum(trial_s) / cpus, "over_floor": wall / (sum(trial_s) / cpus),
                         "vs_groktune": wall / out["groktune"]["wall"]}
     for k in args.packs:
-        name = f"pack{k}"
-        sets = [*args.set, "search.algorithm=random", f"search.pack={k}"]
-        wall, rss, code, cpu_s = run_driver(groktune_cmd(config, work, name, sets), work / f"{name}.log")
-        rows = len(groktune_trial_seconds(work / name)) if (work / name / "trials.parquet").exists() else 0
-        floor = out["alone_s"] * args.trials / cpus
-        out.setdefault("packs", {})[k] = {"wall": wall, "rss_mb": rss, "exit": code, "driver_cpu_s": cpu_s,
-                                          "trials": rows, "floor_alone": floor, "over_floor": wall / floor}
+        for mode in args.pack_vectorize:
+            key = k if mode == "auto" else f"{k}-{mode}"
+            name = f"pack{key}"
+            sets = [*args.set, "search.algorithm=random", f"search.pack={k}", f"search.population_vectorize={mode}"]
+            wall, rss, code, cpu_s = run_driver(groktune_cmd(config, work, name, sets), work / f"{name}.log")
+            rows = len(groktune_trial_seconds(work / name)) if (work / name / "trials.parquet").exists() else 0
+            floor = out["alone_s"] * args.trials / cpus
+            out.setdefault("packs", {})[key] = {"wall": wall, "rss_mb": rss, "exit": code, "driver_cpu_s": cpu_s,
+                                                "trials": rows, "floor_alone": floor, "over_floor": wall / floor}
     out["load_after"] = os.getloadavg()
     return out
 
@@ -216,7 +219,9 @@ def table(m: dict, trials: int, steps: int) -> str:
                     f"{p['floor']:.1f} | wall / floor = {p['over_floor']:.2f}; plain / groktune = "
                     f"**{p['vs_groktune']:.2f}** | > 1 | {p['rss_mb']:.0f} | {p['driver_cpu_s']:.0f} |")
     for k, p in m.get("packs", {}).items():
-        rows.append(f"| same, `groktune sweep` (random, FIFO), search.pack {k} | {p['trials']} | {p['wall']:.1f} | - | "
+        k, _, mode = str(k).partition("-")
+        label = f"search.pack {k}" + (f", population_vectorize {mode}" if mode else "")
+        rows.append(f"| same, `groktune sweep` (random, FIFO), {label} | {p['trials']} | {p['wall']:.1f} | - | "
                     f"{p['floor_alone']:.1f} (N × alone / CPUs) | wall / floor = **{p['over_floor']:.2f}** | ≤ 1.3 | "
                     f"{p['rss_mb']:.0f} | {p['driver_cpu_s']:.0f} |")
     return "\n".join(rows)
@@ -235,6 +240,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-plain", action="store_true")
     parser.add_argument("--packs", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
                         help="also run the small trials packed, e.g. 1,4,16 (random search, search.pack K)")
+    parser.add_argument("--pack-vectorize", type=lambda s: [x for x in s.split(",") if x], default=["auto"],
+                        help="run each --packs K in these search.population_vectorize modes, e.g. loop,vmap "
+                             "(auto: loop on a CPU)")
     parser.add_argument("--demo-packs", type=lambda s: [int(x) for x in s.split(",") if x], default=[],
                         help="also run the demo packed, e.g. 4,16 (search.pack K; the demo's own TPE + ASHA)")
     parser.add_argument("--json", type=Path, help="also write the numbers here")

@@ -37,7 +37,7 @@ def test_a_tiny_run_fills_the_table(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(PATH), "--trials", "6", "--steps", "40", "--repeats", "1", "--json", str(out),
          "--demo-set", "search.num_samples=2", "--demo-set", "train.steps=200", "--keep", str(tmp_path / "runs"),
-         "--demo-packs", "4", "--packs", "3"],
+         "--demo-packs", "4", "--packs", "3", "--pack-vectorize", "auto,vmap"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads(out.read_text())
@@ -52,3 +52,5 @@ def test_a_tiny_run_fills_the_table(tmp_path):
     assert packed_demo["exit"] == 0 and packed_demo["trials"] == 2 and 1 <= packed_demo["packs"] <= 2
     assert 0 < packed_demo["efficiency"] < 1 and "| demo, search.pack 4" in proc.stdout
     assert packed["exit"] == 0 and packed["trials"] == 6 and packed["over_floor"] > 0
+    vmapped = m["packs"]["3-vmap"]
+    assert vmapped["exit"] == 0 and vmapped["trials"] == 6 and "search.pack 3, population_vectorize vmap" in proc.stdout
