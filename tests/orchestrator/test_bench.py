@@ -211,3 +211,17 @@ def test_bench_summaries_copies_what_the_table_reads_and_refuses_a_clash(tmp_pat
     assert "exists with other contents" in capsys.readouterr().err
     assert (into / "runs/s/lr=1/seed0/metrics.jsonl").read_text() == "{}\n"  # nothing copied
     assert script.main([str(tmp_path / "nope"), "--into", str(into)]) == 2
+
+
+def test_the_committed_grokbench_table_is_rewritten_from_the_committed_run_summaries(tmp_path, capsys):
+    """benchmarks/grokbench holds the run summaries its table is computed from: `groktune bench
+    --seeds 3 --out <a copy> --table-only` (what scripts/docs_figures.py --only grokbench runs)
+    gives the committed table.csv again, from a clean clone."""
+    import shutil
+
+    committed = Path(__file__).resolve().parents[2] / "benchmarks" / "grokbench"
+    assert len(list((committed / "runs").rglob("metrics.jsonl"))) >= 60
+    copy = tmp_path / "grokbench"
+    shutil.copytree(committed / "runs", copy / "runs")
+    assert main(["bench", "--seeds", "3", "--out", str(copy), "--table-only"]) == 0
+    assert (copy / "table.csv").read_text() == (committed / "table.csv").read_text()
