@@ -114,7 +114,7 @@ def population_trainable(config: dict, *, make_members: Callable[[dict], list], 
         return {"status": result.status, "steps_to_target": result.median_steps_to_target,
                 "member_steps_to_target": json.dumps(by_seed)}
 
-    _run_trial(first, scorer, fit, checkpoints)
+    _run_trial(cfgs[0], scorer, fit, checkpoints)
 
 
 PACK_SCORES = "pack_scores.json"
