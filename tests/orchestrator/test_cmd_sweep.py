@@ -242,6 +242,7 @@ def test_failed_trial_retries_from_checkpoint_and_divergence_does_not_stop_the_s
 
 
 @pytest.mark.slow
+@pytest.mark.full  # a driver kill and resume: the crash tier
 def test_sigkilled_driver_resumes_without_rerunning_finished_trials(tmp_path):
     cfg = write_config(tmp_path, train={**BASE["train"], "steps": 1200, "target_patience": 0},
                        search={"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "num_samples": 5,

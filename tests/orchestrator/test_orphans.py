@@ -58,6 +58,7 @@ def _assert_nothing_left(driver, recorded, root, short_tmp, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.full  # kills a running driver three ways: the crash tier
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill", "term", "int"])
 def test_a_killed_driver_leaves_no_ray_process_and_no_temp_file(tmp_path, short_tmp, sig):
     driver, recorded, root = _watch_until_running(tmp_path, short_tmp)

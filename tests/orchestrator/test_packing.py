@@ -2,11 +2,12 @@
 into packs, each pack one Ray trial, each point its own row and curve.
 
 Fast tier: packing and splitting on plain data, and the config's refusals.
-Slow tier (real local Ray): a sweep with pack 8 over lr, weight decay and two seeds, whose driver
+Full tier (real local Ray, the crash tier): a sweep with pack 8 over lr, weight decay and two seeds, whose driver
 is SIGKILLed mid-pack, just after a point stopped inside it, and resumed: one row, one ledger
 record and one TensorBoard run per point, each with its own status; no point that had stopped
 trains again; every point's curve equal to the same point trained alone (loop mode: bitwise,
-wall_time aside).
+wall_time aside); and a packed PBT sweep, killed after its first round and resumed, equal to one
+that ran through.
 """
 
 import json
@@ -129,6 +130,7 @@ def packed_config(tmp_path, target: float, **search):
 
 
 @pytest.mark.slow
+@pytest.mark.full  # a driver kill and resume: the crash tier
 def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(tmp_path):
     from orchestrator.config.experiment import load_config
     from orchestrator.config.trial import maker_for
@@ -189,6 +191,7 @@ def test_a_packed_sweep_survives_a_driver_kill_and_equals_points_trained_alone(t
 
 
 @pytest.mark.slow
+@pytest.mark.full  # a driver kill and resume: the crash tier
 def test_packed_pbt_moves_points_inside_their_pack_and_a_killed_sweep_resumes_to_the_same_tables(tmp_path):
     """search.pack 8 with pbt: the pack's points are one population; at every round the bottom
     quarter continues from a top-quarter point with explored lr and weight decay. A sweep whose

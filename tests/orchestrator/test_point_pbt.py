@@ -1,7 +1,7 @@
 """PBT per point of packed trials (orchestrator.search.point_pbt): who exploits whom, what is
 explored and what is held, on plain records. The trainer's side (a clone continues exactly as
 its source resumed under the new config) is tests/trials/test_population.py; a real packed PBT
-sweep is in tests/orchestrator/test_packing.py (slow tier)."""
+sweep is in tests/orchestrator/test_packing.py (full tier, with a driver kill)."""
 
 import math
 
